@@ -1,0 +1,446 @@
+//! Column mappings: how a vendor's CSV columns or JSON field names become plumewatch's
+//! canonical fields, with unit conversion, value translation and missing-value tokens.
+//!
+//! One mapping file serves CSV and NDJSON alike (`fixtures/mappings/conox.toml` reads the
+//! CONOX CSV and the same records written as NDJSON). Without a file, every canonical field
+//! is read under its own name in its canonical unit (see `schemas/`).
+//!
+//! ```toml
+//! [mapping]
+//! name = "conox"
+//! missing = ["No data", "NO DATA", ""]
+//! [fields.accel_mps2]
+//! source = "AccelKPHPerSec"
+//! unit = "kmh_per_s"           # or scale = 0.2777…, offset = 0
+//! [fields.passed_at]
+//! source = "PassageTime"
+//! time = "unix_s"              # unix_ms | rfc3339 | a chrono format, with utc_offset
+//! [fields.fuel]
+//! source = "FuelType"
+//! values = { DIESEL = "diesel" }
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
+use serde::Deserialize;
+
+use super::record::{FieldError, FieldSpec, Kind, Record, Val};
+
+/// Errors loading or compiling a mapping file.
+#[derive(Debug, thiserror::Error)]
+pub enum MappingError {
+    #[error("cannot read mapping {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("mapping {path}: {source}")]
+    Parse {
+        path: String,
+        source: Box<toml::de::Error>,
+    },
+    #[error("mapping {path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+struct MappingHeader {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    missing: Vec<String>,
+}
+
+/// One field entry of a mapping file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldEntry {
+    /// Source column (CSV header) or JSON field name.
+    pub source: String,
+    /// Named unit of the source value (see [`Conversion::named`]).
+    pub unit: Option<String>,
+    /// Linear conversion `canonical = raw·scale + offset` (when `unit` is not given).
+    pub scale: Option<f64>,
+    pub offset: Option<f64>,
+    /// Time encoding: `unix_s`, `unix_ms`, `rfc3339`, or a chrono format string.
+    pub time: Option<String>,
+    /// Offset of local times without a zone, e.g. `+08:00` (Beijing time). Default UTC.
+    pub utc_offset: Option<String>,
+    /// Translation of source values to canonical text (e.g. colour codes, fuel words).
+    #[serde(default)]
+    pub values: BTreeMap<String, String>,
+}
+
+/// A mapping file.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Mapping {
+    #[serde(default)]
+    mapping: MappingHeader,
+    #[serde(default)]
+    fields: BTreeMap<String, FieldEntry>,
+}
+
+/// Numeric conversion to the canonical unit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Conversion {
+    Linear {
+        scale: f64,
+        offset: f64,
+    },
+    /// Grade given in degrees → percent (`100·tan θ`).
+    DegreesToPct,
+}
+
+impl Conversion {
+    /// Named units: `kmh_per_s` (→ m/s²), `mps` (m/s → km/h), `mph` (→ km/h), `ppm_per_pct`
+    /// (Chinese-platform HC/CO2 and NO/CO2 in ppm/% → mol/mol: ×1e-4, `remote-sensing.md §1.6`),
+    /// `pct_per_pct` and `identity` (×1), `fraction` (→ percent ×100), `degrees` (grade in
+    /// degrees → percent), `kpa`, `celsius`.
+    pub fn named(unit: &str) -> Option<Conversion> {
+        let lin = |scale: f64| Some(Conversion::Linear { scale, offset: 0.0 });
+        match unit {
+            "kmh_per_s" => lin(1.0 / 3.6),
+            "mps" => lin(3.6),
+            "mph" => lin(1.609_344),
+            "ppm_per_pct" => lin(1e-4),
+            "pct_per_pct" | "identity" | "kmh" | "mps2" | "percent" | "kpa" | "celsius" => lin(1.0),
+            "fraction" => lin(100.0),
+            "degrees" => Some(Conversion::DegreesToPct),
+            "fahrenheit" => Some(Conversion::Linear {
+                scale: 5.0 / 9.0,
+                offset: -32.0 * 5.0 / 9.0,
+            }),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    fn apply(self, v: f64) -> f64 {
+        match self {
+            Conversion::Linear { scale, offset } => v * scale + offset,
+            Conversion::DegreesToPct => 100.0 * v.to_radians().tan(),
+        }
+    }
+}
+
+/// How a time field is encoded.
+#[derive(Clone, Debug)]
+pub enum TimeFormat {
+    /// Canonical: RFC 3339 text, or an integer of Unix milliseconds.
+    Auto,
+    UnixSeconds,
+    UnixMillis,
+    Rfc3339,
+    Pattern {
+        format: String,
+        offset: FixedOffset,
+    },
+}
+
+/// A compiled entry: canonical slot plus conversions.
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    pub slot: usize,
+    pub name: &'static str,
+    pub kind: Kind,
+    conv: Conversion,
+    time: TimeFormat,
+    values: HashMap<String, String>,
+}
+
+/// A mapping compiled against one stream's field table.
+#[derive(Clone, Debug)]
+pub struct CompiledMapping {
+    pub name: String,
+    entries: Vec<Compiled>,
+    by_source: HashMap<String, usize>,
+    missing: Vec<String>,
+}
+
+impl Mapping {
+    /// Reads a mapping file.
+    pub fn load(path: &Path) -> Result<Mapping, MappingError> {
+        let text = std::fs::read_to_string(path).map_err(|source| MappingError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| MappingError::Parse {
+            path: path.display().to_string(),
+            source: Box::new(e),
+        })
+    }
+
+    /// Compiles against `specs`; with `None`, the identity mapping of canonical names.
+    pub fn compile(
+        mapping: Option<&Mapping>,
+        specs: &'static [FieldSpec],
+        origin: &str,
+    ) -> Result<CompiledMapping, MappingError> {
+        let invalid = |message: String| MappingError::Invalid {
+            path: origin.to_string(),
+            message,
+        };
+        let mut entries = Vec::new();
+        let mut by_source = HashMap::new();
+        let (name, missing) = match mapping {
+            Some(m) => (m.mapping.name.clone(), m.mapping.missing.clone()),
+            None => ("canonical".to_string(), vec![String::new()]),
+        };
+        match mapping {
+            None => {
+                for (slot, s) in specs.iter().enumerate() {
+                    by_source.insert(s.name.to_string(), entries.len());
+                    entries.push(Compiled {
+                        slot,
+                        name: s.name,
+                        kind: s.kind,
+                        conv: Conversion::Linear {
+                            scale: 1.0,
+                            offset: 0.0,
+                        },
+                        time: TimeFormat::Auto,
+                        values: HashMap::new(),
+                    });
+                }
+            }
+            Some(m) => {
+                for (field, e) in &m.fields {
+                    let Some(slot) = specs.iter().position(|s| s.name == field) else {
+                        let known: Vec<_> = specs.iter().map(|s| s.name).collect();
+                        return Err(invalid(format!(
+                            "[fields.{field}]: not a field of this stream (known: {})",
+                            known.join(", ")
+                        )));
+                    };
+                    let spec = specs[slot];
+                    let conv = match (&e.unit, e.scale, e.offset) {
+                        (Some(u), _, _) => Conversion::named(u).ok_or_else(|| {
+                            invalid(format!("[fields.{field}]: unknown unit '{u}'"))
+                        })?,
+                        (None, s, o) => Conversion::Linear {
+                            scale: s.unwrap_or(1.0),
+                            offset: o.unwrap_or(0.0),
+                        },
+                    };
+                    let time = match e.time.as_deref() {
+                        None => TimeFormat::Auto,
+                        Some("unix_s") => TimeFormat::UnixSeconds,
+                        Some("unix_ms") => TimeFormat::UnixMillis,
+                        Some("rfc3339") => TimeFormat::Rfc3339,
+                        Some(p) => {
+                            let off = match e.utc_offset.as_deref() {
+                                None => FixedOffset::east_opt(0).expect("zero offset"),
+                                Some(o) => parse_offset(o).ok_or_else(|| {
+                                    invalid(format!("[fields.{field}]: bad utc_offset '{o}'"))
+                                })?,
+                            };
+                            TimeFormat::Pattern {
+                                format: p.to_string(),
+                                offset: off,
+                            }
+                        }
+                    };
+                    if by_source.insert(e.source.clone(), entries.len()).is_some() {
+                        return Err(invalid(format!("source '{}' is mapped twice", e.source)));
+                    }
+                    entries.push(Compiled {
+                        slot,
+                        name: spec.name,
+                        kind: spec.kind,
+                        conv,
+                        time,
+                        values: e
+                            .values
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                    });
+                }
+            }
+        }
+        Ok(CompiledMapping {
+            name,
+            entries,
+            by_source,
+            missing,
+        })
+    }
+}
+
+fn parse_offset(s: &str) -> Option<FixedOffset> {
+    let (sign, rest) = match s.as_bytes().first()? {
+        b'+' => (1, &s[1..]),
+        b'-' => (-1, &s[1..]),
+        _ => (1, s),
+    };
+    let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
+    let secs = h.parse::<i32>().ok()? * 3600 + m.parse::<i32>().ok()? * 60;
+    FixedOffset::east_opt(sign * secs)
+}
+
+/// Renders an integral float without the fraction (`34.0` → `34`).
+fn id_from_f64(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 9.0e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+impl CompiledMapping {
+    /// Entry for a source column / JSON key.
+    #[inline]
+    pub fn entry_for(&self, source: &str) -> Option<usize> {
+        self.by_source.get(source).copied()
+    }
+
+    /// The compiled entry `i`.
+    pub fn entry(&self, i: usize) -> &Compiled {
+        &self.entries[i]
+    }
+
+    /// Applies entry `i` to a text value (CSV cell or JSON string).
+    pub fn apply_text(&self, i: usize, raw: &str, rec: &mut Record) -> Result<(), FieldError> {
+        let e = &self.entries[i];
+        let t = raw.trim();
+        if self.missing.iter().any(|m| m == t) {
+            rec.vals[e.slot] = Val::Missing;
+            return Ok(());
+        }
+        let t = e.values.get(t).map(String::as_str).unwrap_or(t);
+        match e.kind {
+            Kind::Str => rec.set_str(e.slot, t),
+            Kind::Id => match t.parse::<f64>() {
+                Ok(v) if v.is_finite() && t.contains('.') => rec.set_str(e.slot, &id_from_f64(v)),
+                _ => rec.set_str(e.slot, t),
+            },
+            Kind::Num => {
+                let v: f64 = t.parse().map_err(|_| {
+                    FieldError::field(e.name, format!("expected a number, got \"{}\"", clip(t)))
+                })?;
+                self.put_num(i, v, rec)?;
+            }
+            Kind::Time => {
+                let ms = match &e.time {
+                    TimeFormat::Auto | TimeFormat::Rfc3339 => match t.parse::<i64>() {
+                        Ok(ms) if matches!(e.time, TimeFormat::Auto) => ms,
+                        _ => DateTime::parse_from_rfc3339(t)
+                            .map_err(|err| {
+                                FieldError::field(
+                                    e.name,
+                                    format!("bad RFC 3339 time \"{}\": {err}", clip(t)),
+                                )
+                            })?
+                            .timestamp_millis(),
+                    },
+                    TimeFormat::UnixSeconds | TimeFormat::UnixMillis => {
+                        let v: f64 = t.parse().map_err(|_| {
+                            FieldError::field(
+                                e.name,
+                                format!("expected a Unix time, got \"{}\"", clip(t)),
+                            )
+                        })?;
+                        return self.put_num(i, v, rec);
+                    }
+                    TimeFormat::Pattern { format, offset } => {
+                        let naive = NaiveDateTime::parse_from_str(t, format).map_err(|err| {
+                            FieldError::field(
+                                e.name,
+                                format!("time \"{}\" does not match \"{format}\": {err}", clip(t)),
+                            )
+                        })?;
+                        offset
+                            .from_local_datetime(&naive)
+                            .single()
+                            .map(|d| d.timestamp_millis())
+                            .ok_or_else(|| FieldError::field(e.name, "ambiguous local time"))?
+                    }
+                };
+                rec.vals[e.slot] = Val::Time(ms);
+            }
+            Kind::Date => {
+                let fmt = match &e.time {
+                    TimeFormat::Pattern { format, .. } => format.as_str(),
+                    _ => "%Y-%m-%d",
+                };
+                let d = NaiveDate::parse_from_str(t, fmt).map_err(|err| {
+                    FieldError::field(
+                        e.name,
+                        format!("date \"{}\" does not match \"{fmt}\": {err}", clip(t)),
+                    )
+                })?;
+                let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+                rec.vals[e.slot] = Val::Date((d - epoch).num_days() as i32);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies entry `i` to a JSON number.
+    pub fn apply_num(&self, i: usize, v: f64, rec: &mut Record) -> Result<(), FieldError> {
+        let e = &self.entries[i];
+        match e.kind {
+            Kind::Num | Kind::Time => self.put_num(i, v, rec),
+            Kind::Id | Kind::Str => {
+                if !v.is_finite() {
+                    return Err(FieldError::field(e.name, "non-finite number"));
+                }
+                let s = id_from_f64(v);
+                let s = e.values.get(&s).cloned().unwrap_or(s);
+                rec.set_str(e.slot, &s);
+                Ok(())
+            }
+            Kind::Date => Err(FieldError::field(
+                e.name,
+                "expected a date string, got a number",
+            )),
+        }
+    }
+
+    fn put_num(&self, i: usize, v: f64, rec: &mut Record) -> Result<(), FieldError> {
+        let e = &self.entries[i];
+        if !v.is_finite() {
+            return Err(FieldError::field(e.name, format!("non-finite number {v}")));
+        }
+        match e.kind {
+            Kind::Time => {
+                let ms = match e.time {
+                    TimeFormat::UnixSeconds => (v * 1000.0).round() as i64,
+                    TimeFormat::UnixMillis | TimeFormat::Auto => v.round() as i64,
+                    _ => {
+                        return Err(FieldError::field(
+                            e.name,
+                            "expected a time string, got a number",
+                        ));
+                    }
+                };
+                rec.vals[e.slot] = Val::Time(ms);
+            }
+            _ => rec.vals[e.slot] = Val::Num(e.conv.apply(v)),
+        }
+        Ok(())
+    }
+
+    /// Checks the required fields of `specs` after a record is decoded.
+    pub fn check_required(specs: &[FieldSpec], rec: &Record) -> Result<(), FieldError> {
+        for (i, s) in specs.iter().enumerate() {
+            if s.required && rec.vals[i] == Val::Missing {
+                return Err(FieldError::field(s.name, "required field is missing"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Shortens a value for an error message.
+pub fn clip(s: &str) -> String {
+    if s.chars().count() > 40 {
+        let mut t: String = s.chars().take(40).collect();
+        t.push('…');
+        t
+    } else {
+        s.to_string()
+    }
+}

@@ -1,0 +1,6 @@
+//! Decoding: bytes of each input format into canonical field values (no I/O policy here).
+
+pub mod fields;
+pub mod mapping;
+pub mod record;
+pub mod text;

@@ -1,0 +1,136 @@
+//! Field specifications of every input stream and the reusable per-record value slots that
+//! the CSV and NDJSON decoders fill (no value tree per record: one `Record` is reused).
+
+/// Kind of a canonical field: decides parsing and unit conversion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Free text (site id, plate, fuel word …).
+    Str,
+    /// Identifier: text, or a number rendered without a trailing `.0` (`34.0` → `34`).
+    Id,
+    /// Finite number (f64). `NaN`/`Infinity` are errors.
+    Num,
+    /// Instant, stored as Unix milliseconds UTC.
+    Time,
+    /// Calendar date, stored as days since 1970-01-01.
+    Date,
+}
+
+/// One canonical field of a stream.
+#[derive(Clone, Copy, Debug)]
+pub struct FieldSpec {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub required: bool,
+}
+
+/// A decoded value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Val {
+    Missing,
+    Num(f64),
+    /// Byte range into `Record::text`.
+    Str(u32, u32),
+    Time(i64),
+    Date(i32),
+}
+
+/// Value slots for one record, indexed like the stream's `FieldSpec` table; reused.
+#[derive(Debug)]
+pub struct Record {
+    pub vals: Vec<Val>,
+    pub text: String,
+}
+
+impl Record {
+    /// Empty slots for `n` fields.
+    pub fn new(n: usize) -> Self {
+        Record {
+            vals: vec![Val::Missing; n],
+            text: String::with_capacity(256),
+        }
+    }
+
+    /// Resets every slot to missing, keeping allocations.
+    pub fn clear(&mut self) {
+        self.vals.iter_mut().for_each(|v| *v = Val::Missing);
+        self.text.clear();
+    }
+
+    /// Stores a string value in slot `i`.
+    pub fn set_str(&mut self, i: usize, s: &str) {
+        let start = self.text.len() as u32;
+        self.text.push_str(s);
+        self.vals[i] = Val::Str(start, self.text.len() as u32);
+    }
+
+    /// Number in slot `i`, if any.
+    #[inline]
+    pub fn num(&self, i: usize) -> Option<f64> {
+        match self.vals[i] {
+            Val::Num(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Text in slot `i`, if any.
+    #[inline]
+    pub fn str(&self, i: usize) -> Option<&str> {
+        match self.vals[i] {
+            Val::Str(a, b) => self.text.get(a as usize..b as usize),
+            _ => None,
+        }
+    }
+
+    /// Unix ms in slot `i`, if any.
+    #[inline]
+    pub fn time(&self, i: usize) -> Option<i64> {
+        match self.vals[i] {
+            Val::Time(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Days since epoch in slot `i`, if any.
+    #[inline]
+    pub fn date(&self, i: usize) -> Option<i32> {
+        match self.vals[i] {
+            Val::Date(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// A decode error for one record: which field, and why. Shown in `quarantine.reason` as
+/// `field <name>: <message>` (or the message alone for record-level errors).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldError {
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl FieldError {
+    /// An error tied to one field.
+    pub fn field(name: &str, message: impl Into<String>) -> Self {
+        FieldError {
+            field: Some(name.to_string()),
+            message: message.into(),
+        }
+    }
+    /// An error of the whole record.
+    pub fn record(message: impl Into<String>) -> Self {
+        FieldError {
+            field: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.field {
+            Some(n) => write!(f, "field {n}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Rules: each rule is one module; its docstring cites the clause or domain-doc section.
+
+pub mod china3;
+pub mod rsd_limits;

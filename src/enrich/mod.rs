@@ -1,0 +1,7 @@
+//! Enrichment: registry join and the RSD reduction (concentrations, g/kg, VSP).
+
+pub mod plate_reads;
+pub mod reduce;
+pub mod registry;
+pub mod rsd;
+pub mod vehicles;

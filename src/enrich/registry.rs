@@ -1,0 +1,155 @@
+//! The vehicle registry in memory: plate (+ colour) → registered vehicle, loaded from the
+//! `vehicles` table and used to enrich passes and plate reads (DESIGN.md "enrich").
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::Path;
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{Date32Type, Int64Type};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::model::{Fuel, PlateColor};
+
+/// One registered vehicle.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VehicleInfo {
+    pub plate: String,
+    pub plate_color: Option<PlateColor>,
+    pub vin: Option<String>,
+    pub fuel: Option<Fuel>,
+    /// Emission stage 0–6.
+    pub emission_standard: Option<u8>,
+    pub emission_standard_raw: Option<String>,
+    /// GA 802 code.
+    pub vehicle_type: Option<String>,
+    /// Days since 1970-01-01.
+    pub registered_on: Option<i32>,
+}
+
+/// Plate → vehicles (several when plate colours differ).
+#[derive(Clone, Debug, Default)]
+pub struct Registry {
+    by_plate: HashMap<String, Vec<VehicleInfo>>,
+    by_vin: HashMap<String, (String, usize)>,
+}
+
+impl Registry {
+    /// Adds (or replaces, same plate and colour) a vehicle.
+    pub fn insert(&mut self, v: VehicleInfo) {
+        let list = self.by_plate.entry(v.plate.clone()).or_default();
+        let idx = match list.iter().position(|o| o.plate_color == v.plate_color) {
+            Some(i) => {
+                list[i] = v.clone();
+                i
+            }
+            None => {
+                list.push(v.clone());
+                list.len() - 1
+            }
+        };
+        if let Some(vin) = &v.vin {
+            self.by_vin.insert(vin.clone(), (v.plate.clone(), idx));
+        }
+    }
+
+    /// Number of plates.
+    pub fn len(&self) -> usize {
+        self.by_plate.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.by_plate.is_empty()
+    }
+
+    /// The vehicle for a normalised plate; with a colour, the one of that colour (or one
+    /// with no colour on file); without, the only one or the first.
+    pub fn lookup(&self, plate: &str, color: Option<PlateColor>) -> Option<&VehicleInfo> {
+        let list = self.by_plate.get(plate)?;
+        match color {
+            Some(c) => list
+                .iter()
+                .find(|v| v.plate_color == Some(c))
+                .or_else(|| list.iter().find(|v| v.plate_color.is_none())),
+            None => list.first(),
+        }
+    }
+
+    /// The vehicle with this VIN.
+    pub fn by_vin(&self, vin: &str) -> Option<&VehicleInfo> {
+        let (plate, i) = self.by_vin.get(vin)?;
+        self.by_plate.get(plate).and_then(|l| l.get(*i))
+    }
+
+    /// Loads every Parquet file under `dir` (the `vehicles` table). A missing directory is an
+    /// empty registry.
+    pub fn load(dir: &Path) -> Result<Registry, String> {
+        let mut reg = Registry::default();
+        if !dir.exists() {
+            return Ok(reg);
+        }
+        let mut files: Vec<_> = walk_parquet(dir);
+        files.sort();
+        for p in files {
+            let f = File::open(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+            let rdr = ParquetRecordBatchReaderBuilder::try_new(f)
+                .and_then(|b| b.build())
+                .map_err(|e| format!("{}: {e}", p.display()))?;
+            for batch in rdr {
+                let b = batch.map_err(|e| format!("{}: {e}", p.display()))?;
+                let col = |n: &str| {
+                    b.column_by_name(n)
+                        .ok_or_else(|| format!("{}: no column {n}", p.display()))
+                };
+                let plate = col("plate")?.as_string::<i32>().clone();
+                let color = col("plate_color")?.as_string::<i32>().clone();
+                let vin = col("vin")?.as_string::<i32>().clone();
+                let fuel = col("fuel")?.as_string::<i32>().clone();
+                let es = col("emission_standard")?
+                    .as_primitive::<Int64Type>()
+                    .clone();
+                let es_raw = col("emission_standard_raw")?.as_string::<i32>().clone();
+                let vt = col("vehicle_type")?.as_string::<i32>().clone();
+                let reg_on = col("registered_on")?.as_primitive::<Date32Type>().clone();
+                let opt = |a: &datafusion::arrow::array::StringArray, i: usize| {
+                    (!a.is_null(i)).then(|| a.value(i).to_string())
+                };
+                for i in 0..b.num_rows() {
+                    reg.insert(VehicleInfo {
+                        plate: plate.value(i).to_string(),
+                        plate_color: opt(&color, i).and_then(|c| PlateColor::parse(&c)),
+                        vin: opt(&vin, i),
+                        fuel: opt(&fuel, i).and_then(|f| Fuel::parse(&f).ok()),
+                        emission_standard: (!es.is_null(i)).then(|| es.value(i) as u8),
+                        emission_standard_raw: opt(&es_raw, i),
+                        vehicle_type: opt(&vt, i),
+                        registered_on: (!reg_on.is_null(i)).then(|| reg_on.value(i)),
+                    });
+                }
+            }
+        }
+        Ok(reg)
+    }
+}
+
+/// Every `*.parquet` file below `dir` (not the temporary ones).
+pub fn walk_parquet(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk_parquet(&p));
+        } else if p.extension().is_some_and(|x| x == "parquet")
+            && !p
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
+            out.push(p);
+        }
+    }
+    out
+}

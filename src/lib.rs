@@ -1,0 +1,19 @@
+//! plumewatch: a streaming analyzer for vehicle-emission enforcement.
+//!
+//! Roadside remote-sensing (RSD) passes, remote-OBD samples and plate reads flow through
+//! `decode → enrich → detect → sink` into Hive-partitioned Parquet tables; DataFusion SQL
+//! turns the tables into enforcement lists (`query`). See DESIGN.md in the shared folder and
+//! README.md for the tour.
+#![forbid(unsafe_code)]
+
+pub mod decode;
+pub mod demo;
+pub mod detect;
+pub mod enrich;
+pub mod ingest;
+pub mod limits;
+pub mod model;
+pub mod query;
+pub mod schema;
+pub mod sink;
+pub mod synth;

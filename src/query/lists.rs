@@ -1,0 +1,219 @@
+//! Named enforcement lists: SQL compiled into the binary, parameters bound as values
+//! (`$name` placeholders), never spliced into the SQL text. Defaults come from the limit set.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::error::{DataFusionError, Result};
+
+use crate::limits::LimitSet;
+
+/// Type of a list parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamType {
+    Int,
+    Bool,
+    /// A date or instant as text (`2024-01-31` or RFC 3339), compared as a timestamp.
+    Time,
+}
+
+/// One parameter of a list.
+pub struct ParamDef {
+    pub name: &'static str,
+    pub ty: ParamType,
+    pub doc: &'static str,
+    /// Default value as text (from the limit set where the rule has one).
+    pub default: fn(&LimitSet) -> String,
+}
+
+/// A named list.
+pub struct ListDef {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub sql: &'static str,
+    pub params: &'static [ParamDef],
+}
+
+const SINCE: ParamDef = ParamDef {
+    name: "since",
+    ty: ParamType::Time,
+    doc: "first instant included (date or RFC 3339), default 1970-01-01",
+    default: |_| "1970-01-01T00:00:00Z".into(),
+};
+const UNTIL: ParamDef = ParamDef {
+    name: "until",
+    ty: ParamType::Time,
+    doc: "first instant excluded (date or RFC 3339), default 2100-01-01",
+    default: |_| "2100-01-01T00:00:00Z".into(),
+};
+
+/// `rsd-repeat-exceeders`: vehicles with ≥ N valid failing passes within W days
+/// (`remote-sensing.md §1.5`; N, W and "same pollutant" from the limit set's `[repeat]`).
+pub const RSD_REPEAT_EXCEEDERS: ListDef = ListDef {
+    name: "rsd-repeat-exceeders",
+    description: "plates with >= min_failing_passes valid failing RSD passes within window_days (same pollutant if same_pollutant)",
+    sql: r#"
+WITH f AS (
+  SELECT plate, plate_color, vin, pass_id, passed_at, CAST(passed_at AS BIGINT) AS t_ms,
+         site_id, limit_set, unnest(exceeded) AS pollutant
+  FROM rsd_passes
+  WHERE verdict = 'fail' AND valid AND plate IS NOT NULL
+    AND passed_at >= to_timestamp($since) AND passed_at < to_timestamp($until)
+),
+w AS (
+  SELECT a.plate, a.pass_id, a.pollutant, count(DISTINCT b.pass_id) AS n
+  FROM f a JOIN f b ON a.plate = b.plate
+   AND b.t_ms <= a.t_ms AND b.t_ms > a.t_ms - $window_days * 86400000
+   AND (NOT $same_pollutant OR a.pollutant = b.pollutant)
+  GROUP BY a.plate, a.pass_id, a.pollutant
+),
+hits AS (
+  SELECT plate, max(n) AS max_failing_in_window FROM w GROUP BY plate
+  HAVING max(n) >= $min_failing_passes
+)
+SELECT f.plate,
+       max(f.plate_color) AS plate_color,
+       max(f.vin) AS vin,
+       h.max_failing_in_window,
+       count(DISTINCT f.pass_id) AS failing_passes,
+       array_to_string(array_sort(array_agg(DISTINCT f.pollutant)), ',') AS pollutants,
+       min(f.passed_at) AS first_fail,
+       max(f.passed_at) AS last_fail,
+       last_value(f.site_id ORDER BY f.passed_at) AS last_site,
+       max(f.limit_set) AS limit_set
+FROM f JOIN hits h ON f.plate = h.plate
+GROUP BY f.plate, h.max_failing_in_window
+ORDER BY h.max_failing_in_window DESC, last_fail DESC, f.plate
+"#,
+    params: &[
+        ParamDef {
+            name: "min_failing_passes",
+            ty: ParamType::Int,
+            doc: "N: failing valid passes needed (limit set [repeat].min_failing_passes)",
+            default: |l| l.repeat.min_failing_passes.to_string(),
+        },
+        ParamDef {
+            name: "window_days",
+            ty: ParamType::Int,
+            doc: "W: window length in days (limit set [repeat].window_days)",
+            default: |l| l.repeat.window_days.to_string(),
+        },
+        ParamDef {
+            name: "same_pollutant",
+            ty: ParamType::Bool,
+            doc: "count only passes failing the same pollutant (limit set [repeat].same_pollutant)",
+            default: |l| l.repeat.same_pollutant.to_string(),
+        },
+        SINCE,
+        UNTIL,
+    ],
+};
+
+/// `china3-diesel`: one row per plate of a China III-or-older diesel medium/heavy truck
+/// seen in the period (`obd-remote-monitoring.md §5`).
+pub const CHINA3_DIESEL: ListDef = ListDef {
+    name: "china3-diesel",
+    description: "China III-or-older diesel medium/heavy trucks seen (RSD passes and plate reads), one row per plate",
+    sql: r#"
+SELECT plate,
+       max(plate_color) AS plate_color,
+       max(vin) AS vin,
+       count(DISTINCT detection_id) AS sightings,
+       min(detected_at) AS first_seen,
+       max(detected_at) AS last_seen,
+       last_value(site_id ORDER BY detected_at) AS last_site,
+       array_to_string(array_sort(array_agg(DISTINCT site_id)), ',') AS sites,
+       max(json_basis) AS basis,
+       max(rule_version) AS rule_version,
+       max(limit_set) AS limit_set
+FROM (
+  SELECT *, regexp_replace(evidence, '.*"basis":"([a-z_]+)".*', '$1') AS json_basis
+  FROM detections
+  WHERE rule_id = 'china3_diesel_sighting'
+    AND detected_at >= to_timestamp($since) AND detected_at < to_timestamp($until)
+)
+GROUP BY plate
+ORDER BY last_seen DESC, plate
+"#,
+    params: &[SINCE, UNTIL],
+};
+
+/// Every list, by name.
+pub const LISTS: &[&ListDef] = &[&RSD_REPEAT_EXCEEDERS, &CHINA3_DIESEL];
+
+/// Finds a list by name.
+pub fn find(name: &str) -> Option<&'static ListDef> {
+    LISTS.iter().copied().find(|l| l.name == name)
+}
+
+/// Binds `overrides` (KEY=VALUE) over the defaults; errors name the parameter.
+pub fn bind(
+    list: &ListDef,
+    limits: &LimitSet,
+    overrides: &[(String, String)],
+) -> Result<ParamValues> {
+    let mut map = HashMap::new();
+    for (k, _) in overrides {
+        if !list.params.iter().any(|p| p.name == k) {
+            let known: Vec<_> = list.params.iter().map(|p| p.name).collect();
+            return Err(DataFusionError::Plan(format!(
+                "list {} has no parameter '{k}' (parameters: {})",
+                list.name,
+                known.join(", ")
+            )));
+        }
+    }
+    for p in list.params {
+        let text = overrides
+            .iter()
+            .rev()
+            .find(|(k, _)| k == p.name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| (p.default)(limits));
+        let bad =
+            |why: &str| DataFusionError::Plan(format!("parameter {}: {why}: '{text}'", p.name));
+        let v = match p.ty {
+            ParamType::Int => ScalarValue::Int64(Some(
+                text.trim()
+                    .parse()
+                    .map_err(|_| bad("expected an integer"))?,
+            )),
+            ParamType::Bool => ScalarValue::Boolean(Some(match text.trim() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => return Err(bad("expected true or false")),
+            })),
+            ParamType::Time => {
+                let t = text.trim();
+                let iso = if t.len() == 10 {
+                    format!("{t}T00:00:00Z")
+                } else {
+                    t.to_string()
+                };
+                chrono::DateTime::parse_from_rfc3339(&iso)
+                    .map_err(|_| bad("expected a date or RFC 3339 time"))?;
+                ScalarValue::Utf8(Some(iso))
+            }
+        };
+        map.insert(p.name.to_string(), v.into());
+    }
+    Ok(ParamValues::Map(map))
+}
+
+/// Runs a named list over the tables in `dir`.
+pub async fn run(
+    dir: &Path,
+    list: &ListDef,
+    limits: &LimitSet,
+    overrides: &[(String, String)],
+) -> Result<Vec<RecordBatch>> {
+    let params = bind(list, limits, overrides)?;
+    let ctx = super::context(dir).await?;
+    ctx.sql(list.sql)
+        .await?
+        .with_param_values(params)?
+        .collect()
+        .await
+}

@@ -1,0 +1,519 @@
+//! The Arrow schema of every table, in one place (DESIGN.md "Streams and tables"), with the
+//! row builders the pipeline appends to. Tables are Hive-partitioned by `date` (UTC day of
+//! the event); the partition column is not stored inside the files.
+
+use std::sync::{Arc, OnceLock};
+
+use datafusion::arrow::array::{
+    ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Float64Builder,
+    Int64Builder, ListBuilder, StringBuilder, TimestampMillisecondBuilder, UInt64Builder,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::record_batch::RecordBatch;
+
+/// Table names.
+pub const RSD_PASSES: &str = "rsd_passes";
+pub const PLATE_READS: &str = "plate_reads";
+pub const VEHICLES: &str = "vehicles";
+pub const DETECTIONS: &str = "detections";
+pub const QUARANTINE: &str = "quarantine";
+
+fn ts() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+}
+fn utf8_list() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
+}
+fn s(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Utf8, nullable)
+}
+fn f(name: &str) -> Field {
+    Field::new(name, DataType::Float64, true)
+}
+
+/// `rsd_passes`: one pass with ratios, derived concentrations, g/kg, VSP, validity, verdict.
+pub fn rsd_passes() -> SchemaRef {
+    static S: OnceLock<SchemaRef> = OnceLock::new();
+    S.get_or_init(|| {
+        let mut v = vec![
+            s("pass_id", false),
+            Field::new("passed_at", ts(), false),
+            s("site_id", true),
+            f("lane"),
+            s("instrument", true),
+            s("plate", true),
+            s("plate_color", true),
+            s("plate_status", true),
+            s("fuel", true),
+            s("fuel_source", true),
+            s("vehicle_category", true),
+            s("vin", true),
+        ];
+        for n in [
+            "speed_kmh",
+            "accel_mps2",
+            "road_grade_pct",
+            "co_co2_ratio",
+            "hc_co2_ratio",
+            "no_co2_ratio",
+            "no2_co2_ratio",
+            "nh3_co2_ratio",
+            "opacity_pct",
+            "ringelmann",
+            "co2_plume_pct_m",
+            "wind_mps",
+            "ambient_temp_c",
+            "humidity_pct",
+            "pressure_kpa",
+            "lon_deg",
+            "lat_deg",
+            "plate_confidence_pct",
+            "co2_pct",
+            "co_pct",
+            "hc_ppm",
+            "no_ppm",
+            "co_g_per_kg",
+            "hc_g_per_kg",
+            "no_g_per_kg",
+            "no2_g_per_kg",
+            "nh3_g_per_kg",
+            "nox_g_per_kg",
+            "vsp_kw_t",
+            "vsp_reported_kw_t",
+        ] {
+            v.push(f(n));
+        }
+        for n in STATUS_COLUMNS {
+            v.push(s(n, false));
+        }
+        v.extend([
+            Field::new("valid", DataType::Boolean, false),
+            s("invalid_reason", true),
+            s("verdict", false),
+            Field::new("exceeded", utf8_list(), true),
+            s("limit_set", false),
+            Field::new("flags", utf8_list(), true),
+            s("source_file", false),
+            Field::new("source_offset", DataType::UInt64, false),
+        ]);
+        Arc::new(Schema::new(v))
+    })
+    .clone()
+}
+
+/// Validity status columns of `rsd_passes`, in order (`remote-sensing.md §1.4`).
+pub const STATUS_COLUMNS: [&str; 6] = [
+    "speed_status",
+    "accel_status",
+    "vsp_status",
+    "wind_status",
+    "temp_status",
+    "co2_status",
+];
+
+/// `plate_reads`: one ANPR read.
+pub fn plate_reads() -> SchemaRef {
+    static S: OnceLock<SchemaRef> = OnceLock::new();
+    S.get_or_init(|| {
+        Arc::new(Schema::new(vec![
+            s("read_id", false),
+            Field::new("read_at", ts(), false),
+            s("site_id", true),
+            s("plate", false),
+            s("plate_color", true),
+            s("plate_status", false),
+            f("confidence_pct"),
+            f("lon_deg"),
+            f("lat_deg"),
+            s("vin", true),
+            s("source_file", false),
+            Field::new("source_offset", DataType::UInt64, false),
+        ]))
+    })
+    .clone()
+}
+
+/// `vehicles`: the registry (not partitioned: a snapshot).
+pub fn vehicles() -> SchemaRef {
+    static S: OnceLock<SchemaRef> = OnceLock::new();
+    S.get_or_init(|| {
+        Arc::new(Schema::new(vec![
+            s("plate", false),
+            s("plate_color", true),
+            s("plate_status", false),
+            s("vin", true),
+            s("fuel", true),
+            Field::new("emission_standard", DataType::Int64, true),
+            s("emission_standard_raw", true),
+            s("vehicle_type", true),
+            Field::new("registered_on", DataType::Date32, true),
+        ]))
+    })
+    .clone()
+}
+
+/// `detections`: one rule firing on one vehicle, with evidence (JSON text).
+pub fn detections() -> SchemaRef {
+    static S: OnceLock<SchemaRef> = OnceLock::new();
+    S.get_or_init(|| {
+        Arc::new(Schema::new(vec![
+            s("detection_id", false),
+            s("rule_id", false),
+            s("rule_version", false),
+            s("limit_set", false),
+            Field::new("detected_at", ts(), false),
+            s("plate", true),
+            s("plate_color", true),
+            s("vin", true),
+            s("site_id", true),
+            f("lon_deg"),
+            f("lat_deg"),
+            s("source_stream", false),
+            s("source_key", false),
+            f("strength"),
+            s("evidence", false),
+        ]))
+    })
+    .clone()
+}
+
+/// `quarantine`: one input record that could not be used.
+pub fn quarantine() -> SchemaRef {
+    static S: OnceLock<SchemaRef> = OnceLock::new();
+    S.get_or_init(|| {
+        Arc::new(Schema::new(vec![
+            s("stream", false),
+            s("source_file", false),
+            Field::new("source_offset", DataType::UInt64, false),
+            Field::new("source_line", DataType::UInt64, false),
+            s("field", true),
+            s("reason", false),
+            Field::new("raw", DataType::Binary, false),
+            Field::new("quarantined_at", ts(), false),
+        ]))
+    })
+    .clone()
+}
+
+/// A table's row builder: appended row by row, finished into a batch.
+pub trait TableBuilder: Send {
+    /// Rows appended since the last finish.
+    fn len(&self) -> usize;
+    /// True when no rows are pending.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Takes the pending rows as a batch of this table's schema.
+    fn finish(&mut self) -> RecordBatch;
+}
+
+fn batch(schema: SchemaRef, cols: Vec<ArrayRef>) -> RecordBatch {
+    RecordBatch::try_new(schema, cols).expect("builders match the schema")
+}
+
+/// Builder of `rsd_passes` rows.
+pub struct RsdPassesBuilder {
+    pub pass_id: StringBuilder,
+    pub passed_at: TimestampMillisecondBuilder,
+    pub strs: [StringBuilder; 9],
+    /// `lane` then the 30 float columns of [`rsd_passes`], in schema order.
+    pub nums: Vec<Float64Builder>,
+    pub status: [StringBuilder; 6],
+    pub valid: BooleanBuilder,
+    pub invalid_reason: StringBuilder,
+    pub verdict: StringBuilder,
+    pub exceeded: ListBuilder<StringBuilder>,
+    pub limit_set: StringBuilder,
+    pub flags: ListBuilder<StringBuilder>,
+    pub source_file: StringBuilder,
+    pub source_offset: UInt64Builder,
+    rows: usize,
+}
+
+/// Number of float columns in `rsd_passes` (lane + 30).
+pub const RSD_NUM_COLUMNS: usize = 31;
+
+impl Default for RsdPassesBuilder {
+    fn default() -> Self {
+        RsdPassesBuilder {
+            pass_id: StringBuilder::new(),
+            passed_at: TimestampMillisecondBuilder::new().with_timezone("UTC"),
+            strs: std::array::from_fn(|_| StringBuilder::new()),
+            nums: (0..RSD_NUM_COLUMNS)
+                .map(|_| Float64Builder::new())
+                .collect(),
+            status: std::array::from_fn(|_| StringBuilder::new()),
+            valid: BooleanBuilder::new(),
+            invalid_reason: StringBuilder::new(),
+            verdict: StringBuilder::new(),
+            exceeded: ListBuilder::new(StringBuilder::new()),
+            limit_set: StringBuilder::new(),
+            flags: ListBuilder::new(StringBuilder::new()),
+            source_file: StringBuilder::new(),
+            source_offset: UInt64Builder::new(),
+            rows: 0,
+        }
+    }
+}
+
+impl RsdPassesBuilder {
+    /// Marks one complete row appended (every builder must have had one value appended).
+    pub fn row_done(&mut self) {
+        self.rows += 1;
+    }
+}
+
+impl TableBuilder for RsdPassesBuilder {
+    fn len(&self) -> usize {
+        self.rows
+    }
+    fn finish(&mut self) -> RecordBatch {
+        self.rows = 0;
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(self.pass_id.finish()),
+            Arc::new(self.passed_at.finish()),
+        ];
+        // site_id, then lane (first float), then instrument … vin.
+        cols.push(Arc::new(self.strs[0].finish()));
+        cols.push(Arc::new(self.nums[0].finish()));
+        for b in self.strs[1..].iter_mut() {
+            cols.push(Arc::new(b.finish()));
+        }
+        for b in self.nums[1..].iter_mut() {
+            cols.push(Arc::new(b.finish()));
+        }
+        for b in self.status.iter_mut() {
+            cols.push(Arc::new(b.finish()));
+        }
+        cols.push(Arc::new(self.valid.finish()));
+        cols.push(Arc::new(self.invalid_reason.finish()));
+        cols.push(Arc::new(self.verdict.finish()));
+        cols.push(Arc::new(self.exceeded.finish()));
+        cols.push(Arc::new(self.limit_set.finish()));
+        cols.push(Arc::new(self.flags.finish()));
+        cols.push(Arc::new(self.source_file.finish()));
+        cols.push(Arc::new(self.source_offset.finish()));
+        batch(rsd_passes(), cols)
+    }
+}
+
+/// Builder of `plate_reads` rows.
+#[derive(Default)]
+pub struct PlateReadsBuilder {
+    pub read_id: StringBuilder,
+    pub read_at: TimestampMillisecondBuilder,
+    pub site_id: StringBuilder,
+    pub plate: StringBuilder,
+    pub plate_color: StringBuilder,
+    pub plate_status: StringBuilder,
+    pub confidence_pct: Float64Builder,
+    pub lon_deg: Float64Builder,
+    pub lat_deg: Float64Builder,
+    pub vin: StringBuilder,
+    pub source_file: StringBuilder,
+    pub source_offset: UInt64Builder,
+}
+
+impl TableBuilder for PlateReadsBuilder {
+    fn len(&self) -> usize {
+        self.read_id.len()
+    }
+    fn finish(&mut self) -> RecordBatch {
+        let read_at = self.read_at.finish().with_timezone("UTC");
+        batch(
+            plate_reads(),
+            vec![
+                Arc::new(self.read_id.finish()),
+                Arc::new(read_at),
+                Arc::new(self.site_id.finish()),
+                Arc::new(self.plate.finish()),
+                Arc::new(self.plate_color.finish()),
+                Arc::new(self.plate_status.finish()),
+                Arc::new(self.confidence_pct.finish()),
+                Arc::new(self.lon_deg.finish()),
+                Arc::new(self.lat_deg.finish()),
+                Arc::new(self.vin.finish()),
+                Arc::new(self.source_file.finish()),
+                Arc::new(self.source_offset.finish()),
+            ],
+        )
+    }
+}
+
+/// Builder of `vehicles` rows.
+#[derive(Default)]
+pub struct VehiclesBuilder {
+    pub plate: StringBuilder,
+    pub plate_color: StringBuilder,
+    pub plate_status: StringBuilder,
+    pub vin: StringBuilder,
+    pub fuel: StringBuilder,
+    pub emission_standard: Int64Builder,
+    pub emission_standard_raw: StringBuilder,
+    pub vehicle_type: StringBuilder,
+    pub registered_on: Date32Builder,
+}
+
+impl TableBuilder for VehiclesBuilder {
+    fn len(&self) -> usize {
+        self.plate.len()
+    }
+    fn finish(&mut self) -> RecordBatch {
+        batch(
+            vehicles(),
+            vec![
+                Arc::new(self.plate.finish()),
+                Arc::new(self.plate_color.finish()),
+                Arc::new(self.plate_status.finish()),
+                Arc::new(self.vin.finish()),
+                Arc::new(self.fuel.finish()),
+                Arc::new(self.emission_standard.finish()),
+                Arc::new(self.emission_standard_raw.finish()),
+                Arc::new(self.vehicle_type.finish()),
+                Arc::new(self.registered_on.finish()),
+            ],
+        )
+    }
+}
+
+/// One detection row (see [`detections`]).
+#[derive(Clone, Debug, Default)]
+pub struct DetectionRow {
+    pub detection_id: String,
+    pub rule_id: String,
+    pub rule_version: String,
+    pub limit_set: String,
+    pub detected_at_ms: i64,
+    pub plate: Option<String>,
+    pub plate_color: Option<String>,
+    pub vin: Option<String>,
+    pub site_id: Option<String>,
+    pub lon_deg: Option<f64>,
+    pub lat_deg: Option<f64>,
+    pub source_stream: String,
+    pub source_key: String,
+    pub strength: Option<f64>,
+    pub evidence: String,
+}
+
+/// Builder of `detections` rows.
+#[derive(Default)]
+pub struct DetectionsBuilder {
+    cols: [StringBuilder; 12],
+    detected_at: TimestampMillisecondBuilder,
+    lon: Float64Builder,
+    lat: Float64Builder,
+    strength: Float64Builder,
+}
+
+impl DetectionsBuilder {
+    /// Appends one detection.
+    pub fn append(&mut self, d: &DetectionRow) {
+        let c = &mut self.cols;
+        c[0].append_value(&d.detection_id);
+        c[1].append_value(&d.rule_id);
+        c[2].append_value(&d.rule_version);
+        c[3].append_value(&d.limit_set);
+        c[4].append_option(d.plate.as_deref());
+        c[5].append_option(d.plate_color.as_deref());
+        c[6].append_option(d.vin.as_deref());
+        c[7].append_option(d.site_id.as_deref());
+        c[8].append_value(&d.source_stream);
+        c[9].append_value(&d.source_key);
+        c[10].append_value(&d.evidence);
+        self.detected_at.append_value(d.detected_at_ms);
+        self.lon.append_option(d.lon_deg);
+        self.lat.append_option(d.lat_deg);
+        self.strength.append_option(d.strength);
+    }
+}
+
+impl TableBuilder for DetectionsBuilder {
+    fn len(&self) -> usize {
+        self.cols[0].len()
+    }
+    fn finish(&mut self) -> RecordBatch {
+        let c = &mut self.cols;
+        let at = self.detected_at.finish().with_timezone("UTC");
+        batch(
+            detections(),
+            vec![
+                Arc::new(c[0].finish()),
+                Arc::new(c[1].finish()),
+                Arc::new(c[2].finish()),
+                Arc::new(c[3].finish()),
+                Arc::new(at),
+                Arc::new(c[4].finish()),
+                Arc::new(c[5].finish()),
+                Arc::new(c[6].finish()),
+                Arc::new(c[7].finish()),
+                Arc::new(self.lon.finish()),
+                Arc::new(self.lat.finish()),
+                Arc::new(c[8].finish()),
+                Arc::new(c[9].finish()),
+                Arc::new(self.strength.finish()),
+                Arc::new(c[10].finish()),
+            ],
+        )
+    }
+}
+
+/// Builder of `quarantine` rows.
+#[derive(Default)]
+pub struct QuarantineBuilder {
+    stream: StringBuilder,
+    source_file: StringBuilder,
+    source_offset: UInt64Builder,
+    source_line: UInt64Builder,
+    field: StringBuilder,
+    reason: StringBuilder,
+    raw: BinaryBuilder,
+    at: TimestampMillisecondBuilder,
+}
+
+impl QuarantineBuilder {
+    /// Appends one quarantined record.
+    #[allow(clippy::too_many_arguments)]
+    pub fn append(
+        &mut self,
+        stream: &str,
+        file: &str,
+        offset: u64,
+        line: u64,
+        field: Option<&str>,
+        reason: &str,
+        raw: &[u8],
+        at_ms: i64,
+    ) {
+        self.stream.append_value(stream);
+        self.source_file.append_value(file);
+        self.source_offset.append_value(offset);
+        self.source_line.append_value(line);
+        self.field.append_option(field);
+        self.reason.append_value(reason);
+        self.raw.append_value(raw);
+        self.at.append_value(at_ms);
+    }
+}
+
+impl TableBuilder for QuarantineBuilder {
+    fn len(&self) -> usize {
+        self.stream.len()
+    }
+    fn finish(&mut self) -> RecordBatch {
+        let at = self.at.finish().with_timezone("UTC");
+        batch(
+            quarantine(),
+            vec![
+                Arc::new(self.stream.finish()),
+                Arc::new(self.source_file.finish()),
+                Arc::new(self.source_offset.finish()),
+                Arc::new(self.source_line.finish()),
+                Arc::new(self.field.finish()),
+                Arc::new(self.reason.finish()),
+                Arc::new(self.raw.finish()),
+                Arc::new(at),
+            ],
+        )
+    }
+}

@@ -1,0 +1,3 @@
+//! Sinks: Parquet tables written atomically.
+
+pub mod parquet;

@@ -1,0 +1,199 @@
+//! Parquet table writer: Hive-partitioned by `date=YYYY-MM-DD` (UTC day of a timestamp
+//! column), one open file per partition, committed atomically: written under a temporary
+//! name, fsynced, renamed, and the directory fsynced (DESIGN.md "Delivery guarantees").
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use datafusion::arrow::array::{Array, BooleanArray, TimestampMillisecondArray};
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+/// Errors of the table sink.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: parquet: {source}")]
+    Parquet {
+        path: String,
+        source: parquet::errors::ParquetError,
+    },
+    #[error("table {table}: {message}")]
+    Schema { table: String, message: String },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
+    move |source| SinkError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+struct OpenFile {
+    tmp: PathBuf,
+    path: PathBuf,
+    writer: ArrowWriter<File>,
+}
+
+/// Writer of one table under `root/<table>/`.
+pub struct TableWriter {
+    dir: PathBuf,
+    table: String,
+    schema: SchemaRef,
+    /// Timestamp column that decides the partition; `None` = unpartitioned.
+    partition_by: Option<String>,
+    run_id: String,
+    seq: u32,
+    open: BTreeMap<String, OpenFile>,
+    rows: u64,
+}
+
+/// `YYYY-MM-DD` of a Unix-ms instant (UTC).
+pub fn utc_date(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let d = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
+        .and_then(|e| e.checked_add_signed(chrono::Duration::days(days)))
+        .unwrap_or_default();
+    d.format("%Y-%m-%d").to_string()
+}
+
+impl TableWriter {
+    /// A writer for `table` under `root`; `run_id` makes file names unique per run.
+    pub fn new(
+        root: &Path,
+        table: &str,
+        schema: SchemaRef,
+        partition_by: Option<&str>,
+        run_id: &str,
+    ) -> Self {
+        TableWriter {
+            dir: root.join(table),
+            table: table.to_string(),
+            schema,
+            partition_by: partition_by.map(str::to_string),
+            run_id: run_id.to_string(),
+            seq: 0,
+            open: BTreeMap::new(),
+            rows: 0,
+        }
+    }
+
+    /// Rows written so far (committed or not).
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    fn file_for(&mut self, part: &str) -> Result<&mut OpenFile, SinkError> {
+        if !self.open.contains_key(part) {
+            let dir = if part.is_empty() {
+                self.dir.clone()
+            } else {
+                self.dir.join(format!("date={part}"))
+            };
+            fs::create_dir_all(&dir).map_err(io(&dir))?;
+            self.seq += 1;
+            let name = format!("part-{}-{:05}.parquet", self.run_id, self.seq);
+            let path = dir.join(&name);
+            let tmp = dir.join(format!(".{name}.tmp"));
+            let file = File::create(&tmp).map_err(io(&tmp))?;
+            let props = WriterProperties::builder()
+                .set_compression(Compression::SNAPPY)
+                .build();
+            let writer =
+                ArrowWriter::try_new(file, self.schema.clone(), Some(props)).map_err(|source| {
+                    SinkError::Parquet {
+                        path: tmp.display().to_string(),
+                        source,
+                    }
+                })?;
+            self.open
+                .insert(part.to_string(), OpenFile { tmp, path, writer });
+        }
+        Ok(self.open.get_mut(part).expect("inserted above"))
+    }
+
+    /// Appends a batch, split by partition.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        if batch.schema() != self.schema {
+            return Err(SinkError::Schema {
+                table: self.table.clone(),
+                message: "batch schema differs".into(),
+            });
+        }
+        self.rows += batch.num_rows() as u64;
+        let Some(col) = self.partition_by.clone() else {
+            let f = self.file_for("")?;
+            return f.writer.write(batch).map_err(|source| SinkError::Parquet {
+                path: f.tmp.display().to_string(),
+                source,
+            });
+        };
+        let ts = batch
+            .column_by_name(&col)
+            .and_then(|c| c.as_any().downcast_ref::<TimestampMillisecondArray>())
+            .ok_or_else(|| SinkError::Schema {
+                table: self.table.clone(),
+                message: format!("no timestamp column {col}"),
+            })?;
+        let days: Vec<i64> = ts
+            .values()
+            .iter()
+            .map(|ms| ms.div_euclid(86_400_000))
+            .collect();
+        let mut distinct = days.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        for day in distinct {
+            let part = utc_date(day * 86_400_000);
+            let sub = if days.iter().all(|d| *d == day) {
+                batch.clone()
+            } else {
+                let mask: BooleanArray = days.iter().map(|d| Some(*d == day)).collect();
+                filter_record_batch(batch, &mask).map_err(|e| SinkError::Schema {
+                    table: self.table.clone(),
+                    message: e.to_string(),
+                })?
+            };
+            let f = self.file_for(&part)?;
+            f.writer.write(&sub).map_err(|source| SinkError::Parquet {
+                path: f.tmp.display().to_string(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Closes every open file, fsyncs, renames into place, fsyncs the directories.
+    /// Returns the committed paths.
+    pub fn commit(&mut self) -> Result<Vec<PathBuf>, SinkError> {
+        let mut done = Vec::new();
+        for (_, f) in std::mem::take(&mut self.open) {
+            let file = f.writer.into_inner().map_err(|source| SinkError::Parquet {
+                path: f.tmp.display().to_string(),
+                source,
+            })?;
+            file.sync_all().map_err(io(&f.tmp))?;
+            drop(file);
+            fs::rename(&f.tmp, &f.path).map_err(io(&f.path))?;
+            if let Some(parent) = f.path.parent() {
+                if let Ok(d) = File::open(parent) {
+                    let _ = d.sync_all();
+                }
+            }
+            done.push(f.path);
+        }
+        Ok(done)
+    }
+}

@@ -1,0 +1,3 @@
+//! Seeded generators of SYNTHETIC inputs (benchmarks, demo, tests).
+
+pub mod rsd;

@@ -1,0 +1,69 @@
+//! Helpers shared by the end-to-end tests.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::Float64Type;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+
+/// `../shared/data/<rel>` when present; prints the skip line and returns None otherwise.
+pub fn shared(rel: &str) -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data").join(rel);
+    if p.exists() {
+        Some(p)
+    } else {
+        println!("skipped: ../shared/data not present ({rel})");
+        None
+    }
+}
+
+/// A path inside the repository.
+pub fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Runs SQL over a tables directory.
+pub fn sql(dir: &Path, q: &str) -> Vec<RecordBatch> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(plumewatch::query::run_sql(dir, q)).unwrap_or_else(|e| panic!("{q}: {e}"))
+}
+
+/// Rows as maps column → display text (null = None).
+pub fn rows(batches: &[RecordBatch]) -> Vec<HashMap<String, Option<String>>> {
+    let opts = FormatOptions::default();
+    let mut out = Vec::new();
+    for b in batches {
+        let f: Vec<_> = b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap()).collect();
+        for r in 0..b.num_rows() {
+            let mut m = HashMap::new();
+            for (i, field) in b.schema().fields().iter().enumerate() {
+                let v = (!b.column(i).is_null(r)).then(|| f[i].value(r).to_string());
+                m.insert(field.name().clone(), v);
+            }
+            out.push(m);
+        }
+    }
+    out
+}
+
+/// A Float64 column's values (null = None) across batches.
+pub fn f64s(batches: &[RecordBatch], col: &str) -> Vec<Option<f64>> {
+    let mut out = Vec::new();
+    for b in batches {
+        let a = b.column_by_name(col).unwrap().as_primitive::<Float64Type>();
+        for i in 0..a.len() {
+            out.push((!a.is_null(i)).then(|| a.value(i)));
+        }
+    }
+    out
+}
+
+/// A single integer from a one-row, one-column result.
+pub fn scalar_i64(dir: &Path, q: &str) -> i64 {
+    let b = sql(dir, q);
+    let r = rows(&b);
+    r[0].values().next().unwrap().as_ref().unwrap().parse().unwrap()
+}

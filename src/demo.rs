@@ -5,8 +5,7 @@
 
 use std::path::Path;
 
-use crate::decode::text::TextFormat;
-use crate::ingest::{IngestOptions, IngestSummary, Stream, ingest};
+use crate::ingest::{Format, IngestOptions, IngestSummary, Stream, ingest};
 use crate::limits::LimitSet;
 
 const CONOX_CSV: &[u8] = include_bytes!("../fixtures/rsd/conox_uk_extract1000.csv");
@@ -48,32 +47,32 @@ pub fn run(out: &Path) -> anyhow::Result<DemoSummary> {
     let limits = LimitSet::default_set();
     let mapping = inputs.join("conox.toml");
     std::fs::write(&mapping, CONOX_MAPPING)?;
-    let steps: [(&'static str, Stream, TextFormat, Option<&Path>, String); 4] = [
+    let steps: [(&'static str, Stream, Format, Option<&Path>, String); 4] = [
         (
             "vehicles (SYNTHETIC registry)",
             Stream::Vehicles,
-            TextFormat::Csv,
+            Format::Csv,
             None,
             put("synthetic_vehicles.csv", SYN_VEHICLES)?,
         ),
         (
             "rsd (REAL: CONOX extract)",
             Stream::Rsd,
-            TextFormat::Csv,
+            Format::Csv,
             Some(&mapping),
             put("conox_uk_extract1000.csv", CONOX_CSV)?,
         ),
         (
             "rsd (SYNTHETIC passes)",
             Stream::Rsd,
-            TextFormat::Ndjson,
+            Format::Ndjson,
             None,
             put("synthetic_passes.ndjson", SYN_PASSES)?,
         ),
         (
             "plates (SYNTHETIC plate reads)",
             Stream::Plates,
-            TextFormat::Ndjson,
+            Format::Ndjson,
             None,
             put("synthetic_plate_reads.ndjson", SYN_READS)?,
         ),
@@ -84,6 +83,7 @@ pub fn run(out: &Path) -> anyhow::Result<DemoSummary> {
             stream,
             format,
             mapping,
+            vin: None,
             limits: &limits,
             out,
             inputs: std::slice::from_ref(&input),

@@ -11,56 +11,36 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::decode::fields::{PLATE_READ_FIELDS, RSD_FIELDS, VEHICLE_FIELDS};
+use crate::decode::fields::{OBD_FIELDS, PLATE_READ_FIELDS, RSD_FIELDS, VEHICLE_FIELDS};
+use crate::decode::hj1239::FrameScanner;
 use crate::decode::mapping::Mapping;
-use crate::decode::record::{FieldError, FieldSpec, Record};
-use crate::decode::text::{Handler, NdjsonDecoder, SourcePos, TextFormat, read_csv, read_ndjson};
+use crate::decode::record::{FieldError, FieldSpec};
+use crate::decode::text::{Handler, NdjsonDecoder, SourcePos, read_csv, read_ndjson};
 use crate::enrich::registry::Registry;
 use crate::enrich::rsd::RsdContext;
-use crate::enrich::{plate_reads, rsd, vehicles};
 use crate::limits::LimitSet;
-use crate::schema::{
-    self, DetectionRow, DetectionsBuilder, PlateReadsBuilder, QuarantineBuilder, RsdPassesBuilder,
-    TableBuilder, VehiclesBuilder,
-};
-use crate::sink::parquet::TableWriter;
+use crate::pipeline::{Pipeline, StreamHandler};
+use crate::schema;
 
-/// Rows per Arrow batch before it is handed to the writer (DESIGN.md: ~8k rows).
-pub const BATCH_ROWS: usize = 8192;
+pub use crate::pipeline::{BATCH_ROWS, Stream};
 
-/// Input streams of `plumewatch ingest`.
+/// Input format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Stream {
-    /// RSD passes → `rsd_passes` (+ `detections`).
-    Rsd,
-    /// Registry export → `vehicles`.
-    Vehicles,
-    /// ANPR plate reads → `plate_reads` (+ `detections`).
-    Plates,
-}
-
-impl Stream {
-    /// Name used in `quarantine.stream`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Stream::Rsd => "rsd",
-            Stream::Vehicles => "vehicles",
-            Stream::Plates => "plates",
-        }
-    }
-    fn specs(self) -> &'static [FieldSpec] {
-        match self {
-            Stream::Rsd => RSD_FIELDS,
-            Stream::Vehicles => VEHICLE_FIELDS,
-            Stream::Plates => PLATE_READ_FIELDS,
-        }
-    }
+pub enum Format {
+    /// One JSON object per line (`schemas/*.schema.json`, or vendor names via --mapping).
+    Ndjson,
+    /// CSV with a header row (vendor columns via --mapping).
+    Csv,
+    /// HJ 1239 / GB 17691 Annex Q binary frames, back to back (obd stream only).
+    Hj1239,
 }
 
 /// What to ingest.
 pub struct IngestOptions<'a> {
     pub stream: Stream,
-    pub format: TextFormat,
+    pub format: Format,
+    /// VIN for OBD logs without a VIN column.
+    pub vin: Option<&'a str>,
     pub mapping: Option<&'a Path>,
     pub limits: &'a LimitSet,
     pub out: &'a Path,
@@ -72,6 +52,10 @@ pub struct IngestOptions<'a> {
 /// What an ingest did.
 #[derive(Clone, Debug, Default)]
 pub struct IngestSummary {
+    /// HJ 1239 frames that carry no rows (login, logout, time calibration …).
+    pub frames_other: u64,
+    /// Vehicles with TWC detector state (obd stream).
+    pub vehicles_tracked: u64,
     pub records_in: u64,
     pub rows: BTreeMap<&'static str, u64>,
     pub quarantined: u64,
@@ -98,6 +82,16 @@ impl fmt::Display for IngestSummary {
             writeln!(f, "  {t:<14}{n}")?;
         }
         writeln!(f, "quarantined:  {}", self.quarantined)?;
+        if self.frames_other > 0 {
+            writeln!(
+                f,
+                "frames without samples (login, logout …): {}",
+                self.frames_other
+            )?;
+        }
+        if self.vehicles_tracked > 0 {
+            writeln!(f, "vehicles with detector state: {}", self.vehicles_tracked)?;
+        }
         write!(
             f,
             "read {:.1} MB in {:.2} s: {:.0} records/s, {:.1} MB/s",
@@ -124,6 +118,8 @@ pub enum IngestError {
     },
     #[error("registry: {0}")]
     Registry(String),
+    #[error("--format hj1239 is only for --stream obd")]
+    FramesNotObd,
 }
 
 /// A unique id for the files of one run: UTC time + random suffix.
@@ -135,133 +131,36 @@ pub fn new_run_id() -> String {
     )
 }
 
-struct Out<B: TableBuilder> {
-    builder: B,
-    writer: TableWriter,
-}
-
-impl<B: TableBuilder> Out<B> {
-    fn flush_if(&mut self, min: usize) -> Result<(), IngestError> {
-        if self.builder.len() >= min.max(1) {
-            let b = self.builder.finish();
-            self.writer.write(&b)?;
-        }
-        Ok(())
-    }
-}
-
-struct Ingestor<'a> {
-    stream: Stream,
-    ctx: RsdContext<'a>,
-    passes: Option<Out<RsdPassesBuilder>>,
-    reads: Option<Out<PlateReadsBuilder>>,
-    vehicles: Option<Out<VehiclesBuilder>>,
-    detections: Out<DetectionsBuilder>,
-    quarantine: Out<QuarantineBuilder>,
-    det_buf: Vec<DetectionRow>,
-    quarantined: u64,
-    records: u64,
-    now_ms: i64,
-    error: Option<IngestError>,
-    bar: ProgressBar,
-    bytes_before: u64,
-}
-
-impl Ingestor<'_> {
-    fn process(&mut self, rec: &Record, pos: &SourcePos<'_>) -> Result<(), FieldError> {
-        match self.stream {
-            Stream::Rsd => {
-                let o = self.passes.as_mut().expect("rsd sink");
-                rsd::append_pass(rec, pos, &self.ctx, &mut o.builder, &mut self.det_buf)
-            }
-            Stream::Plates => {
-                let o = self.reads.as_mut().expect("plates sink");
-                plate_reads::append_read(rec, pos, &self.ctx, &mut o.builder, &mut self.det_buf)
-            }
-            Stream::Vehicles => {
-                let v = vehicles::parse_vehicle(rec)?;
-                vehicles::append_vehicle(
-                    &v,
-                    &mut self.vehicles.as_mut().expect("vehicles sink").builder,
-                );
-                Ok(())
-            }
-        }
-    }
-
-    fn flush(&mut self, min: usize) -> Result<(), IngestError> {
-        for d in self.det_buf.drain(..) {
-            self.detections.builder.append(&d);
-        }
-        if let Some(o) = self.passes.as_mut() {
-            o.flush_if(min)?;
-        }
-        if let Some(o) = self.reads.as_mut() {
-            o.flush_if(min)?;
-        }
-        if let Some(o) = self.vehicles.as_mut() {
-            o.flush_if(min)?;
-        }
-        self.detections.flush_if(min)?;
-        self.quarantine.flush_if(min)?;
-        Ok(())
-    }
-}
-
-impl Handler for Ingestor<'_> {
-    fn on_record(&mut self, rec: &Record, pos: &SourcePos<'_>, raw: &[u8]) {
-        self.records += 1;
-        if let Err(e) = self.process(rec, pos) {
-            self.on_error_inner(e, pos, raw);
-        }
-        if self.records % BATCH_ROWS as u64 == 0 && self.error.is_none() {
-            if let Err(e) = self.flush(BATCH_ROWS) {
-                self.error = Some(e);
-            }
-        }
-    }
-    fn on_error(&mut self, err: FieldError, pos: &SourcePos<'_>, raw: &[u8]) {
-        self.records += 1;
-        self.on_error_inner(err, pos, raw);
-    }
-    fn on_progress(&mut self, bytes: u64) {
-        self.bar.set_position(self.bytes_before + bytes);
-    }
-}
-
-impl Ingestor<'_> {
-    fn on_error_inner(&mut self, err: FieldError, pos: &SourcePos<'_>, raw: &[u8]) {
-        self.quarantined += 1;
-        let reason = err.to_string();
-        self.quarantine.builder.append(
-            self.stream.name(),
-            pos.file,
-            pos.offset,
-            pos.line,
-            err.field.as_deref(),
-            &reason,
-            raw,
-            self.now_ms,
-        );
-    }
-}
-
-fn open_input(path: &str) -> Result<(Box<dyn Read>, Option<u64>), IngestError> {
+fn open_input(path: &str) -> Result<Box<dyn Read>, IngestError> {
     if path == "-" {
-        return Ok((Box::new(std::io::stdin().lock()), None));
+        return Ok(Box::new(std::io::stdin().lock()));
     }
     let f = File::open(path).map_err(|source| IngestError::Input {
         path: path.to_string(),
         source,
     })?;
-    let len = f.metadata().ok().map(|m| m.len());
-    Ok((Box::new(std::io::BufReader::with_capacity(1 << 20, f)), len))
+    Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, f)))
+}
+
+fn specs(stream: Stream) -> &'static [FieldSpec] {
+    match stream {
+        Stream::Rsd => RSD_FIELDS,
+        Stream::Vehicles => VEHICLE_FIELDS,
+        Stream::Plates => PLATE_READ_FIELDS,
+        Stream::Obd | Stream::Frames => OBD_FIELDS,
+    }
 }
 
 /// Runs one ingest. Registry joins use the `vehicles` table already under `out`.
 pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
     let t0 = Instant::now();
-    let specs = opts.stream.specs();
+    let stream = match (opts.stream, opts.format) {
+        (Stream::Obd | Stream::Frames, Format::Hj1239) => Stream::Frames,
+        (_, Format::Hj1239) => return Err(IngestError::FramesNotObd),
+        (Stream::Frames, _) => Stream::Obd,
+        (s, _) => s,
+    };
+    let specs = specs(stream);
     let mapping = match opts.mapping {
         Some(p) => Some(Mapping::load(p)?),
         None => None,
@@ -271,13 +170,12 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "canonical".into());
     let compiled = Mapping::compile(mapping.as_ref(), specs, &origin)?;
-    let registry = match opts.stream {
+    let registry = match stream {
         Stream::Vehicles => Registry::default(),
         _ => Registry::load(&opts.out.join(schema::VEHICLES)).map_err(IngestError::Registry)?,
     };
     let limit_set_id = opts.limits.id();
     let run_id = new_run_id();
-    let w = |t: &str, s, p: Option<&str>| TableWriter::new(opts.out, t, s, p, &run_id);
     let total: u64 = opts
         .inputs
         .iter()
@@ -295,60 +193,66 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut ing = Ingestor {
-        stream: opts.stream,
-        ctx: RsdContext {
-            limits: opts.limits,
-            limit_set_id: &limit_set_id,
-            registry: &registry,
-        },
-        passes: (opts.stream == Stream::Rsd).then(|| Out {
-            builder: RsdPassesBuilder::default(),
-            writer: w(schema::RSD_PASSES, schema::rsd_passes(), Some("passed_at")),
-        }),
-        reads: (opts.stream == Stream::Plates).then(|| Out {
-            builder: PlateReadsBuilder::default(),
-            writer: w(schema::PLATE_READS, schema::plate_reads(), Some("read_at")),
-        }),
-        vehicles: (opts.stream == Stream::Vehicles).then(|| Out {
-            builder: VehiclesBuilder::default(),
-            writer: w(schema::VEHICLES, schema::vehicles(), None),
-        }),
-        detections: Out {
-            builder: DetectionsBuilder::default(),
-            writer: w(
-                schema::DETECTIONS,
-                schema::detections(),
-                Some("detected_at"),
-            ),
-        },
-        quarantine: Out {
-            builder: QuarantineBuilder::default(),
-            writer: w(
-                schema::QUARANTINE,
-                schema::quarantine(),
-                Some("quarantined_at"),
-            ),
-        },
-        det_buf: Vec::new(),
-        quarantined: 0,
-        records: 0,
-        now_ms: chrono::Utc::now().timestamp_millis(),
-        error: None,
-        bar,
-        bytes_before: 0,
+    let ctx = RsdContext {
+        limits: opts.limits,
+        limit_set_id: &limit_set_id,
+        registry: &registry,
     };
+    let mut pipe = Pipeline::new(ctx, opts.out, &run_id);
+    pipe.default_vin = opts.vin;
     let mut bytes_in = 0u64;
     let mut ndjson = NdjsonDecoder::new(compiled.clone(), specs);
     for input in opts.inputs {
-        let (mut rdr, _) = open_input(input)?;
+        let mut rdr = open_input(input)?;
+        let mut h = StreamHandler {
+            pipeline: &mut pipe,
+            stream,
+            error: None,
+            progress: Some(&bar),
+            bytes_before: bytes_in,
+        };
         let n = match opts.format {
-            TextFormat::Ndjson => {
+            Format::Hj1239 => {
+                let mut scanner = FrameScanner::new();
+                let mut buf = vec![0u8; 1 << 16];
+                let mut n = 0u64;
+                loop {
+                    let k = rdr.read(&mut buf).map_err(|source| IngestError::Input {
+                        path: input.clone(),
+                        source,
+                    })?;
+                    if k == 0 {
+                        break;
+                    }
+                    n += k as u64;
+                    scanner.push(&buf[..k]);
+                    while let Some(ev) = scanner.next_event() {
+                        h.pipeline.frame_event(ev, input);
+                    }
+                    h.on_progress(n);
+                    if h.pipeline.counters.records_in % 1024 == 0 {
+                        h.pipeline.flush(BATCH_ROWS)?;
+                    }
+                }
+                while let Some(ev) = scanner.finish() {
+                    h.pipeline.frame_event(ev, input);
+                }
+                if n == 0 {
+                    let pos = SourcePos {
+                        file: input,
+                        offset: 0,
+                        line: 0,
+                    };
+                    h.on_error(FieldError::record("empty input: no frames"), &pos, b"");
+                }
+                n
+            }
+            Format::Ndjson => {
                 let mut counting = CountingReader {
                     inner: &mut rdr,
                     n: 0,
                 };
-                read_ndjson(&mut ndjson, &mut counting, input, &mut ing).map_err(|source| {
+                read_ndjson(&mut ndjson, &mut counting, input, &mut h).map_err(|source| {
                     IngestError::Input {
                         path: input.clone(),
                         source,
@@ -356,44 +260,41 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
                 })?;
                 counting.n
             }
-            TextFormat::Csv => {
+            Format::Csv => {
                 let mut data = Vec::new();
                 rdr.read_to_end(&mut data)
                     .map_err(|source| IngestError::Input {
                         path: input.clone(),
                         source,
                     })?;
-                read_csv(&compiled, specs, &data, input, &mut ing);
+                read_csv(&compiled, specs, &data, input, &mut h);
                 data.len() as u64
             }
         };
-        bytes_in += n;
-        ing.bytes_before += n;
-        if let Some(e) = ing.error.take() {
-            return Err(e);
+        if let Some(e) = h.error.take() {
+            return Err(e.into());
         }
+        bytes_in += n;
     }
-    ing.flush(1)?;
-    ing.bar.finish_and_clear();
-    let mut files = Vec::new();
-    let mut rows = BTreeMap::new();
-    macro_rules! commit {
-        ($o:expr, $name:expr) => {
-            if let Some(o) = $o {
-                rows.insert($name, o.writer.rows());
-                files.extend(o.writer.commit()?);
-            }
-        };
-    }
-    commit!(ing.passes.as_mut(), schema::RSD_PASSES);
-    commit!(ing.reads.as_mut(), schema::PLATE_READS);
-    commit!(ing.vehicles.as_mut(), schema::VEHICLES);
-    commit!(Some(&mut ing.detections), schema::DETECTIONS);
-    commit!(Some(&mut ing.quarantine), schema::QUARANTINE);
+    let files = pipe.commit_files()?;
+    bar.finish_and_clear();
+    let main_table = match stream {
+        Stream::Rsd => schema::RSD_PASSES,
+        Stream::Plates => schema::PLATE_READS,
+        Stream::Vehicles => schema::VEHICLES,
+        Stream::Obd | Stream::Frames => schema::OBD_SAMPLES,
+    };
+    let rows = pipe
+        .rows()
+        .into_iter()
+        .filter(|(t, n)| *n > 0 || *t == main_table || *t == schema::QUARANTINE)
+        .collect();
     Ok(IngestSummary {
-        records_in: ing.records,
+        frames_other: pipe.counters.frames_other,
+        vehicles_tracked: pipe.twc.vehicles() as u64,
+        records_in: pipe.counters.records_in,
         rows,
-        quarantined: ing.quarantined,
+        quarantined: pipe.counters.quarantined,
         bytes_in,
         seconds: t0.elapsed().as_secs_f64(),
         files,

@@ -140,10 +140,12 @@ pub struct LimitSet {
     pub limits: BTreeMap<String, PollutantLimits>,
     pub repeat: RepeatRule,
     pub china3: China3Rule,
-    /// TWC / rear-O2 detector thresholds (`obd-remote-monitoring.md §3.3`), kept verbatim
-    /// for the OBD detectors.
+    /// `obd_catalyst_dtc` codes (`obd-remote-monitoring.md §2.2`).
     #[serde(default)]
-    pub twc: Option<toml::Table>,
+    pub obd_dtc: crate::detect::obd_dtc::ObdDtcRule,
+    /// TWC / rear-O2 detector thresholds (`obd-remote-monitoring.md §3.3`, [D] heuristics).
+    #[serde(default)]
+    pub twc: crate::detect::twc::TwcThresholds,
 }
 
 /// Key of a fuel class in the `[validity.*]` and `[limits.*]` tables.

@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
-use plumewatch::decode::text::TextFormat;
-use plumewatch::ingest::{self, IngestOptions, Stream};
+use plumewatch::ingest::{self, Format, IngestOptions, Stream};
 use plumewatch::limits::LimitSet;
 use plumewatch::query::{self, lists, output::OutputFormat};
 use plumewatch::synth::rsd as gen_rsd;
@@ -23,12 +22,6 @@ use plumewatch::synth::rsd as gen_rsd;
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum InputFormat {
-    Ndjson,
-    Csv,
 }
 
 #[derive(Subcommand)]
@@ -47,7 +40,10 @@ enum Cmd {
         #[arg(long, value_enum)]
         stream: Stream,
         #[arg(long, value_enum, default_value = "ndjson")]
-        format: InputFormat,
+        format: Format,
+        /// VIN of an OBD log that has no VIN column.
+        #[arg(long)]
+        vin: Option<String>,
         /// Column mapping TOML (vendor column/field names, units, missing tokens).
         #[arg(long)]
         mapping: Option<PathBuf>,
@@ -85,6 +81,58 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "table")]
         format: OutputFormat,
     },
+    /// Decode one HJ 1239 frame given in hex, field by field (exits non-zero when rejected).
+    InspectFrame {
+        hex: String,
+        #[arg(long, value_enum, default_value = "text")]
+        format: InspectFormat,
+    },
+    /// Plot upstream lambda and rear O2 voltage of one vehicle with flagged windows shaded (SVG).
+    Plot {
+        vin: String,
+        #[arg(long)]
+        tables: PathBuf,
+        /// First instant (date or RFC 3339).
+        #[arg(long, default_value = "1970-01-01")]
+        from: String,
+        /// Instant after the last (date or RFC 3339).
+        #[arg(long, default_value = "2100-01-01")]
+        to: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Streaming mode: consume Kafka topics (or files / stdin) until stopped, commit the
+    /// tables exactly once, send alerts. Either --config FILE, or the flags below.
+    Run {
+        /// Configuration TOML (see fixtures/run.example.toml); flags below override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        brokers: Option<String>,
+        #[arg(long)]
+        group: Option<String>,
+        #[arg(long)]
+        tables: Option<PathBuf>,
+        /// STREAM=TOPIC, STREAM one of rsd, obd, frames, plates (repeatable).
+        #[arg(long = "topic", value_parser = parse_kv)]
+        topics: Vec<(String, String)>,
+        #[arg(long)]
+        alerts_topic: Option<String>,
+        /// Append alerts as NDJSON to this file (`-` = stdout).
+        #[arg(long)]
+        alerts_ndjson: Option<String>,
+        /// Site id of an urban entrance (repeatable).
+        #[arg(long = "entrance")]
+        entrances: Vec<String>,
+        #[arg(long)]
+        instance_id: Option<String>,
+        /// Prometheus endpoint host:port.
+        #[arg(long)]
+        metrics_listen: Option<String>,
+        /// Exit after this many ms without input (after a final commit).
+        #[arg(long)]
+        idle_exit_ms: Option<u64>,
+    },
     /// Generate seeded synthetic inputs (SYNTHETIC data, for benchmarks and demos).
     Gen {
         #[command(subcommand)]
@@ -92,8 +140,39 @@ enum Cmd {
     },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum InspectFormat {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args)]
+struct FleetArgs {
+    /// Number of vehicles (50 % healthy, 10 % each fault class).
+    #[arg(long)]
+    vehicles: usize,
+    /// Minutes of 1 Hz data per vehicle.
+    #[arg(long, default_value_t = 30)]
+    minutes: u32,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long)]
+    out: PathBuf,
+    /// Labels CSV (vin, class, expected rules); default OUT with `.labels.csv`.
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// Registry CSV (natural gas, China VI); default OUT with `.vehicles.csv`.
+    #[arg(long)]
+    registry: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum GenCmd {
+    /// A labelled OBD fleet (healthy; catalyst removed; flat simulator; square-wave simulator;
+    /// slow sensor; missing sensor) as `obd_sample` NDJSON.
+    Obd(FleetArgs),
+    /// The same fleet as HJ 1239 type-0x03 binary frames.
+    Frames(FleetArgs),
     /// NDJSON RSD passes with Chinese plates, plus the matching registry CSV.
     Rsd {
         #[arg(long)]
@@ -132,6 +211,10 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::WARN)
+        .init();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
@@ -144,6 +227,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Ingest {
             stream,
             format,
+            vin,
             mapping,
             limits,
             out,
@@ -153,10 +237,8 @@ fn run(cli: Cli) -> Result<()> {
             let limits = LimitSet::load(limits.as_deref())?;
             let s = ingest::ingest(&IngestOptions {
                 stream,
-                format: match format {
-                    InputFormat::Ndjson => TextFormat::Ndjson,
-                    InputFormat::Csv => TextFormat::Csv,
-                },
+                format,
+                vin: vin.as_deref(),
                 mapping: mapping.as_deref(),
                 limits: &limits,
                 out: &out,
@@ -201,6 +283,126 @@ fn run(cli: Cli) -> Result<()> {
             let batches = runtime()?.block_on(lists::run(&tables, list, &limits, &params))?;
             query::output::write(&batches, format, &mut std::io::stdout().lock())
         }
+        Cmd::InspectFrame { hex, format } => {
+            let bytes = plumewatch::inspect::parse_hex(&hex)?;
+            let text = plumewatch::inspect::inspect(&bytes, matches!(format, InspectFormat::Json))?;
+            print!("{text}");
+            if !text.ends_with('\n') {
+                println!();
+            }
+            Ok(())
+        }
+        Cmd::Plot {
+            vin,
+            tables,
+            from,
+            to,
+            out,
+        } => {
+            let iso = |t: &str| {
+                if t.len() == 10 {
+                    format!("{t}T00:00:00Z")
+                } else {
+                    t.to_string()
+                }
+            };
+            let s = runtime()?.block_on(plumewatch::query::plot::plot(
+                &tables,
+                &vin,
+                &iso(&from),
+                &iso(&to),
+                &out,
+            ))?;
+            println!(
+                "wrote {} ({} samples, {} flagged windows)",
+                out.display(),
+                s.samples,
+                s.windows.len()
+            );
+            Ok(())
+        }
+        Cmd::Run {
+            config,
+            brokers,
+            group,
+            tables,
+            topics,
+            alerts_topic,
+            alerts_ndjson,
+            entrances,
+            instance_id,
+            metrics_listen,
+            idle_exit_ms,
+        } => {
+            use plumewatch::run::config::{KafkaConfig, RunConfig, TopicConfig};
+            let mut cfg = match &config {
+                Some(p) => RunConfig::load(p)?,
+                None => {
+                    let Some(t) = tables.clone() else {
+                        bail!("give --config FILE or --tables DIR with --brokers and --topic")
+                    };
+                    toml::from_str::<RunConfig>(&format!("tables = {:?}", t.display().to_string()))?
+                }
+            };
+            if let Some(t) = tables {
+                cfg.tables = t;
+            }
+            if brokers.is_some() || !topics.is_empty() {
+                let mut k = cfg.kafka.take().unwrap_or(KafkaConfig {
+                    brokers: String::new(),
+                    group: "plumewatch".into(),
+                    topics: vec![],
+                    alerts_topic: None,
+                    properties: Default::default(),
+                });
+                if let Some(b) = brokers {
+                    k.brokers = b;
+                }
+                for (s, t) in topics {
+                    let stream: Stream = clap::ValueEnum::from_str(&s, true)
+                        .map_err(|e| anyhow::anyhow!("--topic {s}={t}: {e}"))?;
+                    k.topics.push(TopicConfig {
+                        stream,
+                        topic: t,
+                        mapping: None,
+                    });
+                }
+                cfg.kafka = Some(k);
+            }
+            if let (Some(k), Some(g)) = (cfg.kafka.as_mut(), group) {
+                k.group = g;
+            }
+            if let (Some(k), Some(a)) = (cfg.kafka.as_mut(), alerts_topic) {
+                k.alerts_topic = Some(a);
+            }
+            if alerts_ndjson.is_some() {
+                cfg.alerts.ndjson = alerts_ndjson;
+            }
+            cfg.sites.urban_entrances.extend(entrances);
+            if let Some(i) = instance_id {
+                cfg.instance_id = i;
+            }
+            if metrics_listen.is_some() {
+                cfg.metrics.listen = metrics_listen;
+            }
+            if idle_exit_ms.is_some() {
+                cfg.idle_exit_ms = idle_exit_ms;
+            }
+            cfg.check()?;
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register(sig, stop.clone())?;
+            }
+            let summary = plumewatch::run::run(cfg, stop)?;
+            eprintln!("{summary}");
+            Ok(())
+        }
+        Cmd::Gen {
+            what: GenCmd::Obd(a),
+        } => gen_fleet(a, false),
+        Cmd::Gen {
+            what: GenCmd::Frames(a),
+        } => gen_fleet(a, true),
         Cmd::Gen {
             what:
                 GenCmd::Rsd {
@@ -237,6 +439,44 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn gen_fleet(a: FleetArgs, frames: bool) -> Result<()> {
+    use plumewatch::synth::obd as fleet;
+    let labels = a
+        .labels
+        .unwrap_or_else(|| a.out.with_extension("labels.csv"));
+    let registry = a
+        .registry
+        .unwrap_or_else(|| a.out.with_extension("vehicles.csv"));
+    fleet::write_labels_and_registry(
+        &mut create(&labels)?,
+        &mut create(&registry)?,
+        a.vehicles,
+        a.seed,
+    )?;
+    let mut w = create(&a.out)?;
+    let o = if frames {
+        fleet::write_frames(&mut w, a.vehicles, a.minutes, a.seed)?
+    } else {
+        fleet::write_ndjson(&mut w, a.vehicles, a.minutes, a.seed)?
+    };
+    w.flush()?;
+    println!(
+        "wrote {} samples{} of {} vehicles ({:.1} MB) to {}; labels {}; registry {}",
+        o.samples,
+        if frames {
+            format!(" in {} frames", o.frames)
+        } else {
+            String::new()
+        },
+        o.vehicles,
+        o.bytes as f64 / 1e6,
+        a.out.display(),
+        labels.display(),
+        registry.display()
+    );
+    Ok(())
 }
 
 fn create(p: &Path) -> Result<BufWriter<File>> {

@@ -517,3 +517,233 @@ impl TableBuilder for QuarantineBuilder {
         )
     }
 }
+
+/// Table names of the OBD stream.
+pub const OBD_SAMPLES: &str = "obd_samples";
+pub const OBD_REPORTS: &str = "obd_reports";
+
+/// `obd_samples`: one 1 Hz remote-OBD sample of one vehicle.
+pub fn obd_samples() -> SchemaRef {
+    static S: OnceLock<SchemaRef> = OnceLock::new();
+    S.get_or_init(|| {
+        let mut v = vec![
+            s("vin", false),
+            Field::new("sampled_at", ts(), false),
+            Field::new("info_type", DataType::Int64, true),
+        ];
+        for n in crate::decode::fields::OBD_NUMS {
+            v.push(f(n));
+        }
+        v.extend([
+            Field::new("position_valid", DataType::Boolean, true),
+            Field::new("time_inferred", DataType::Boolean, false),
+            s("source_file", false),
+            Field::new("source_offset", DataType::UInt64, false),
+        ]);
+        Arc::new(Schema::new(v))
+    })
+    .clone()
+}
+
+/// `obd_reports`: one OBD info block (MIL, readiness, calibration id, CVN, IUPR, DTCs).
+pub fn obd_reports() -> SchemaRef {
+    static S: OnceLock<SchemaRef> = OnceLock::new();
+    S.get_or_init(|| {
+        Arc::new(Schema::new(vec![
+            s("vin", false),
+            Field::new("reported_at", ts(), false),
+            Field::new("protocol", DataType::Int64, true),
+            Field::new("mil_on", DataType::Boolean, true),
+            Field::new("diag_support", DataType::Int64, true),
+            Field::new("diag_readiness", DataType::Int64, true),
+            s("calibration_id", true),
+            s("cvn", true),
+            Field::new(
+                "iupr",
+                DataType::List(Arc::new(Field::new("item", DataType::Int64, true))),
+                true,
+            ),
+            Field::new("dtcs", utf8_list(), true),
+            s("source_file", false),
+            Field::new("source_offset", DataType::UInt64, false),
+        ]))
+    })
+    .clone()
+}
+
+/// One `obd_samples` row.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ObdSampleRow {
+    pub vin: String,
+    pub sampled_at_ms: i64,
+    pub info_type: Option<u8>,
+    /// Values in the order of `decode::fields::OBD_NUMS`.
+    pub nums: [Option<f64>; 23],
+    pub position_valid: Option<bool>,
+    /// The source block had no collection time of its own (1 Hz from the frame time).
+    pub time_inferred: bool,
+}
+
+/// Builder of `obd_samples` rows.
+pub struct ObdSamplesBuilder {
+    vin: StringBuilder,
+    at: TimestampMillisecondBuilder,
+    info_type: Int64Builder,
+    nums: Vec<Float64Builder>,
+    position_valid: BooleanBuilder,
+    time_inferred: BooleanBuilder,
+    source_file: StringBuilder,
+    source_offset: UInt64Builder,
+}
+
+impl Default for ObdSamplesBuilder {
+    fn default() -> Self {
+        ObdSamplesBuilder {
+            vin: StringBuilder::new(),
+            at: TimestampMillisecondBuilder::new(),
+            info_type: Int64Builder::new(),
+            nums: (0..23).map(|_| Float64Builder::new()).collect(),
+            position_valid: BooleanBuilder::new(),
+            time_inferred: BooleanBuilder::new(),
+            source_file: StringBuilder::new(),
+            source_offset: UInt64Builder::new(),
+        }
+    }
+}
+
+impl ObdSamplesBuilder {
+    /// Appends one sample.
+    pub fn append(&mut self, r: &ObdSampleRow, file: &str, offset: u64) {
+        self.vin.append_value(&r.vin);
+        self.at.append_value(r.sampled_at_ms);
+        self.info_type.append_option(r.info_type.map(i64::from));
+        for (b, v) in self.nums.iter_mut().zip(r.nums) {
+            b.append_option(v);
+        }
+        self.position_valid.append_option(r.position_valid);
+        self.time_inferred.append_value(r.time_inferred);
+        self.source_file.append_value(file);
+        self.source_offset.append_value(offset);
+    }
+}
+
+impl TableBuilder for ObdSamplesBuilder {
+    fn len(&self) -> usize {
+        self.vin.len()
+    }
+    fn finish(&mut self) -> RecordBatch {
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(self.vin.finish()),
+            Arc::new(self.at.finish().with_timezone("UTC")),
+            Arc::new(self.info_type.finish()),
+        ];
+        for b in self.nums.iter_mut() {
+            cols.push(Arc::new(b.finish()));
+        }
+        cols.push(Arc::new(self.position_valid.finish()));
+        cols.push(Arc::new(self.time_inferred.finish()));
+        cols.push(Arc::new(self.source_file.finish()));
+        cols.push(Arc::new(self.source_offset.finish()));
+        batch(obd_samples(), cols)
+    }
+}
+
+/// One `obd_reports` row.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ObdReportRow {
+    pub vin: String,
+    pub reported_at_ms: i64,
+    pub protocol: Option<u8>,
+    pub mil_on: Option<bool>,
+    pub diag_support: Option<u16>,
+    pub diag_readiness: Option<u16>,
+    pub calibration_id: Option<String>,
+    pub cvn: Option<String>,
+    pub iupr: Vec<Option<u16>>,
+    pub dtcs: Vec<String>,
+}
+
+/// Builder of `obd_reports` rows.
+pub struct ObdReportsBuilder {
+    vin: StringBuilder,
+    at: TimestampMillisecondBuilder,
+    protocol: Int64Builder,
+    mil_on: BooleanBuilder,
+    support: Int64Builder,
+    readiness: Int64Builder,
+    cal: StringBuilder,
+    cvn: StringBuilder,
+    iupr: ListBuilder<Int64Builder>,
+    dtcs: ListBuilder<StringBuilder>,
+    source_file: StringBuilder,
+    source_offset: UInt64Builder,
+}
+
+impl Default for ObdReportsBuilder {
+    fn default() -> Self {
+        ObdReportsBuilder {
+            vin: StringBuilder::new(),
+            at: TimestampMillisecondBuilder::new(),
+            protocol: Int64Builder::new(),
+            mil_on: BooleanBuilder::new(),
+            support: Int64Builder::new(),
+            readiness: Int64Builder::new(),
+            cal: StringBuilder::new(),
+            cvn: StringBuilder::new(),
+            iupr: ListBuilder::new(Int64Builder::new()),
+            dtcs: ListBuilder::new(StringBuilder::new()),
+            source_file: StringBuilder::new(),
+            source_offset: UInt64Builder::new(),
+        }
+    }
+}
+
+impl ObdReportsBuilder {
+    /// Appends one report.
+    pub fn append(&mut self, r: &ObdReportRow, file: &str, offset: u64) {
+        self.vin.append_value(&r.vin);
+        self.at.append_value(r.reported_at_ms);
+        self.protocol.append_option(r.protocol.map(i64::from));
+        self.mil_on.append_option(r.mil_on);
+        self.support.append_option(r.diag_support.map(i64::from));
+        self.readiness
+            .append_option(r.diag_readiness.map(i64::from));
+        self.cal.append_option(r.calibration_id.as_deref());
+        self.cvn.append_option(r.cvn.as_deref());
+        for w in &r.iupr {
+            self.iupr.values().append_option(w.map(i64::from));
+        }
+        self.iupr.append(true);
+        for d in &r.dtcs {
+            self.dtcs.values().append_value(d);
+        }
+        self.dtcs.append(true);
+        self.source_file.append_value(file);
+        self.source_offset.append_value(offset);
+    }
+}
+
+impl TableBuilder for ObdReportsBuilder {
+    fn len(&self) -> usize {
+        self.vin.len()
+    }
+    fn finish(&mut self) -> RecordBatch {
+        batch(
+            obd_reports(),
+            vec![
+                Arc::new(self.vin.finish()),
+                Arc::new(self.at.finish().with_timezone("UTC")),
+                Arc::new(self.protocol.finish()),
+                Arc::new(self.mil_on.finish()),
+                Arc::new(self.support.finish()),
+                Arc::new(self.readiness.finish()),
+                Arc::new(self.cal.finish()),
+                Arc::new(self.cvn.finish()),
+                Arc::new(self.iupr.finish()),
+                Arc::new(self.dtcs.finish()),
+                Arc::new(self.source_file.finish()),
+                Arc::new(self.source_offset.finish()),
+            ],
+        )
+    }
+}

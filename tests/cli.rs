@@ -11,12 +11,19 @@ use std::process::Command;
 use common::*;
 
 fn pw(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_plumewatch")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_plumewatch"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn ok(args: &[&str]) -> String {
     let o = pw(args);
-    assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8(o.stdout).unwrap()
 }
 
@@ -24,14 +31,26 @@ fn ok(args: &[&str]) -> String {
 fn bad_input_is_quarantined_and_the_rest_is_kept() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let good = |id: &str| format!("{{\"pass_id\":\"{id}\",\"passed_at\":\"2026-10-02T08:00:00+08:00\",\"fuel\":\"diesel\",\"speed_kmh\":40,\"accel_mps2\":0.3,\"co_co2_ratio\":0.002,\"hc_co2_ratio\":0.0002,\"no_co2_ratio\":0.004}}\n");
+    let good = |id: &str| {
+        format!(
+            "{{\"pass_id\":\"{id}\",\"passed_at\":\"2026-10-02T08:00:00+08:00\",\"fuel\":\"diesel\",\"speed_kmh\":40,\"accel_mps2\":0.3,\"co_co2_ratio\":0.002,\"hc_co2_ratio\":0.0002,\"no_co2_ratio\":0.004}}\n"
+        )
+    };
     let mut nd: Vec<u8> = Vec::new();
     nd.extend(good("g1").bytes());
     nd.extend(b"{\"pass_id\":\"t1\",\"passed_at\":\"2026-10-02T08:00:00Z\",\"speed_kmh\":4\n"); // truncated
-    nd.extend(b"{\"pass_id\":\"w1\",\"passed_at\":\"2026-10-02T08:00:00Z\",\"speed_kmh\":\"fast\"}\n"); // wrong type
-    nd.extend(b"{\"pass_id\":\"n1\",\"passed_at\":\"2026-10-02T08:00:00Z\",\"no_co2_ratio\":NaN}\n");
-    nd.extend(b"{\"pass_id\":\"i1\",\"passed_at\":\"2026-10-02T08:00:00Z\",\"opacity_pct\":Infinity}\n");
-    nd.extend(b"{\"pass_id\":\"f1\",\"passed_at\":\"2026-10-02T08:00:00Z\",\"fuel\":\"kerosene\"}\n"); // unknown fuel
+    nd.extend(
+        b"{\"pass_id\":\"w1\",\"passed_at\":\"2026-10-02T08:00:00Z\",\"speed_kmh\":\"fast\"}\n",
+    ); // wrong type
+    nd.extend(
+        b"{\"pass_id\":\"n1\",\"passed_at\":\"2026-10-02T08:00:00Z\",\"no_co2_ratio\":NaN}\n",
+    );
+    nd.extend(
+        b"{\"pass_id\":\"i1\",\"passed_at\":\"2026-10-02T08:00:00Z\",\"opacity_pct\":Infinity}\n",
+    );
+    nd.extend(
+        b"{\"pass_id\":\"f1\",\"passed_at\":\"2026-10-02T08:00:00Z\",\"fuel\":\"kerosene\"}\n",
+    ); // unknown fuel
     nd.extend(b"{\"pass_id\":\"p1\",\"passed_at\":\"2026-10-02T08:00:00Z\",\"plate\":\"\xBE\xA9A12345\"}\n"); // GBK 京
     nd.extend(b"{\"pass_id\":\"m1\",\"speed_kmh\":30}\n"); // required time missing
     nd.extend(good("g2").bytes());
@@ -44,26 +63,65 @@ fn bad_input_is_quarantined_and_the_rest_is_kept() {
     .unwrap();
     let out = t.join("tables");
     let o = out.to_str().unwrap();
-    let s = ok(&["ingest", "--stream", "rsd", "--out", o, t.join("passes.ndjson").to_str().unwrap(), t.join("empty.ndjson").to_str().unwrap()]);
+    let s = ok(&[
+        "ingest",
+        "--stream",
+        "rsd",
+        "--out",
+        o,
+        t.join("passes.ndjson").to_str().unwrap(),
+        t.join("empty.ndjson").to_str().unwrap(),
+    ]);
     assert!(s.contains("records in:   10"), "{s}");
     assert!(s.contains("quarantined:  8"), "{s}");
-    let s2 = ok(&["ingest", "--stream", "rsd", "--format", "csv", "--out", o, t.join("passes.csv").to_str().unwrap()]);
+    let s2 = ok(&[
+        "ingest",
+        "--stream",
+        "rsd",
+        "--format",
+        "csv",
+        "--out",
+        o,
+        t.join("passes.csv").to_str().unwrap(),
+    ]);
     assert!(s2.contains("quarantined:  1"), "{s2}");
 
-    let q = rows(&sql(&out, "SELECT field, reason, source_line, raw FROM quarantine ORDER BY source_file, source_line"));
-    let reasons: Vec<(Option<String>, String)> = q.iter().map(|r| (r["field"].clone(), r["reason"].clone().unwrap())).collect();
-    let find = |needle: &str| reasons.iter().find(|(_, r)| r.contains(needle)).unwrap_or_else(|| panic!("no '{needle}' in {reasons:#?}"));
+    let q = rows(&sql(
+        &out,
+        "SELECT field, reason, source_line, raw FROM quarantine ORDER BY source_file, source_line",
+    ));
+    let reasons: Vec<(Option<String>, String)> = q
+        .iter()
+        .map(|r| (r["field"].clone(), r["reason"].clone().unwrap()))
+        .collect();
+    let find = |needle: &str| {
+        reasons
+            .iter()
+            .find(|(_, r)| r.contains(needle))
+            .unwrap_or_else(|| panic!("no '{needle}' in {reasons:#?}"))
+    };
     assert!(find("invalid JSON").0.is_none());
     assert_eq!(find("expected a number").0.as_deref(), Some("speed_kmh"));
     assert_eq!(find("non-finite").0.as_deref(), Some("no_co2_ratio"));
-    assert!(reasons.iter().any(|(f, r)| f.as_deref() == Some("opacity_pct") && r.contains("non-finite")), "{reasons:#?}");
+    assert!(
+        reasons
+            .iter()
+            .any(|(f, r)| f.as_deref() == Some("opacity_pct") && r.contains("non-finite")),
+        "{reasons:#?}"
+    );
     assert_eq!(find("unknown fuel 'kerosene'").0.as_deref(), Some("fuel"));
     assert_eq!(find("not valid UTF-8").0.as_deref(), Some("plate"));
-    assert_eq!(find("required field is missing").0.as_deref(), Some("passed_at"));
+    assert_eq!(
+        find("required field is missing").0.as_deref(),
+        Some("passed_at")
+    );
     assert!(find("empty input").0.is_none());
     assert!(find("row has 5 fields, header has 4").0.is_none());
     // The rest of each batch is kept: g1, g2, c1, c3.
-    let kept = rows(&sql(&out, "SELECT pass_id FROM rsd_passes ORDER BY pass_id"));
+    let kept = rows(&sql(
+        &out,
+        "SELECT pass_id FROM rsd_passes ORDER BY pass_id",
+    ));
     let ids: Vec<_> = kept.iter().map(|r| r["pass_id"].clone().unwrap()).collect();
     assert_eq!(ids, ["c1", "c3", "g1", "g2"]);
     // 10 + 3 records in, 4 + 9 out.
@@ -81,14 +139,19 @@ fn repeat_by_hand(dir: &Path, n: usize, days: i64) -> BTreeMap<String, usize> {
     let mut by: HashMap<(String, String), Vec<i64>> = HashMap::new();
     for x in &r {
         for p in x["ex"].as_deref().unwrap().split(',') {
-            by.entry((x["plate"].clone().unwrap(), p.to_string())).or_default().push(x["t"].as_deref().unwrap().parse().unwrap());
+            by.entry((x["plate"].clone().unwrap(), p.to_string()))
+                .or_default()
+                .push(x["t"].as_deref().unwrap().parse().unwrap());
         }
     }
     let mut out = BTreeMap::new();
     for ((plate, _), mut ts) in by {
         ts.sort();
         let w = days * 86_400_000;
-        let best = (0..ts.len()).map(|i| ts[..=i].iter().filter(|&&t| t > ts[i] - w).count()).max().unwrap();
+        let best = (0..ts.len())
+            .map(|i| ts[..=i].iter().filter(|&&t| t > ts[i] - w).count())
+            .max()
+            .unwrap();
         let e = out.entry(plate).or_insert(0);
         *e = (*e).max(best);
     }
@@ -102,16 +165,34 @@ fn demo_lists_bind_parameters_and_match_hand_computation() {
     let out = tmp.path().join("demo");
     let o = out.to_str().unwrap();
     let text = ok(&["demo", "--out", o]);
-    assert!(text.contains("SYNTHETIC") && text.contains("CONOX"), "{text}");
+    assert!(
+        text.contains("SYNTHETIC") && text.contains("CONOX"),
+        "{text}"
+    );
 
     for (n, days) in [(2usize, 183i64), (3, 10)] {
         let got = ok(&[
-            "list", "rsd-repeat-exceeders", "--tables", o, "--format", "json",
-            "--param", &format!("min_failing_passes={n}"), "--param", &format!("window_days={days}"),
+            "list",
+            "rsd-repeat-exceeders",
+            "--tables",
+            o,
+            "--format",
+            "json",
+            "--param",
+            &format!("min_failing_passes={n}"),
+            "--param",
+            &format!("window_days={days}"),
         ]);
         let v: Vec<serde_json::Value> = serde_json::from_str(&got).unwrap();
-        let listed: BTreeMap<String, usize> =
-            v.iter().map(|r| (r["plate"].as_str().unwrap().to_string(), r["max_failing_in_window"].as_i64().unwrap() as usize)).collect();
+        let listed: BTreeMap<String, usize> = v
+            .iter()
+            .map(|r| {
+                (
+                    r["plate"].as_str().unwrap().to_string(),
+                    r["max_failing_in_window"].as_i64().unwrap() as usize,
+                )
+            })
+            .collect();
         let hand = repeat_by_hand(&out, n, days);
         assert!(!hand.is_empty());
         assert_eq!(listed, hand, "n={n} days={days}");
@@ -122,7 +203,10 @@ fn demo_lists_bind_parameters_and_match_hand_computation() {
     let mut banned = BTreeSet::new();
     for line in fleet.lines().skip(1) {
         let f: Vec<_> = line.split(',').collect();
-        if f[3] == "diesel" && ["国III", "国II", "国I"].contains(&f[4]) && (f[5].starts_with('H') || f[5].starts_with('Q')) {
+        if f[3] == "diesel"
+            && ["国III", "国II", "国I"].contains(&f[4])
+            && (f[5].starts_with('H') || f[5].starts_with('Q'))
+        {
             banned.insert(f[0].to_string());
         }
     }
@@ -143,21 +227,60 @@ fn demo_lists_bind_parameters_and_match_hand_computation() {
     }
     let got = ok(&["list", "china3-diesel", "--tables", o, "--format", "json"]);
     let v: Vec<serde_json::Value> = serde_json::from_str(&got).unwrap();
-    let listed: BTreeMap<String, i64> = v.iter().map(|r| (r["plate"].as_str().unwrap().to_string(), r["sightings"].as_i64().unwrap())).collect();
+    let listed: BTreeMap<String, i64> = v
+        .iter()
+        .map(|r| {
+            (
+                r["plate"].as_str().unwrap().to_string(),
+                r["sightings"].as_i64().unwrap(),
+            )
+        })
+        .collect();
     assert_eq!(listed, expect);
 
     // CSV output starts with a UTF-8 BOM and carries Chinese plates.
     let o2 = pw(&["list", "china3-diesel", "--tables", o, "--format", "csv"]);
     assert!(o2.stdout.starts_with(b"\xEF\xBB\xBFplate,"));
-    assert!(String::from_utf8(o2.stdout[3..].to_vec()).unwrap().lines().count() == expect.len() + 1);
+    assert!(
+        String::from_utf8(o2.stdout[3..].to_vec())
+            .unwrap()
+            .lines()
+            .count()
+            == expect.len() + 1
+    );
 
     // Parameters are bound, never spliced: SQL in a value is just a bad value.
-    let bad = pw(&["list", "china3-diesel", "--tables", o, "--param", "since=2026-01-01' OR '1'='1"]);
+    let bad = pw(&[
+        "list",
+        "china3-diesel",
+        "--tables",
+        o,
+        "--param",
+        "since=2026-01-01' OR '1'='1",
+    ]);
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("parameter since"), "{}", String::from_utf8_lossy(&bad.stderr));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("parameter since"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
     let unknown = pw(&["list", "china3-diesel", "--tables", o, "--param", "n=2"]);
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no parameter 'n'"));
     // A period with no sightings gives an empty list.
-    let none = ok(&["list", "china3-diesel", "--tables", o, "--format", "json", "--param", "until=2020-01-01"]);
-    assert_eq!(serde_json::from_str::<Vec<serde_json::Value>>(&none).unwrap().len(), 0);
+    let none = ok(&[
+        "list",
+        "china3-diesel",
+        "--tables",
+        o,
+        "--format",
+        "json",
+        "--param",
+        "until=2020-01-01",
+    ]);
+    assert_eq!(
+        serde_json::from_str::<Vec<serde_json::Value>>(&none)
+            .unwrap()
+            .len(),
+        0
+    );
 }

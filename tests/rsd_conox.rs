@@ -6,17 +6,21 @@ mod common;
 use std::collections::HashMap;
 
 use common::*;
-use plumewatch::decode::text::TextFormat;
-use plumewatch::ingest::{ingest, IngestOptions, Stream};
+use plumewatch::ingest::{Format, IngestOptions, Stream, ingest};
 use plumewatch::limits::LimitSet;
 
-fn ingest_conox(csv: &std::path::Path, dir: &std::path::Path, format: TextFormat) -> plumewatch::ingest::IngestSummary {
+fn ingest_conox(
+    csv: &std::path::Path,
+    dir: &std::path::Path,
+    format: Format,
+) -> plumewatch::ingest::IngestSummary {
     let limits = LimitSet::default_set();
     let mapping = repo("fixtures/mappings/conox.toml");
     ingest(&IngestOptions {
         stream: Stream::Rsd,
         format,
         mapping: Some(&mapping),
+        vin: None,
         limits: &limits,
         out: dir,
         inputs: &[csv.display().to_string()],
@@ -38,9 +42,11 @@ fn num(s: &str) -> Option<f64> {
 
 #[test]
 fn conox_emission_factors_and_vsp_reproduce_published_columns() {
-    let Some(csv) = shared("rsd/conox_uk_sample5000.csv") else { return };
+    let Some(csv) = shared("rsd/conox_uk_sample5000.csv") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
-    let s = ingest_conox(&csv, dir.path(), TextFormat::Csv);
+    let s = ingest_conox(&csv, dir.path(), Format::Csv);
     // Every row lands in rsd_passes or quarantine.
     assert_eq!(s.records_in, 5000);
     assert_eq!(s.rows["rsd_passes"] + s.quarantined, s.records_in);
@@ -81,13 +87,25 @@ fn conox_emission_factors_and_vsp_reproduce_published_columns() {
             // Left out of the comparison (the publisher used an HC value it did not publish);
             // the row must say HC was taken as 0 (when it has a CO ratio to reduce at all).
             if r["co_g_per_kg"].is_some() {
-                assert!(r["flags"].as_deref().unwrap_or("").contains("hc_ratio_missing_as_zero"), "{id}");
+                assert!(
+                    r["flags"]
+                        .as_deref()
+                        .unwrap_or("")
+                        .contains("hc_ratio_missing_as_zero"),
+                    "{id}"
+                );
                 hc_missing_flagged += 1;
             }
         } else {
             for (ours, theirs) in pairs {
-                let Some(expect) = num(&p[col(theirs)]) else { continue };
-                let got: f64 = r[ours].as_deref().unwrap_or_else(|| panic!("{id} {ours} null")).parse().unwrap();
+                let Some(expect) = num(&p[col(theirs)]) else {
+                    continue;
+                };
+                let got: f64 = r[ours]
+                    .as_deref()
+                    .unwrap_or_else(|| panic!("{id} {ours} null"))
+                    .parse()
+                    .unwrap();
                 let tol = (0.01 * expect.abs()).max(0.02);
                 checked += 1;
                 let e = per_col.entry(ours).or_default();
@@ -99,7 +117,9 @@ fn conox_emission_factors_and_vsp_reproduce_published_columns() {
             }
         }
         if r["instrument"].as_deref() == Some("RSD 4600") {
-            if let (Some(v), Some(pubv)) = (r["vsp_kw_t"].as_deref(), r["vsp_reported_kw_t"].as_deref()) {
+            if let (Some(v), Some(pubv)) =
+                (r["vsp_kw_t"].as_deref(), r["vsp_reported_kw_t"].as_deref())
+            {
                 vsp_n += 1;
                 let (v, pubv): (f64, f64) = (v.parse().unwrap(), pubv.parse().unwrap());
                 // Also independent of our column mapping: the CSV's own VSP.
@@ -111,7 +131,9 @@ fn conox_emission_factors_and_vsp_reproduce_published_columns() {
         }
     }
     println!("g/kg: {within}/{checked} within max(1 %, 0.02 g/kg); per column {per_col:?}");
-    println!("VSP (RSD 4600): {vsp_ok}/{vsp_n} within 0.05 kW/t; HC-missing rows flagged: {hc_missing_flagged}");
+    println!(
+        "VSP (RSD 4600): {vsp_ok}/{vsp_n} within 0.05 kW/t; HC-missing rows flagged: {hc_missing_flagged}"
+    );
     assert!(checked > 20_000, "{checked}");
     assert!(within as f64 >= 0.999 * checked as f64);
     for (c, (n, ok)) in &per_col {
@@ -122,23 +144,55 @@ fn conox_emission_factors_and_vsp_reproduce_published_columns() {
     assert!(hc_missing_flagged > 0);
 
     // Negative ratios are valid data (instrument noise around zero) and stay negative.
-    let neg = scalar_i64(dir.path(), "SELECT count(*) FROM rsd_passes WHERE co_co2_ratio < 0 AND co_g_per_kg < 0");
-    let neg_csv = recs.iter().filter(|r| num(&r[col("Ratio_CO_CO2")]).is_some_and(|v| v < 0.0)).count() as i64;
+    let neg = scalar_i64(
+        dir.path(),
+        "SELECT count(*) FROM rsd_passes WHERE co_co2_ratio < 0 AND co_g_per_kg < 0",
+    );
+    let neg_csv = recs
+        .iter()
+        .filter(|r| num(&r[col("Ratio_CO_CO2")]).is_some_and(|v| v < 0.0))
+        .count() as i64;
     assert_eq!(neg, neg_csv);
     assert!(neg > 1000, "{neg}");
     // `No data` / `NO DATA` became nulls.
-    let nd_cat = recs.iter().filter(|r| &r[col("VehicleCategory")] == "No data").count() as i64;
-    let nd_fuel = recs.iter().filter(|r| &r[col("FuelType")] == "NO DATA").count() as i64;
+    let nd_cat = recs
+        .iter()
+        .filter(|r| &r[col("VehicleCategory")] == "No data")
+        .count() as i64;
+    let nd_fuel = recs
+        .iter()
+        .filter(|r| &r[col("FuelType")] == "NO DATA")
+        .count() as i64;
     assert!(nd_cat > 0 && nd_fuel > 0);
-    assert_eq!(scalar_i64(dir.path(), "SELECT count(*) FROM rsd_passes WHERE vehicle_category IS NULL"), nd_cat);
-    assert_eq!(scalar_i64(dir.path(), "SELECT count(*) FROM rsd_passes WHERE fuel IS NULL"), nd_fuel);
+    assert_eq!(
+        scalar_i64(
+            dir.path(),
+            "SELECT count(*) FROM rsd_passes WHERE vehicle_category IS NULL"
+        ),
+        nd_cat
+    );
+    assert_eq!(
+        scalar_i64(
+            dir.path(),
+            "SELECT count(*) FROM rsd_passes WHERE fuel IS NULL"
+        ),
+        nd_fuel
+    );
     // A pass without fuel cannot be judged.
-    assert_eq!(scalar_i64(dir.path(), "SELECT count(*) FROM rsd_passes WHERE fuel IS NULL AND verdict <> 'invalid'"), 0);
+    assert_eq!(
+        scalar_i64(
+            dir.path(),
+            "SELECT count(*) FROM rsd_passes WHERE fuel IS NULL AND verdict <> 'invalid'"
+        ),
+        0
+    );
 }
 
 #[test]
 fn conox_as_ndjson_with_same_field_names_gives_the_same_table() {
-    let Some(csv) = shared("rsd/conox_uk_sample5000.csv") else { return };
+    let Some(csv) = shared("rsd/conox_uk_sample5000.csv") else {
+        return;
+    };
     // Write the same records as NDJSON: numbers as JSON numbers, text as strings.
     let (h, recs) = published(&csv);
     let tmp = tempfile::tempdir().unwrap();
@@ -160,8 +214,8 @@ fn conox_as_ndjson_with_same_field_names_gives_the_same_table() {
     std::fs::write(&nd, out).unwrap();
     let a = tmp.path().join("a");
     let b = tmp.path().join("b");
-    let sa = ingest_conox(&csv, &a, TextFormat::Csv);
-    let sb = ingest_conox(&nd, &b, TextFormat::Ndjson);
+    let sa = ingest_conox(&csv, &a, Format::Csv);
+    let sb = ingest_conox(&nd, &b, Format::Ndjson);
     assert_eq!(sb.quarantined, 0);
     assert_eq!(sa.rows["rsd_passes"], sb.rows["rsd_passes"]);
     let q = "SELECT pass_id, passed_at, fuel, verdict, co_g_per_kg, hc_g_per_kg, no_g_per_kg, nox_g_per_kg, vsp_kw_t, \
@@ -171,5 +225,8 @@ fn conox_as_ndjson_with_same_field_names_gives_the_same_table() {
     assert_eq!(ra.len(), 5000);
     assert_eq!(ra, rb);
     // ConoxID `34.0` (CSV) and `34.0` (JSON number) are both read as `34`.
-    assert!(ra.iter().all(|r| !r["pass_id"].as_deref().unwrap().contains('.')));
+    assert!(
+        ra.iter()
+            .all(|r| !r["pass_id"].as_deref().unwrap().contains('.'))
+    );
 }

@@ -120,3 +120,136 @@ pub mod pr {
     pub const LON: usize = 6;
     pub const LAT: usize = 7;
 }
+
+/// Numeric columns of `obd_samples` (and fields of the `obd_sample` input), in order.
+/// Units in the names; scales of HJ 1239 frames in `obd-remote-monitoring.md §1.7`.
+pub const OBD_NUMS: [&str; 23] = [
+    "speed_kmh",
+    "barometric_kpa",
+    "net_torque_pct",
+    "friction_torque_pct",
+    "engine_rpm",
+    "fuel_flow_lph",
+    "scr_up_nox_ppm",
+    "scr_down_nox_ppm",
+    "reagent_pct",
+    "intake_air_kgph",
+    "scr_in_temp_c",
+    "scr_out_temp_c",
+    "dpf_dp_kpa",
+    "coolant_c",
+    "tank_pct",
+    "upstream_lambda",
+    "rear_o2_v",
+    "twc_down_nox_ppm",
+    "twc_temp_c",
+    "commanded_lambda",
+    "lon_deg",
+    "lat_deg",
+    "odometer_km",
+];
+
+/// Index of each name in [`OBD_NUMS`].
+pub mod obd {
+    pub const SPEED_KMH: usize = 0;
+    pub const NET_TORQUE_PCT: usize = 2;
+    pub const FRICTION_TORQUE_PCT: usize = 3;
+    pub const ENGINE_RPM: usize = 4;
+    pub const FUEL_FLOW_LPH: usize = 5;
+    pub const COOLANT_C: usize = 13;
+    pub const UPSTREAM_LAMBDA: usize = 15;
+    pub const REAR_O2_V: usize = 16;
+    pub const COMMANDED_LAMBDA: usize = 19;
+    pub const LON: usize = 20;
+    pub const LAT: usize = 21;
+    /// Record slots: `vin`, `sampled_at`, `info_type`, then the numbers.
+    pub const SLOT_VIN: usize = 0;
+    pub const SLOT_SAMPLED_AT: usize = 1;
+    pub const SLOT_INFO_TYPE: usize = 2;
+    pub const SLOT_FIRST_NUM: usize = 3;
+}
+
+/// `obd_sample` input fields (NDJSON, or CSV logs through a mapping).
+pub const OBD_FIELDS: &[FieldSpec] = &[
+    f("vin", Kind::Str, true),
+    f("sampled_at", Kind::Time, true),
+    f("info_type", Kind::Num, false),
+    f(OBD_NUMS[0], Kind::Num, false),
+    f(OBD_NUMS[1], Kind::Num, false),
+    f(OBD_NUMS[2], Kind::Num, false),
+    f(OBD_NUMS[3], Kind::Num, false),
+    f(OBD_NUMS[4], Kind::Num, false),
+    f(OBD_NUMS[5], Kind::Num, false),
+    f(OBD_NUMS[6], Kind::Num, false),
+    f(OBD_NUMS[7], Kind::Num, false),
+    f(OBD_NUMS[8], Kind::Num, false),
+    f(OBD_NUMS[9], Kind::Num, false),
+    f(OBD_NUMS[10], Kind::Num, false),
+    f(OBD_NUMS[11], Kind::Num, false),
+    f(OBD_NUMS[12], Kind::Num, false),
+    f(OBD_NUMS[13], Kind::Num, false),
+    f(OBD_NUMS[14], Kind::Num, false),
+    f(OBD_NUMS[15], Kind::Num, false),
+    f(OBD_NUMS[16], Kind::Num, false),
+    f(OBD_NUMS[17], Kind::Num, false),
+    f(OBD_NUMS[18], Kind::Num, false),
+    f(OBD_NUMS[19], Kind::Num, false),
+    f(OBD_NUMS[20], Kind::Num, false),
+    f(OBD_NUMS[21], Kind::Num, false),
+    f(OBD_NUMS[22], Kind::Num, false),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(schema: &str, specs: &[FieldSpec]) {
+        let v: serde_json::Value = serde_json::from_str(schema).unwrap();
+        let props: Vec<&str> = v["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut names: Vec<&str> = specs.iter().map(|s| s.name).collect();
+        let mut p = props.clone();
+        p.sort_unstable();
+        names.sort_unstable();
+        assert_eq!(p, names);
+        let req: Vec<&str> = v["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap())
+            .collect();
+        let want: Vec<&str> = specs
+            .iter()
+            .filter(|s| s.required)
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(req, want);
+    }
+
+    #[test]
+    fn json_schemas_match_field_tables() {
+        check(
+            include_str!("../../schemas/rsd_pass.schema.json"),
+            RSD_FIELDS,
+        );
+        check(
+            include_str!("../../schemas/vehicle.schema.json"),
+            VEHICLE_FIELDS,
+        );
+        check(
+            include_str!("../../schemas/plate_read.schema.json"),
+            PLATE_READ_FIELDS,
+        );
+        check(
+            include_str!("../../schemas/obd_sample.schema.json"),
+            OBD_FIELDS,
+        );
+        for (i, n) in OBD_NUMS.iter().enumerate() {
+            assert_eq!(OBD_FIELDS[obd::SLOT_FIRST_NUM + i].name, *n);
+        }
+    }
+}

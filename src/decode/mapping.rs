@@ -64,8 +64,9 @@ pub struct FieldEntry {
     /// Linear conversion `canonical = raw·scale + offset` (when `unit` is not given).
     pub scale: Option<f64>,
     pub offset: Option<f64>,
-    /// Time encoding: `unix_s`, `unix_ms`, `rfc3339`, or a chrono format string.
-    pub time: Option<String>,
+    /// Time encoding: `unix_s`, `unix_ms`, `rfc3339`, a chrono format string, or
+    /// `clock_mmss` (minutes:seconds only, see [`TimeFormat`]); a list is tried in order.
+    pub time: Option<OneOrMany<String>>,
     /// Offset of local times without a zone, e.g. `+08:00` (Beijing time). Default UTC.
     pub utc_offset: Option<String>,
     /// Translation of source values to canonical text (e.g. colour codes, fuel words).
@@ -73,13 +74,31 @@ pub struct FieldEntry {
     pub values: BTreeMap<String, String>,
 }
 
-/// A mapping file.
+/// One value or a list of alternatives (tried in order / all mapped to the same field).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T: Clone> OneOrMany<T> {
+    fn to_vec(&self) -> Vec<T> {
+        match self {
+            OneOrMany::One(t) => vec![t.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// A mapping file. A field may list several sources (e.g. `Speed (OBD)(km/h)` and
+/// `Speed (OBD)(mph)` with `unit = "mph"`); whichever the input has is read.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct Mapping {
     #[serde(default)]
     mapping: MappingHeader,
     #[serde(default)]
-    fields: BTreeMap<String, FieldEntry>,
+    fields: BTreeMap<String, OneOrMany<FieldEntry>>,
 }
 
 /// Numeric conversion to the canonical unit.
@@ -133,10 +152,18 @@ pub enum TimeFormat {
     UnixSeconds,
     UnixMillis,
     Rfc3339,
-    Pattern {
-        format: String,
-        offset: FixedOffset,
-    },
+    /// Text patterns tried in order.
+    Patterns(Vec<Pattern>),
+}
+
+/// One text time pattern.
+#[derive(Clone, Debug)]
+pub enum Pattern {
+    /// A chrono format; local times are at `offset`.
+    Chrono { format: String, offset: FixedOffset },
+    /// `mm:ss.f` only (a spreadsheet cut the date and hour): anchored at 1970-01-01 UTC and
+    /// unrolled over hour wraps in input order, so durations and order stay right.
+    ClockMmss,
 }
 
 /// A compiled entry: canonical slot plus conversions.
@@ -148,6 +175,8 @@ pub struct Compiled {
     conv: Conversion,
     time: TimeFormat,
     values: HashMap<String, String>,
+    /// `clock_mmss` unrolling state: (last ms within the hour, hours added).
+    clock: std::cell::Cell<(i64, i64)>,
 }
 
 /// A mapping compiled against one stream's field table.
@@ -202,61 +231,74 @@ impl Mapping {
                         },
                         time: TimeFormat::Auto,
                         values: HashMap::new(),
+                        clock: Default::default(),
                     });
                 }
             }
             Some(m) => {
-                for (field, e) in &m.fields {
-                    let Some(slot) = specs.iter().position(|s| s.name == field) else {
-                        let known: Vec<_> = specs.iter().map(|s| s.name).collect();
-                        return Err(invalid(format!(
-                            "[fields.{field}]: not a field of this stream (known: {})",
-                            known.join(", ")
-                        )));
-                    };
-                    let spec = specs[slot];
-                    let conv = match (&e.unit, e.scale, e.offset) {
-                        (Some(u), _, _) => Conversion::named(u).ok_or_else(|| {
-                            invalid(format!("[fields.{field}]: unknown unit '{u}'"))
-                        })?,
-                        (None, s, o) => Conversion::Linear {
-                            scale: s.unwrap_or(1.0),
-                            offset: o.unwrap_or(0.0),
-                        },
-                    };
-                    let time = match e.time.as_deref() {
-                        None => TimeFormat::Auto,
-                        Some("unix_s") => TimeFormat::UnixSeconds,
-                        Some("unix_ms") => TimeFormat::UnixMillis,
-                        Some("rfc3339") => TimeFormat::Rfc3339,
-                        Some(p) => {
-                            let off = match e.utc_offset.as_deref() {
-                                None => FixedOffset::east_opt(0).expect("zero offset"),
-                                Some(o) => parse_offset(o).ok_or_else(|| {
-                                    invalid(format!("[fields.{field}]: bad utc_offset '{o}'"))
-                                })?,
-                            };
-                            TimeFormat::Pattern {
-                                format: p.to_string(),
-                                offset: off,
+                for (field, alts) in &m.fields {
+                    for e in alts.to_vec().iter() {
+                        let Some(slot) = specs.iter().position(|s| s.name == field) else {
+                            let known: Vec<_> = specs.iter().map(|s| s.name).collect();
+                            return Err(invalid(format!(
+                                "[fields.{field}]: not a field of this stream (known: {})",
+                                known.join(", ")
+                            )));
+                        };
+                        let spec = specs[slot];
+                        let conv = match (&e.unit, e.scale, e.offset) {
+                            (Some(u), _, _) => Conversion::named(u).ok_or_else(|| {
+                                invalid(format!("[fields.{field}]: unknown unit '{u}'"))
+                            })?,
+                            (None, s, o) => Conversion::Linear {
+                                scale: s.unwrap_or(1.0),
+                                offset: o.unwrap_or(0.0),
+                            },
+                        };
+                        let times = e.time.as_ref().map(|t| t.to_vec()).unwrap_or_default();
+                        let time = match times.first().map(String::as_str) {
+                            None => TimeFormat::Auto,
+                            Some("unix_s") => TimeFormat::UnixSeconds,
+                            Some("unix_ms") => TimeFormat::UnixMillis,
+                            Some("rfc3339") => TimeFormat::Rfc3339,
+                            Some(_) => {
+                                let off = match e.utc_offset.as_deref() {
+                                    None => FixedOffset::east_opt(0).expect("zero offset"),
+                                    Some(o) => parse_offset(o).ok_or_else(|| {
+                                        invalid(format!("[fields.{field}]: bad utc_offset '{o}'"))
+                                    })?,
+                                };
+                                TimeFormat::Patterns(
+                                    times
+                                        .iter()
+                                        .map(|p| match p.as_str() {
+                                            "clock_mmss" => Pattern::ClockMmss,
+                                            _ => Pattern::Chrono {
+                                                format: p.clone(),
+                                                offset: off,
+                                            },
+                                        })
+                                        .collect(),
+                                )
                             }
+                        };
+                        if by_source.insert(e.source.clone(), entries.len()).is_some() {
+                            return Err(invalid(format!("source '{}' is mapped twice", e.source)));
                         }
-                    };
-                    if by_source.insert(e.source.clone(), entries.len()).is_some() {
-                        return Err(invalid(format!("source '{}' is mapped twice", e.source)));
+                        entries.push(Compiled {
+                            slot,
+                            name: spec.name,
+                            kind: spec.kind,
+                            conv,
+                            time,
+                            values: e
+                                .values
+                                .iter()
+                                .map(|(k, v)| (k.clone(), v.clone()))
+                                .collect(),
+                            clock: Default::default(),
+                        });
                     }
-                    entries.push(Compiled {
-                        slot,
-                        name: spec.name,
-                        kind: spec.kind,
-                        conv,
-                        time,
-                        values: e
-                            .values
-                            .iter()
-                            .map(|(k, v)| (k.clone(), v.clone()))
-                            .collect(),
-                    });
                 }
             }
         }
@@ -344,25 +386,16 @@ impl CompiledMapping {
                         })?;
                         return self.put_num(i, v, rec);
                     }
-                    TimeFormat::Pattern { format, offset } => {
-                        let naive = NaiveDateTime::parse_from_str(t, format).map_err(|err| {
-                            FieldError::field(
-                                e.name,
-                                format!("time \"{}\" does not match \"{format}\": {err}", clip(t)),
-                            )
-                        })?;
-                        offset
-                            .from_local_datetime(&naive)
-                            .single()
-                            .map(|d| d.timestamp_millis())
-                            .ok_or_else(|| FieldError::field(e.name, "ambiguous local time"))?
-                    }
+                    TimeFormat::Patterns(ps) => parse_patterns(e, ps, t)?,
                 };
                 rec.vals[e.slot] = Val::Time(ms);
             }
             Kind::Date => {
                 let fmt = match &e.time {
-                    TimeFormat::Pattern { format, .. } => format.as_str(),
+                    TimeFormat::Patterns(ps) => match ps.first() {
+                        Some(Pattern::Chrono { format, .. }) => format.as_str(),
+                        _ => "%Y-%m-%d",
+                    },
                     _ => "%Y-%m-%d",
                 };
                 let d = NaiveDate::parse_from_str(t, fmt).map_err(|err| {
@@ -432,6 +465,46 @@ impl CompiledMapping {
         }
         Ok(())
     }
+}
+
+fn parse_patterns(e: &Compiled, ps: &[Pattern], t: &str) -> Result<i64, FieldError> {
+    for p in ps {
+        match p {
+            Pattern::Chrono { format, offset } => {
+                if let Ok(naive) = NaiveDateTime::parse_from_str(t, format) {
+                    if let Some(d) = offset.from_local_datetime(&naive).single() {
+                        return Ok(d.timestamp_millis());
+                    }
+                }
+            }
+            Pattern::ClockMmss => {
+                if let Some((m, s)) = t.split_once(':') {
+                    if let (Ok(m), Ok(s)) = (m.parse::<u32>(), s.parse::<f64>()) {
+                        if m < 60 && (0.0..60.0).contains(&s) {
+                            let in_hour = (m as f64 * 60_000.0 + s * 1000.0).round() as i64;
+                            let (last, mut hours) = e.clock.get();
+                            if in_hour + 30 * 60_000 < last {
+                                hours += 1; // wrapped past the hour
+                            }
+                            e.clock.set((in_hour, hours));
+                            return Ok(hours * 3_600_000 + in_hour);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let names: Vec<String> = ps
+        .iter()
+        .map(|p| match p {
+            Pattern::Chrono { format, .. } => format.clone(),
+            Pattern::ClockMmss => "clock_mmss".into(),
+        })
+        .collect();
+    Err(FieldError::field(
+        e.name,
+        format!("time \"{}\" matches none of {}", clip(t), names.join(" | ")),
+    ))
 }
 
 /// Shortens a value for an error message.

@@ -28,13 +28,6 @@ pub trait Handler {
     fn on_progress(&mut self, _bytes: u64) {}
 }
 
-/// Input format of a text stream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TextFormat {
-    Ndjson,
-    Csv,
-}
-
 /// NDJSON decoder: one JSON object per line.
 pub struct NdjsonDecoder {
     mapping: CompiledMapping,

@@ -140,8 +140,70 @@ ORDER BY last_seen DESC, plate
     params: &[SINCE, UNTIL],
 };
 
+/// `gas-twc-suspects`: one row per vehicle with TWC / rear-O2 detections (§3.3) or a
+/// catalyst DTC (§2.2), ranked by the strongest evidence; by default only vehicles registered
+/// as natural gas with emission standard VI (registry join by VIN or plate).
+pub const GAS_TWC_SUSPECTS: ListDef = ListDef {
+    name: "gas-twc-suspects",
+    description: "China VI gas trucks with TWC / rear-O2 detections, one row per vehicle, strongest evidence first",
+    sql: r#"
+WITH d AS (
+  SELECT * FROM detections
+  WHERE rule_id IN ('rear_o2_flatline', 'rear_o2_periodic', 'rear_o2_mirrors_front', 'dfco_no_lean',
+                    'rear_o2_missing', 'obd_catalyst_dtc')
+    AND detected_at >= to_timestamp($since) AND detected_at < to_timestamp($until)
+),
+v AS (
+  SELECT vin, plate, plate_color, fuel, emission_standard FROM vehicles
+),
+j AS (
+  SELECT d.*, v.plate AS reg_plate, v.plate_color AS reg_plate_color,
+         (v.fuel = 'natural_gas' AND v.emission_standard = 6) AS gas_vi
+  FROM d LEFT JOIN v ON (d.vin = v.vin OR d.plate = v.plate)
+),
+last_pos AS (
+  SELECT vin, max(sampled_at) AS last_sampled_at,
+         last_value(lon_deg ORDER BY sampled_at) AS last_lon_deg,
+         last_value(lat_deg ORDER BY sampled_at) AS last_lat_deg
+  FROM obd_samples WHERE lon_deg IS NOT NULL AND lat_deg IS NOT NULL GROUP BY vin
+)
+SELECT j.vin,
+       max(j.reg_plate) AS plate,
+       max(j.reg_plate_color) AS plate_color,
+       count(DISTINCT j.detection_id) AS detections,
+       sum(CASE WHEN j.rule_id = 'rear_o2_flatline' THEN 1 ELSE 0 END) AS rear_o2_flatline,
+       sum(CASE WHEN j.rule_id = 'rear_o2_periodic' THEN 1 ELSE 0 END) AS rear_o2_periodic,
+       sum(CASE WHEN j.rule_id = 'rear_o2_mirrors_front' THEN 1 ELSE 0 END) AS rear_o2_mirrors_front,
+       sum(CASE WHEN j.rule_id = 'dfco_no_lean' THEN 1 ELSE 0 END) AS dfco_no_lean,
+       sum(CASE WHEN j.rule_id = 'rear_o2_missing' THEN 1 ELSE 0 END) AS rear_o2_missing,
+       sum(CASE WHEN j.rule_id = 'obd_catalyst_dtc' THEN 1 ELSE 0 END) AS obd_catalyst_dtc,
+       max(j.strength) AS max_strength,
+       first_value(j.rule_id ORDER BY j.strength DESC, j.detected_at DESC) AS strongest_rule,
+       first_value(j.evidence ORDER BY j.strength DESC, j.detected_at DESC) AS strongest_evidence,
+       max(j.detected_at) AS last_detected_at,
+       max(p.last_sampled_at) AS last_seen_at,
+       max(p.last_lon_deg) AS last_lon_deg,
+       max(p.last_lat_deg) AS last_lat_deg,
+       max(j.limit_set) AS limit_set
+FROM j LEFT JOIN last_pos p ON j.vin = p.vin
+WHERE $all_vehicles OR coalesce(j.gas_vi, false)
+GROUP BY j.vin
+ORDER BY max_strength DESC, detections DESC, j.vin
+"#,
+    params: &[
+        ParamDef {
+            name: "all_vehicles",
+            ty: ParamType::Bool,
+            doc: "include vehicles not registered as natural gas China VI (default false)",
+            default: |_| "false".into(),
+        },
+        SINCE,
+        UNTIL,
+    ],
+};
+
 /// Every list, by name.
-pub const LISTS: &[&ListDef] = &[&RSD_REPEAT_EXCEEDERS, &CHINA3_DIESEL];
+pub const LISTS: &[&ListDef] = &[&RSD_REPEAT_EXCEEDERS, &CHINA3_DIESEL, &GAS_TWC_SUSPECTS];
 
 /// Finds a list by name.
 pub fn find(name: &str) -> Option<&'static ListDef> {

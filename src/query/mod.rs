@@ -3,6 +3,7 @@
 
 pub mod lists;
 pub mod output;
+pub mod plot;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -25,6 +26,8 @@ pub fn tables() -> Vec<(&'static str, SchemaRef, bool)> {
         (schema::RSD_PASSES, schema::rsd_passes(), true),
         (schema::PLATE_READS, schema::plate_reads(), true),
         (schema::VEHICLES, schema::vehicles(), false),
+        (schema::OBD_SAMPLES, schema::obd_samples(), true),
+        (schema::OBD_REPORTS, schema::obd_reports(), true),
         (schema::DETECTIONS, schema::detections(), true),
         (schema::QUARANTINE, schema::quarantine(), true),
     ]

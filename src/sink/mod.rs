@@ -1,3 +1,4 @@
 //! Sinks: Parquet tables written atomically.
 
+pub mod manifest;
 pub mod parquet;

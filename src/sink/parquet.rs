@@ -42,6 +42,7 @@ struct OpenFile {
     tmp: PathBuf,
     path: PathBuf,
     writer: ArrowWriter<File>,
+    rows: u64,
 }
 
 /// Writer of one table under `root/<table>/`.
@@ -115,8 +116,15 @@ impl TableWriter {
                         source,
                     }
                 })?;
-            self.open
-                .insert(part.to_string(), OpenFile { tmp, path, writer });
+            self.open.insert(
+                part.to_string(),
+                OpenFile {
+                    tmp,
+                    path,
+                    writer,
+                    rows: 0,
+                },
+            );
         }
         Ok(self.open.get_mut(part).expect("inserted above"))
     }
@@ -135,6 +143,7 @@ impl TableWriter {
         self.rows += batch.num_rows() as u64;
         let Some(col) = self.partition_by.clone() else {
             let f = self.file_for("")?;
+            f.rows += batch.num_rows() as u64;
             return f.writer.write(batch).map_err(|source| SinkError::Parquet {
                 path: f.tmp.display().to_string(),
                 source,
@@ -167,6 +176,7 @@ impl TableWriter {
                 })?
             };
             let f = self.file_for(&part)?;
+            f.rows += sub.num_rows() as u64;
             f.writer.write(&sub).map_err(|source| SinkError::Parquet {
                 path: f.tmp.display().to_string(),
                 source,
@@ -175,25 +185,52 @@ impl TableWriter {
         Ok(())
     }
 
-    /// Closes every open file, fsyncs, renames into place, fsyncs the directories.
-    /// Returns the committed paths.
-    pub fn commit(&mut self) -> Result<Vec<PathBuf>, SinkError> {
+    /// Sets the id used in the names of files opened from now on (run mode: one per commit).
+    pub fn set_run_id(&mut self, run_id: &str) {
+        self.run_id = run_id.to_string();
+        self.seq = 0;
+    }
+
+    /// Table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Closes every open file and fsyncs it, leaving it under its hidden temporary name.
+    /// Returns `(tmp, final path, rows)` per file; [`finalize`] makes them visible.
+    pub fn prepare(&mut self) -> Result<Vec<(PathBuf, PathBuf, u64)>, SinkError> {
         let mut done = Vec::new();
         for (_, f) in std::mem::take(&mut self.open) {
+            let rows = f.rows;
             let file = f.writer.into_inner().map_err(|source| SinkError::Parquet {
                 path: f.tmp.display().to_string(),
                 source,
             })?;
             file.sync_all().map_err(io(&f.tmp))?;
-            drop(file);
-            fs::rename(&f.tmp, &f.path).map_err(io(&f.path))?;
-            if let Some(parent) = f.path.parent() {
-                if let Ok(d) = File::open(parent) {
-                    let _ = d.sync_all();
-                }
-            }
-            done.push(f.path);
+            done.push((f.tmp, f.path, rows));
         }
         Ok(done)
     }
+
+    /// Closes, fsyncs, renames into place and fsyncs the directories. Returns the paths.
+    pub fn commit(&mut self) -> Result<Vec<PathBuf>, SinkError> {
+        let files = self.prepare()?;
+        finalize(files.iter().map(|(t, p, _)| (t.as_path(), p.as_path())))?;
+        Ok(files.into_iter().map(|(_, p, _)| p).collect())
+    }
+}
+
+/// Renames prepared files to their visible names and fsyncs their directories.
+pub fn finalize<'a>(
+    files: impl IntoIterator<Item = (&'a Path, &'a Path)>,
+) -> Result<(), SinkError> {
+    for (tmp, path) in files {
+        fs::rename(tmp, path).map_err(io(path))?;
+        if let Some(parent) = path.parent() {
+            if let Ok(d) = File::open(parent) {
+                let _ = d.sync_all();
+            }
+        }
+    }
+    Ok(())
 }

@@ -11,7 +11,9 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 
 /// `../shared/data/<rel>` when present; prints the skip line and returns None otherwise.
 pub fn shared(rel: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data").join(rel);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(rel);
     if p.exists() {
         Some(p)
     } else {
@@ -28,7 +30,8 @@ pub fn repo(rel: &str) -> PathBuf {
 /// Runs SQL over a tables directory.
 pub fn sql(dir: &Path, q: &str) -> Vec<RecordBatch> {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(plumewatch::query::run_sql(dir, q)).unwrap_or_else(|e| panic!("{q}: {e}"))
+    rt.block_on(plumewatch::query::run_sql(dir, q))
+        .unwrap_or_else(|e| panic!("{q}: {e}"))
 }
 
 /// Rows as maps column → display text (null = None).
@@ -36,7 +39,11 @@ pub fn rows(batches: &[RecordBatch]) -> Vec<HashMap<String, Option<String>>> {
     let opts = FormatOptions::default();
     let mut out = Vec::new();
     for b in batches {
-        let f: Vec<_> = b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap()).collect();
+        let f: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap())
+            .collect();
         for r in 0..b.num_rows() {
             let mut m = HashMap::new();
             for (i, field) in b.schema().fields().iter().enumerate() {
@@ -65,5 +72,11 @@ pub fn f64s(batches: &[RecordBatch], col: &str) -> Vec<Option<f64>> {
 pub fn scalar_i64(dir: &Path, q: &str) -> i64 {
     let b = sql(dir, q);
     let r = rows(&b);
-    r[0].values().next().unwrap().as_ref().unwrap().parse().unwrap()
+    r[0].values()
+        .next()
+        .unwrap()
+        .as_ref()
+        .unwrap()
+        .parse()
+        .unwrap()
 }

@@ -1,0 +1,492 @@
+//! The processing core shared by file ingest and the streaming run: decoded records of any
+//! stream → enrich → detect → Arrow builders → table writers. Every record ends in a table row
+//! or in `quarantine`; detections go to `detections`; entrance alerts are collected for the
+//! caller to deliver.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use crate::decode::hj1239::{ScanEvent, decode_frame};
+use crate::decode::record::{FieldError, Record};
+use crate::decode::text::{Handler, SourcePos};
+use crate::detect::obd_dtc;
+use crate::enrich::obd::{self, TwcDetectors};
+use crate::enrich::rsd::RsdContext;
+use crate::enrich::{plate_reads, rsd, vehicles};
+use crate::schema::{
+    self, DetectionRow, DetectionsBuilder, ObdReportRow, ObdReportsBuilder, ObdSampleRow,
+    ObdSamplesBuilder, PlateReadsBuilder, QuarantineBuilder, RsdPassesBuilder, TableBuilder,
+    VehiclesBuilder,
+};
+use crate::sink::manifest::CommittedFile;
+use crate::sink::parquet::{SinkError, TableWriter};
+
+/// Rows per Arrow batch before it is handed to a writer (DESIGN.md: ~8k rows).
+pub const BATCH_ROWS: usize = 8192;
+
+/// Input streams.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, serde::Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    /// RSD passes → `rsd_passes` (+ `detections`).
+    Rsd,
+    /// Registry export → `vehicles`.
+    Vehicles,
+    /// ANPR plate reads → `plate_reads` (+ `detections`, entrance alerts).
+    Plates,
+    /// Remote-OBD samples (JSON/CSV) → `obd_samples`, `obd_reports` (+ `detections`).
+    Obd,
+    /// HJ 1239 binary frames (one per Kafka message, or back to back in a file) → as `obd`.
+    Frames,
+}
+
+impl Stream {
+    /// Name used in `quarantine.stream` and in configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Rsd => "rsd",
+            Stream::Vehicles => "vehicles",
+            Stream::Plates => "plates",
+            Stream::Obd => "obd",
+            Stream::Frames => "frames",
+        }
+    }
+}
+
+/// Plates on the current watchlist (China III diesel trucks, gas TWC suspects, repeat
+/// exceeders) and the sites that are urban entrances.
+#[derive(Clone, Debug, Default)]
+pub struct Watch {
+    /// Plate → reasons (list names).
+    pub plates: HashMap<String, Vec<String>>,
+    pub entrance_sites: HashSet<String>,
+}
+
+/// An alert to deliver (NDJSON / Kafka, keyed by plate).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Alert {
+    pub kind: String,
+    pub plate: Option<String>,
+    pub vin: Option<String>,
+    pub site_id: Option<String>,
+    pub at_ms: i64,
+    pub reasons: Vec<String>,
+    pub detection_id: Option<String>,
+    pub source_key: String,
+    /// Kafka message timestamp of the input (for end-to-end latency), if any.
+    #[serde(skip)]
+    pub input_ts_ms: Option<i64>,
+}
+
+struct Out<B: TableBuilder> {
+    builder: B,
+    writer: TableWriter,
+}
+
+impl<B: TableBuilder> Out<B> {
+    fn flush_if(&mut self, min: usize) -> Result<(), SinkError> {
+        if self.builder.len() >= min.max(1) {
+            let b = self.builder.finish();
+            self.writer.write(&b)?;
+        }
+        Ok(())
+    }
+}
+
+/// Counters of one pipeline (the same for every stage: records in, rows out, quarantined).
+#[derive(Clone, Debug, Default)]
+pub struct Counters {
+    pub records_in: u64,
+    pub quarantined: u64,
+    pub detections: u64,
+    pub alerts: u64,
+    pub frames_other: u64,
+}
+
+/// The processing core. Borrow-only context; owns builders, writers and detector state.
+pub struct Pipeline<'a> {
+    pub ctx: RsdContext<'a>,
+    /// VIN for OBD logs without a VIN column.
+    pub default_vin: Option<&'a str>,
+    passes: Out<RsdPassesBuilder>,
+    reads: Out<PlateReadsBuilder>,
+    vehicles: Out<VehiclesBuilder>,
+    obd_samples: Out<ObdSamplesBuilder>,
+    obd_reports: Out<ObdReportsBuilder>,
+    detections: Out<DetectionsBuilder>,
+    quarantine: Out<QuarantineBuilder>,
+    det_buf: Vec<DetectionRow>,
+    pub twc: TwcDetectors,
+    pub counters: Counters,
+    /// Alerts raised since the last [`Pipeline::take_alerts`].
+    pub alerts: Vec<Alert>,
+    /// Detection kinds that raise alerts as they happen (besides entrance alerts).
+    pub alert_kinds: HashSet<String>,
+    pub watch: Option<Watch>,
+    /// Kafka timestamp of the record being processed.
+    pub input_ts_ms: Option<i64>,
+    now_ms: i64,
+}
+
+impl<'a> Pipeline<'a> {
+    /// A pipeline writing under `root`, file names tagged with `run_id`.
+    pub fn new(ctx: RsdContext<'a>, root: &Path, run_id: &str) -> Self {
+        let w = |t: &str, s, p: Option<&str>| TableWriter::new(root, t, s, p, run_id);
+        Pipeline {
+            ctx,
+            default_vin: None,
+            passes: Out {
+                builder: RsdPassesBuilder::default(),
+                writer: w(schema::RSD_PASSES, schema::rsd_passes(), Some("passed_at")),
+            },
+            reads: Out {
+                builder: PlateReadsBuilder::default(),
+                writer: w(schema::PLATE_READS, schema::plate_reads(), Some("read_at")),
+            },
+            vehicles: Out {
+                builder: VehiclesBuilder::default(),
+                writer: w(schema::VEHICLES, schema::vehicles(), None),
+            },
+            obd_samples: Out {
+                builder: ObdSamplesBuilder::default(),
+                writer: w(
+                    schema::OBD_SAMPLES,
+                    schema::obd_samples(),
+                    Some("sampled_at"),
+                ),
+            },
+            obd_reports: Out {
+                builder: ObdReportsBuilder::default(),
+                writer: w(
+                    schema::OBD_REPORTS,
+                    schema::obd_reports(),
+                    Some("reported_at"),
+                ),
+            },
+            detections: Out {
+                builder: DetectionsBuilder::default(),
+                writer: w(
+                    schema::DETECTIONS,
+                    schema::detections(),
+                    Some("detected_at"),
+                ),
+            },
+            quarantine: Out {
+                builder: QuarantineBuilder::default(),
+                writer: w(
+                    schema::QUARANTINE,
+                    schema::quarantine(),
+                    Some("quarantined_at"),
+                ),
+            },
+            det_buf: Vec::new(),
+            twc: TwcDetectors::default(),
+            counters: Counters::default(),
+            alerts: Vec::new(),
+            alert_kinds: HashSet::new(),
+            watch: None,
+            input_ts_ms: None,
+            now_ms: chrono::Utc::now().timestamp_millis(),
+        }
+    }
+
+    /// Rows written per table so far (before and after commits).
+    pub fn rows(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            (schema::RSD_PASSES, self.passes.writer.rows()),
+            (schema::PLATE_READS, self.reads.writer.rows()),
+            (schema::VEHICLES, self.vehicles.writer.rows()),
+            (schema::OBD_SAMPLES, self.obd_samples.writer.rows()),
+            (schema::OBD_REPORTS, self.obd_reports.writer.rows()),
+            (schema::DETECTIONS, self.detections.writer.rows()),
+            (schema::QUARANTINE, self.quarantine.writer.rows()),
+        ]
+    }
+
+    /// One decoded record of `stream`; a rule or parse error sends it to quarantine.
+    pub fn record(&mut self, stream: Stream, rec: &Record, pos: &SourcePos<'_>, raw: &[u8]) {
+        self.counters.records_in += 1;
+        let res = match stream {
+            Stream::Rsd => rsd::append_pass(
+                rec,
+                pos,
+                &self.ctx,
+                &mut self.passes.builder,
+                &mut self.det_buf,
+            ),
+            Stream::Plates => {
+                let before = self.reads.builder.len();
+                let r = plate_reads::append_read(
+                    rec,
+                    pos,
+                    &self.ctx,
+                    &mut self.reads.builder,
+                    &mut self.det_buf,
+                );
+                if r.is_ok() && self.reads.builder.len() > before {
+                    self.entrance_check(rec);
+                }
+                r
+            }
+            Stream::Vehicles => vehicles::parse_vehicle(rec)
+                .map(|v| vehicles::append_vehicle(&v, &mut self.vehicles.builder)),
+            Stream::Obd | Stream::Frames => obd::sample_from_record(rec, self.default_vin)
+                .map(|row| self.obd_sample(&row, pos.file, pos.offset)),
+        };
+        if let Err(e) = res {
+            self.quarantine_record(stream, e, pos, raw);
+        }
+        self.after_record();
+    }
+
+    /// A record that could not be decoded.
+    pub fn reject(&mut self, stream: Stream, err: FieldError, pos: &SourcePos<'_>, raw: &[u8]) {
+        self.counters.records_in += 1;
+        self.quarantine_record(stream, err, pos, raw);
+    }
+
+    fn quarantine_record(
+        &mut self,
+        stream: Stream,
+        err: FieldError,
+        pos: &SourcePos<'_>,
+        raw: &[u8],
+    ) {
+        self.counters.quarantined += 1;
+        let reason = err.to_string();
+        self.quarantine.builder.append(
+            stream.name(),
+            pos.file,
+            pos.offset,
+            pos.line,
+            err.field.as_deref(),
+            &reason,
+            raw,
+            self.now_ms,
+        );
+    }
+
+    fn entrance_check(&mut self, rec: &Record) {
+        use crate::decode::fields::pr as F;
+        let Some(w) = &self.watch else { return };
+        let Some(site) = rec.str(F::SITE_ID) else {
+            return;
+        };
+        if !w.entrance_sites.contains(site) {
+            return;
+        }
+        let Some(plate) = rec.str(F::PLATE).and_then(crate::model::Plate::normalise) else {
+            return;
+        };
+        if let Some(reasons) = w.plates.get(&plate.0) {
+            let read_id = rec.str(F::READ_ID).unwrap_or_default().to_string();
+            self.alerts.push(Alert {
+                kind: "entrance_alert".into(),
+                plate: Some(plate.0.clone()),
+                vin: None,
+                site_id: Some(site.to_string()),
+                at_ms: rec.time(F::READ_AT).unwrap_or_default(),
+                reasons: reasons.clone(),
+                detection_id: None,
+                source_key: read_id,
+                input_ts_ms: self.input_ts_ms,
+            });
+            self.counters.alerts += 1;
+        }
+    }
+
+    fn obd_sample(&mut self, row: &ObdSampleRow, file: &str, offset: u64) {
+        self.obd_samples.builder.append(row, file, offset);
+        self.twc.update(
+            row,
+            &self.ctx.limits.twc,
+            self.ctx.limit_set_id,
+            &mut self.det_buf,
+        );
+    }
+
+    fn obd_report(&mut self, row: &ObdReportRow, file: &str, offset: u64) {
+        self.obd_reports.builder.append(row, file, offset);
+        if let Some(d) = obd_dtc::check(row, &self.ctx.limits.obd_dtc, self.ctx.limit_set_id, "obd")
+        {
+            self.det_buf.push(d);
+        }
+    }
+
+    /// One complete frame (a Kafka message, or a frame found by the scanner).
+    pub fn frame(&mut self, bytes: &[u8], pos: &SourcePos<'_>) {
+        self.counters.records_in += 1;
+        match decode_frame(bytes)
+            .map_err(|e| format!("{}: {e}", e.reason_code()))
+            .and_then(|f| obd::rows_from_frame(&f))
+        {
+            Err(reason) => {
+                self.quarantine_record(Stream::Frames, FieldError::record(reason), pos, bytes)
+            }
+            Ok((samples, reports)) => {
+                if samples.is_empty() && reports.is_empty() {
+                    self.counters.frames_other += 1;
+                }
+                for r in &reports {
+                    self.obd_report(r, pos.file, pos.offset);
+                }
+                for s in &samples {
+                    self.obd_sample(s, pos.file, pos.offset);
+                }
+            }
+        }
+        self.after_record();
+    }
+
+    /// One scanner event of a frame byte stream.
+    pub fn frame_event(&mut self, ev: ScanEvent, file: &str) {
+        match ev {
+            ScanEvent::Rejected {
+                offset,
+                bytes,
+                reason,
+            } => {
+                let pos = SourcePos {
+                    file,
+                    offset,
+                    line: 0,
+                };
+                self.reject(
+                    Stream::Frames,
+                    FieldError::record(format!("{}: {reason}", reason.reason_code())),
+                    &pos,
+                    &bytes,
+                );
+            }
+            ScanEvent::Frame { offset, bytes } => {
+                let pos = SourcePos {
+                    file,
+                    offset,
+                    line: 0,
+                };
+                self.frame(&bytes, &pos);
+            }
+        }
+    }
+
+    fn after_record(&mut self) {
+        if self.det_buf.is_empty() {
+            return;
+        }
+        for d in self.det_buf.drain(..) {
+            self.counters.detections += 1;
+            if self.alert_kinds.contains(&d.rule_id) {
+                self.alerts.push(Alert {
+                    kind: d.rule_id.clone(),
+                    plate: d.plate.clone(),
+                    vin: d.vin.clone(),
+                    site_id: d.site_id.clone(),
+                    at_ms: d.detected_at_ms,
+                    reasons: vec![d.rule_id.clone()],
+                    detection_id: Some(d.detection_id.clone()),
+                    source_key: d.source_key.clone(),
+                    input_ts_ms: self.input_ts_ms,
+                });
+                self.counters.alerts += 1;
+            }
+            if let (Some(w), Some(p)) = (self.watch.as_mut(), d.plate.as_ref()) {
+                if d.rule_id == crate::detect::china3::RULE_ID {
+                    let r = w.plates.entry(p.clone()).or_default();
+                    if !r.iter().any(|x| x == "china3-diesel") {
+                        r.push("china3-diesel".into());
+                    }
+                }
+            }
+            self.detections.builder.append(&d);
+        }
+    }
+
+    /// Takes the alerts raised so far.
+    pub fn take_alerts(&mut self) -> Vec<Alert> {
+        std::mem::take(&mut self.alerts)
+    }
+
+    /// Hands builders with at least `min` rows to their writers.
+    pub fn flush(&mut self, min: usize) -> Result<(), SinkError> {
+        self.passes.flush_if(min)?;
+        self.reads.flush_if(min)?;
+        self.vehicles.flush_if(min)?;
+        self.obd_samples.flush_if(min)?;
+        self.obd_reports.flush_if(min)?;
+        self.detections.flush_if(min)?;
+        self.quarantine.flush_if(min)?;
+        Ok(())
+    }
+
+    fn writers(&mut self) -> [&mut TableWriter; 7] {
+        [
+            &mut self.passes.writer,
+            &mut self.reads.writer,
+            &mut self.vehicles.writer,
+            &mut self.obd_samples.writer,
+            &mut self.obd_reports.writer,
+            &mut self.detections.writer,
+            &mut self.quarantine.writer,
+        ]
+    }
+
+    /// Flushes everything and commits the files directly (file ingest).
+    pub fn commit_files(&mut self) -> Result<Vec<std::path::PathBuf>, SinkError> {
+        self.flush(1)?;
+        let mut out = Vec::new();
+        for w in self.writers() {
+            out.extend(w.commit()?);
+        }
+        Ok(out)
+    }
+
+    /// Flushes everything and prepares the files of one commit (run mode); the caller writes
+    /// the manifest entry, then calls `sink::parquet::finalize`. `run_id` names the next files.
+    pub fn prepare_commit(&mut self, next_run_id: &str) -> Result<Vec<CommittedFile>, SinkError> {
+        self.flush(1)?;
+        let mut out = Vec::new();
+        for w in self.writers() {
+            let table = w.table().to_string();
+            for (tmp, path, rows) in w.prepare()? {
+                out.push(CommittedFile {
+                    table: table.clone(),
+                    tmp,
+                    path,
+                    rows,
+                });
+            }
+            w.set_run_id(next_run_id);
+        }
+        Ok(out)
+    }
+}
+
+/// Adapts a pipeline to the text decoders' [`Handler`] for one stream.
+pub struct StreamHandler<'p, 'a> {
+    pub pipeline: &'p mut Pipeline<'a>,
+    pub stream: Stream,
+    pub error: Option<SinkError>,
+    pub progress: Option<&'p indicatif::ProgressBar>,
+    pub bytes_before: u64,
+}
+
+impl Handler for StreamHandler<'_, '_> {
+    fn on_record(&mut self, rec: &Record, pos: &SourcePos<'_>, raw: &[u8]) {
+        self.pipeline.record(self.stream, rec, pos, raw);
+        if self.pipeline.counters.records_in % BATCH_ROWS as u64 == 0 && self.error.is_none() {
+            if let Err(e) = self.pipeline.flush(BATCH_ROWS) {
+                self.error = Some(e);
+            }
+        }
+    }
+    fn on_error(&mut self, err: FieldError, pos: &SourcePos<'_>, raw: &[u8]) {
+        self.pipeline.reject(self.stream, err, pos, raw);
+    }
+    fn on_progress(&mut self, bytes: u64) {
+        if let Some(b) = self.progress {
+            b.set_position(self.bytes_before + bytes);
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Run metrics: the same counters for every stage (records, bytes, errors, batches,
+//! commits), the end-to-end alert latency in an HdrHistogram, and a Prometheus text
+//! endpoint (`GET /metrics`, served by `tiny_http`).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+/// A monotonically increasing counter.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds one.
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    /// Current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Counters of a run.
+#[derive(Debug)]
+pub struct Metrics {
+    pub source_records: Counter,
+    pub source_bytes: Counter,
+    pub worker_records: Counter,
+    pub batches: Counter,
+    pub commits: Counter,
+    pub errors: Counter,
+    /// Alert latency, µs (1 µs … 1 h, 3 significant digits).
+    latency_us: Mutex<Histogram<u64>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            source_records: Counter::default(),
+            source_bytes: Counter::default(),
+            worker_records: Counter::default(),
+            batches: Counter::default(),
+            commits: Counter::default(),
+            errors: Counter::default(),
+            latency_us: Mutex::new(
+                Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds"),
+            ),
+        }
+    }
+}
+
+impl Metrics {
+    /// Records one alert latency in ms.
+    pub fn record_latency_ms(&self, ms: u64) {
+        if let Ok(mut h) = self.latency_us.lock() {
+            let _ = h.record((ms * 1000).clamp(1, 3_600_000_000));
+        }
+    }
+
+    /// (p50, p99) in ms, when any latency was recorded.
+    pub fn latency_quantiles(&self) -> (Option<f64>, Option<f64>) {
+        match self.latency_us.lock() {
+            Ok(h) if !h.is_empty() => (
+                Some(h.value_at_quantile(0.5) as f64 / 1000.0),
+                Some(h.value_at_quantile(0.99) as f64 / 1000.0),
+            ),
+            _ => (None, None),
+        }
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let c = |s: &mut String, name: &str, help: &str, v: u64| {
+            s.push_str(&format!("# HELP plumewatch_{name} {help}\n# TYPE plumewatch_{name} counter\nplumewatch_{name} {v}\n"));
+        };
+        c(
+            &mut s,
+            "source_records_total",
+            "Records read by the sources.",
+            self.source_records.get(),
+        );
+        c(
+            &mut s,
+            "source_bytes_total",
+            "Bytes read by the sources.",
+            self.source_bytes.get(),
+        );
+        c(
+            &mut s,
+            "worker_records_total",
+            "Records processed by the worker.",
+            self.worker_records.get(),
+        );
+        c(
+            &mut s,
+            "batches_total",
+            "Batches processed.",
+            self.batches.get(),
+        );
+        c(
+            &mut s,
+            "commits_total",
+            "Table commits (manifest entries).",
+            self.commits.get(),
+        );
+        c(
+            &mut s,
+            "errors_total",
+            "Source, sink and alert errors.",
+            self.errors.get(),
+        );
+        if let Ok(h) = self.latency_us.lock() {
+            s.push_str("# HELP plumewatch_alert_latency_seconds Input timestamp to alert delivery.\n# TYPE plumewatch_alert_latency_seconds summary\n");
+            for q in [0.5, 0.9, 0.99] {
+                s.push_str(&format!(
+                    "plumewatch_alert_latency_seconds{{quantile=\"{q}\"}} {}\n",
+                    h.value_at_quantile(q) as f64 / 1e6
+                ));
+            }
+            s.push_str(&format!(
+                "plumewatch_alert_latency_seconds_count {}\n",
+                h.len()
+            ));
+        }
+        s
+    }
+}
+
+/// Serves `/metrics` on `addr` until `stop` is set.
+pub fn serve(
+    addr: &str,
+    m: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let server = tiny_http::Server::http(addr)
+        .map_err(|e| anyhow::anyhow!("metrics endpoint {addr}: {e}"))?;
+    Ok(std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                if let Ok(Some(req)) = server.recv_timeout(Duration::from_millis(200)) {
+                    let body = if req.url() == "/metrics" {
+                        m.render()
+                    } else {
+                        "see /metrics\n".into()
+                    };
+                    let _ = req.respond(tiny_http::Response::from_string(body));
+                }
+            }
+        })?)
+}

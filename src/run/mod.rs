@@ -1,0 +1,871 @@
+//! `plumewatch run`: the streaming core. Sources (Kafka topics through a consumer group,
+//! files, stdin) feed a bounded channel; a worker thread decodes, enriches and detects,
+//! delivers alerts per batch (rows, bytes or age, first wins) and commits the tables on an
+//! interval with the manifest protocol of `sink::manifest` (exactly-once tables; Kafka offsets
+//! are committed to the group afterwards, for lag monitoring only).
+//!
+//! Threads: one Kafka poll thread, one thread per file source, one worker, one metrics
+//! server. The bounded channel carries backpressure: a slow worker or disk slows the
+//! consumer instead of growing memory.
+
+pub mod config;
+pub mod metrics;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufRead, Read, Seek, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use rdkafka::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+
+use crate::decode::fields::{OBD_FIELDS, PLATE_READ_FIELDS, RSD_FIELDS};
+use crate::decode::hj1239::{FrameScanner, ScanEvent};
+use crate::decode::mapping::{CompiledMapping, Mapping};
+use crate::decode::text::{NdjsonDecoder, SourcePos};
+use crate::detect::twc::TwcState;
+use crate::enrich::registry::Registry;
+use crate::enrich::rsd::RsdContext;
+use crate::limits::LimitSet;
+use crate::pipeline::{Alert, Pipeline, Stream, Watch};
+use crate::schema;
+use crate::sink::manifest::{self, ManifestEntry};
+use crate::sink::parquet::finalize;
+use config::RunConfig;
+use metrics::Metrics;
+
+/// A message from a source to the worker.
+enum Msg {
+    Data {
+        stream: Stream,
+        /// `topic/partition` or `file:<path>`.
+        key: Arc<str>,
+        /// Kafka offset or byte offset of the record.
+        offset: i64,
+        /// Position to resume from after this record.
+        next: i64,
+        payload: Vec<u8>,
+        ts_ms: Option<i64>,
+        mapping: Option<usize>,
+    },
+    /// Partitions (keys) assigned to this instance.
+    Assigned(Vec<String>),
+    /// Partitions about to be revoked: commit, drop their state, then ack.
+    Revoke(Vec<String>, SyncSender<()>),
+    /// A file source reached its end.
+    SourceDone,
+}
+
+/// What a run did (printed on shutdown).
+#[derive(Debug, Default, Clone)]
+pub struct RunSummary {
+    pub records_in: u64,
+    pub quarantined: u64,
+    pub detections: u64,
+    pub alerts: u64,
+    pub commits: u64,
+    pub rows: Vec<(&'static str, u64)>,
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p99_ms: Option<f64>,
+    pub seconds: f64,
+}
+
+impl std::fmt::Display for RunSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "records in: {}  quarantined: {}  detections: {}  alerts: {}  commits: {}",
+            self.records_in, self.quarantined, self.detections, self.alerts, self.commits
+        )?;
+        for (t, n) in &self.rows {
+            if *n > 0 {
+                writeln!(f, "  {t:<14}{n}")?;
+            }
+        }
+        if let (Some(a), Some(b)) = (self.latency_p50_ms, self.latency_p99_ms) {
+            writeln!(
+                f,
+                "alert latency (input timestamp → alert): p50 {a:.1} ms, p99 {b:.1} ms"
+            )?;
+        }
+        write!(
+            f,
+            "ran {:.1} s: {:.0} records/s",
+            self.seconds,
+            self.records_in as f64 / self.seconds.max(1e-9)
+        )
+    }
+}
+
+struct KafkaCtx {
+    root: std::path::PathBuf,
+    instance: String,
+    tx: SyncSender<Msg>,
+    metrics: Arc<Metrics>,
+}
+
+impl ClientContext for KafkaCtx {}
+
+impl ConsumerContext for KafkaCtx {
+    fn rebalance(&self, c: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let keys: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        let names: Vec<String> = keys.iter().map(|(t, p)| format!("{t}/{p}")).collect();
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                // Resume each partition from the highest offset any instance committed.
+                let entries = manifest::read_all(&self.root).unwrap_or_default();
+                let view = manifest::resume_view(&entries, &self.instance);
+                for (t, p) in &keys {
+                    let off = match view.kafka_offsets.get(&format!("{t}/{p}")) {
+                        Some(o) => Offset::Offset(*o),
+                        None => Offset::Beginning,
+                    };
+                    let _ = tpl.set_partition_offset(t, *p, off);
+                }
+                let _ = self.tx.send(Msg::Assigned(names));
+                if let Err(e) = c.assign(tpl) {
+                    tracing::error!("assign failed: {e}");
+                    self.metrics.errors.inc();
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                // Commit everything read from these partitions before giving them up.
+                let (atx, arx) = sync_channel(1);
+                if self.tx.send(Msg::Revoke(names, atx)).is_ok() {
+                    let _ = arx.recv_timeout(Duration::from_secs(120));
+                }
+                let _ = c.unassign();
+            }
+            _ => {
+                let _ = c.unassign();
+            }
+        }
+    }
+}
+
+fn kafka_consumer(
+    cfg: &config::KafkaConfig,
+    ctx: KafkaCtx,
+) -> anyhow::Result<BaseConsumer<KafkaCtx>> {
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", &cfg.brokers)
+        .set("group.id", &cfg.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "range,roundrobin")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("max.poll.interval.ms", "300000");
+    for (k, v) in &cfg.properties {
+        cc.set(k, v);
+    }
+    let c: BaseConsumer<KafkaCtx> = cc.create_with_context(ctx).context("kafka consumer")?;
+    let topics: Vec<&str> = cfg.topics.iter().map(|t| t.topic.as_str()).collect();
+    c.subscribe(&topics).context("subscribe")?;
+    Ok(c)
+}
+
+/// Builds the watchlist from the tables: China III diesel trucks, gas TWC suspects and
+/// repeat exceeders (the lists of `query::lists`, default parameters).
+pub fn build_watchlist(
+    tables: &Path,
+    limits: &LimitSet,
+    entrances: &[String],
+) -> anyhow::Result<Watch> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut w = Watch {
+        entrance_sites: entrances.iter().cloned().collect(),
+        ..Default::default()
+    };
+    for l in crate::query::lists::LISTS {
+        let batches = rt.block_on(crate::query::lists::run(tables, l, limits, &[]))?;
+        for row in crate::query::output::to_json(&batches)? {
+            if let Some(p) = row.get("plate").and_then(|v| v.as_str()) {
+                w.plates
+                    .entry(p.to_string())
+                    .or_default()
+                    .push(l.name.to_string());
+            }
+        }
+    }
+    Ok(w)
+}
+
+struct AlertSink {
+    ndjson: Option<Box<dyn Write + Send>>,
+    producer: Option<(BaseProducer, String)>,
+    metrics: Arc<Metrics>,
+}
+
+impl AlertSink {
+    fn deliver(&mut self, alerts: Vec<Alert>) {
+        if alerts.is_empty() {
+            return;
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        for a in &alerts {
+            let text = serde_json::to_string(a).unwrap_or_default();
+            if let Some(w) = self.ndjson.as_mut() {
+                let _ = writeln!(w, "{text}");
+            }
+            if let Some((p, topic)) = self.producer.as_ref() {
+                let key = a
+                    .plate
+                    .clone()
+                    .or_else(|| a.vin.clone())
+                    .unwrap_or_default();
+                if let Err((e, _)) = p.send(BaseRecord::to(topic).key(&key).payload(&text)) {
+                    tracing::warn!("alert not sent: {e}");
+                    self.metrics.errors.inc();
+                }
+            }
+            if let Some(ts) = a.input_ts_ms {
+                self.metrics.record_latency_ms((now - ts).max(0) as u64);
+            }
+        }
+        if let Some(w) = self.ndjson.as_mut() {
+            let _ = w.flush();
+        }
+        if let Some((p, _)) = self.producer.as_ref() {
+            p.poll(Duration::ZERO);
+        }
+    }
+}
+
+/// Runs until `stop` is set (or the idle timeout ends it). Returns the summary.
+pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> {
+    let t0 = Instant::now();
+    cfg.check()?;
+    std::fs::create_dir_all(&cfg.tables)
+        .with_context(|| format!("cannot create {}", cfg.tables.display()))?;
+    let limits = LimitSet::load(cfg.limits.as_deref())?;
+    let limit_set_id = limits.id();
+    let (resume, _) =
+        manifest::recover(&cfg.tables, &cfg.instance_id).context("manifest recovery")?;
+    let registry =
+        Registry::load(&cfg.tables.join(schema::VEHICLES)).map_err(|e| anyhow::anyhow!(e))?;
+    let watch = build_watchlist(&cfg.tables, &limits, &cfg.sites.urban_entrances)?;
+    let metrics = Arc::new(Metrics::default());
+    let metrics_server = match &cfg.metrics.listen {
+        Some(addr) => Some(metrics::serve(addr, metrics.clone(), stop.clone())?),
+        None => None,
+    };
+
+    let (tx, rx) = sync_channel::<Msg>(cfg.channel_capacity.max(1));
+    // Mappings per source (index into `mappings`).
+    let mut mappings: Vec<(Stream, CompiledMapping)> = Vec::new();
+    let mut compile =
+        |stream: Stream, path: &Option<std::path::PathBuf>| -> anyhow::Result<Option<usize>> {
+            let Some(p) = path else { return Ok(None) };
+            let m = Mapping::load(p)?;
+            mappings.push((
+                stream,
+                Mapping::compile(Some(&m), specs(stream), &p.display().to_string())?,
+            ));
+            Ok(Some(mappings.len() - 1))
+        };
+    let mut topic_streams: HashMap<String, (Stream, Option<usize>)> = HashMap::new();
+    if let Some(k) = &cfg.kafka {
+        for t in &k.topics {
+            topic_streams.insert(t.topic.clone(), (t.stream, compile(t.stream, &t.mapping)?));
+        }
+    }
+    let mut file_sources = Vec::new();
+    for f in &cfg.files {
+        file_sources.push((f.clone(), compile(f.stream, &f.mapping)?));
+    }
+
+    // Kafka source thread.
+    let (commit_tx, commit_rx) = std::sync::mpsc::channel::<Vec<(String, i32, i64)>>();
+    let mut threads = Vec::new();
+    if let Some(kcfg) = cfg.kafka.clone() {
+        let ctx = KafkaCtx {
+            root: cfg.tables.clone(),
+            instance: cfg.instance_id.clone(),
+            tx: tx.clone(),
+            metrics: metrics.clone(),
+        };
+        let consumer = kafka_consumer(&kcfg, ctx)?;
+        let stop2 = stop.clone();
+        let tx2 = tx.clone();
+        let m2 = metrics.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("kafka-source".into())
+                .spawn(move || {
+                    kafka_loop(consumer, topic_streams, tx2, commit_rx, stop2, m2);
+                })?,
+        );
+    } else {
+        drop(commit_rx);
+    }
+    let n_files = file_sources.len();
+    for (f, mapping) in file_sources {
+        let start = if f.path == "-" {
+            0
+        } else {
+            resume.file_offsets.get(&f.path).copied().unwrap_or(0)
+        };
+        let tx2 = tx.clone();
+        let stop2 = stop.clone();
+        let m2 = metrics.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("file-source".into())
+                .spawn(move || {
+                    if let Err(e) = file_loop(&f, mapping, start, &tx2, &stop2, &m2) {
+                        tracing::error!("file source {}: {e:#}", f.path);
+                        m2.errors.inc();
+                    }
+                    let _ = tx2.send(Msg::SourceDone);
+                })?,
+        );
+    }
+    drop(tx);
+
+    // Alerts.
+    let ndjson: Option<Box<dyn Write + Send>> = match cfg.alerts.ndjson.as_deref() {
+        None => None,
+        Some("-") => Some(Box::new(std::io::stdout())),
+        Some(p) => Some(Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("alerts file {p}"))?,
+        )),
+    };
+    let producer = match cfg
+        .kafka
+        .as_ref()
+        .and_then(|k| k.alerts_topic.clone().map(|t| (k, t)))
+    {
+        Some((k, t)) => {
+            let mut pc = ClientConfig::new();
+            pc.set("bootstrap.servers", &k.brokers)
+                .set("linger.ms", "0");
+            for (a, b) in &k.properties {
+                pc.set(a, b);
+            }
+            Some((pc.create::<BaseProducer>().context("alert producer")?, t))
+        }
+        None => None,
+    };
+    let mut alerts = AlertSink {
+        ndjson,
+        producer,
+        metrics: metrics.clone(),
+    };
+
+    // Worker (this thread).
+    let ctx = RsdContext {
+        limits: &limits,
+        limit_set_id: &limit_set_id,
+        registry: &registry,
+    };
+    let mut w = Worker {
+        cfg: &cfg,
+        pipe: Pipeline::new(ctx, &cfg.tables, &run_id(&cfg.instance_id, resume.next_seq)),
+        seq: resume.next_seq,
+        positions: BTreeMap::new(),
+        dirty_parts: HashSet::new(),
+        vin_part: HashMap::new(),
+        owned: HashSet::new(),
+        decoders: HashMap::new(),
+        mappings,
+        commits: 0,
+        commit_tx,
+        metrics: metrics.clone(),
+        pending_positions: false,
+    };
+    w.pipe.watch = Some(watch);
+    w.pipe.alert_kinds = cfg.alerts.kinds.iter().cloned().collect();
+    // File sources own their state from the start.
+    for f in &cfg.files {
+        let key = format!("file:{}", f.path);
+        w.load_state(&[key.clone()]);
+        w.owned.insert(key);
+    }
+    let res = w.run_loop(&rx, &stop, &mut alerts, n_files);
+    stop.store(true, Ordering::SeqCst);
+    drop(rx);
+    for t in threads {
+        let _ = t.join();
+    }
+    if let Some(s) = metrics_server {
+        let _ = s.join();
+    }
+    res?;
+    let (p50, p99) = metrics.latency_quantiles();
+    Ok(RunSummary {
+        records_in: w.pipe.counters.records_in,
+        quarantined: w.pipe.counters.quarantined,
+        detections: w.pipe.counters.detections,
+        alerts: w.pipe.counters.alerts,
+        commits: w.commits,
+        rows: w.pipe.rows(),
+        latency_p50_ms: p50,
+        latency_p99_ms: p99,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+fn specs(stream: Stream) -> &'static [crate::decode::record::FieldSpec] {
+    match stream {
+        Stream::Rsd => RSD_FIELDS,
+        Stream::Plates => PLATE_READ_FIELDS,
+        Stream::Obd | Stream::Frames => OBD_FIELDS,
+        Stream::Vehicles => crate::decode::fields::VEHICLE_FIELDS,
+    }
+}
+
+fn run_id(instance: &str, seq: u64) -> String {
+    format!("{instance}-{seq:012}")
+}
+
+fn kafka_loop(
+    consumer: BaseConsumer<KafkaCtx>,
+    topics: HashMap<String, (Stream, Option<usize>)>,
+    tx: SyncSender<Msg>,
+    commits: Receiver<Vec<(String, i32, i64)>>,
+    stop: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+) {
+    let mut keys: HashMap<(String, i32), Arc<str>> = HashMap::new();
+    while !stop.load(Ordering::SeqCst) {
+        while let Ok(offsets) = commits.try_recv() {
+            let mut tpl = TopicPartitionList::new();
+            for (t, p, o) in offsets {
+                let _ = tpl.add_partition_offset(&t, p, Offset::Offset(o));
+            }
+            if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+                tracing::debug!("group offset commit (lag monitoring only): {e}");
+            }
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Err(e)) => {
+                tracing::warn!("kafka: {e}");
+                metrics.errors.inc();
+            }
+            Some(Ok(m)) => {
+                let topic = m.topic().to_string();
+                let Some((stream, mapping)) = topics.get(&topic).copied() else {
+                    continue;
+                };
+                let key = keys
+                    .entry((topic.clone(), m.partition()))
+                    .or_insert_with(|| Arc::from(format!("{topic}/{}", m.partition())))
+                    .clone();
+                let payload = m.payload().unwrap_or_default().to_vec();
+                metrics.source_records.inc();
+                metrics.source_bytes.add(payload.len() as u64);
+                let msg = Msg::Data {
+                    stream,
+                    key,
+                    offset: m.offset(),
+                    next: m.offset() + 1,
+                    payload,
+                    ts_ms: m.timestamp().to_millis(),
+                    mapping,
+                };
+                if tx.send(msg).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    // Leave the group cleanly: the revoke callback commits what was read.
+    consumer.unsubscribe();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if consumer.poll(Duration::from_millis(50)).is_none()
+            && consumer
+                .assignment()
+                .map(|a| a.count() == 0)
+                .unwrap_or(true)
+        {
+            break;
+        }
+    }
+}
+
+fn file_loop(
+    f: &config::FileSource,
+    mapping: Option<usize>,
+    start: u64,
+    tx: &SyncSender<Msg>,
+    stop: &AtomicBool,
+    metrics: &Metrics,
+) -> anyhow::Result<()> {
+    let key: Arc<str> = Arc::from(format!("file:{}", f.path));
+    let mut rdr: Box<dyn Read> = if f.path == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let mut file = std::fs::File::open(&f.path).with_context(|| f.path.clone())?;
+        file.seek(std::io::SeekFrom::Start(start))?;
+        Box::new(file)
+    };
+    let send = |payload: Vec<u8>, offset: u64, next: u64| -> bool {
+        metrics.source_records.inc();
+        metrics.source_bytes.add(payload.len() as u64);
+        tx.send(Msg::Data {
+            stream: f.stream,
+            key: key.clone(),
+            offset: offset as i64,
+            next: next as i64,
+            payload,
+            ts_ms: None,
+            mapping,
+        })
+        .is_ok()
+    };
+    if f.stream == Stream::Frames {
+        let mut sc = FrameScanner::new();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            if stop.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            let k = rdr.read(&mut buf)?;
+            if k == 0 {
+                while let Some(ev) = sc.finish() {
+                    let (ScanEvent::Frame { offset, bytes }
+                    | ScanEvent::Rejected { offset, bytes, .. }) = ev;
+                    let next = start + offset + bytes.len() as u64;
+                    if !send(bytes, start + offset, next) {
+                        return Ok(());
+                    }
+                }
+                return Ok(());
+            }
+            sc.push(&buf[..k]);
+            while let Some(ev) = sc.next_event() {
+                let (ScanEvent::Frame { offset, bytes }
+                | ScanEvent::Rejected { offset, bytes, .. }) = ev;
+                let next = start + offset + bytes.len() as u64;
+                if !send(bytes, start + offset, next) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    let mut r = std::io::BufReader::with_capacity(1 << 20, rdr);
+    let mut pos = start;
+    let mut line = Vec::new();
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        line.clear();
+        let n = r.read_until(b'\n', &mut line)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let offset = pos;
+        pos += n as u64;
+        while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            line.pop();
+        }
+        if line.iter().all(|b| b.is_ascii_whitespace()) {
+            continue;
+        }
+        if !send(std::mem::take(&mut line), offset, pos) {
+            return Ok(());
+        }
+    }
+}
+
+struct Worker<'c, 'a> {
+    cfg: &'c RunConfig,
+    pipe: Pipeline<'a>,
+    seq: u64,
+    /// Partition key → next position to resume from.
+    positions: BTreeMap<Arc<str>, i64>,
+    dirty_parts: HashSet<Arc<str>>,
+    vin_part: HashMap<String, Arc<str>>,
+    owned: HashSet<String>,
+    decoders: HashMap<(Stream, Option<usize>), NdjsonDecoder>,
+    mappings: Vec<(Stream, CompiledMapping)>,
+    commits: u64,
+    commit_tx: std::sync::mpsc::Sender<Vec<(String, i32, i64)>>,
+    metrics: Arc<Metrics>,
+    pending_positions: bool,
+}
+
+impl Worker<'_, '_> {
+    fn run_loop(
+        &mut self,
+        rx: &Receiver<Msg>,
+        stop: &AtomicBool,
+        alerts: &mut AlertSink,
+        n_files: usize,
+    ) -> anyhow::Result<()> {
+        let b = &self.cfg.batch;
+        let commit_every = Duration::from_millis(self.cfg.commit.interval_ms.max(1));
+        let max_age = Duration::from_millis(b.max_age_ms.max(1));
+        let mut batch_rows = 0usize;
+        let mut batch_bytes = 0usize;
+        let mut batch_start: Option<Instant> = None;
+        let mut last_commit = Instant::now();
+        let mut last_input = Instant::now();
+        let mut files_done = 0usize;
+        loop {
+            let wait = match batch_start {
+                Some(s) => max_age.saturating_sub(s.elapsed()),
+                None => Duration::from_millis(50),
+            }
+            .min(commit_every.saturating_sub(last_commit.elapsed()))
+            .max(Duration::from_millis(1));
+            match rx.recv_timeout(wait) {
+                Ok(Msg::Data {
+                    stream,
+                    key,
+                    offset,
+                    next,
+                    payload,
+                    ts_ms,
+                    mapping,
+                }) => {
+                    last_input = Instant::now();
+                    batch_start.get_or_insert_with(Instant::now);
+                    batch_rows += 1;
+                    batch_bytes += payload.len();
+                    self.process(stream, &key, offset, &payload, ts_ms, mapping);
+                    self.positions.insert(key, next);
+                    self.pending_positions = true;
+                }
+                Ok(Msg::Assigned(keys)) => {
+                    self.load_state(&keys);
+                    self.owned.extend(keys);
+                }
+                Ok(Msg::Revoke(keys, ack)) => {
+                    alerts.deliver(self.pipe.take_alerts());
+                    self.commit()?;
+                    last_commit = Instant::now();
+                    for k in &keys {
+                        self.owned.remove(k);
+                        self.positions.retain(|p, _| p.as_ref() != k);
+                    }
+                    let drop_keys: HashSet<&str> = keys.iter().map(String::as_str).collect();
+                    let gone: Vec<String> = self
+                        .vin_part
+                        .iter()
+                        .filter(|(_, p)| drop_keys.contains(p.as_ref()))
+                        .map(|(v, _)| v.clone())
+                        .collect();
+                    for v in gone {
+                        self.pipe.twc.states_mut().remove(&v);
+                        self.vin_part.remove(&v);
+                    }
+                    let _ = ack.send(());
+                }
+                Ok(Msg::SourceDone) => files_done += 1,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    alerts.deliver(self.pipe.take_alerts());
+                    self.commit()?;
+                    return Ok(());
+                }
+            }
+            if batch_rows >= b.max_rows
+                || batch_bytes >= b.max_bytes
+                || batch_start.is_some_and(|s| s.elapsed() >= max_age)
+            {
+                alerts.deliver(self.pipe.take_alerts());
+                self.pipe.flush(crate::pipeline::BATCH_ROWS)?;
+                self.metrics.batches.inc();
+                batch_rows = 0;
+                batch_bytes = 0;
+                batch_start = None;
+            }
+            if last_commit.elapsed() >= commit_every {
+                self.commit()?;
+                last_commit = Instant::now();
+            }
+            let idle = self.cfg.idle_exit_ms.is_some_and(|ms| {
+                last_input.elapsed() >= Duration::from_millis(ms) && files_done >= n_files
+            });
+            if stop.load(Ordering::SeqCst) || idle {
+                alerts.deliver(self.pipe.take_alerts());
+                self.commit()?;
+                stop.store(true, Ordering::SeqCst);
+                // Drain revocations the Kafka thread sends while leaving the group.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while Instant::now() < deadline {
+                    match rx.recv_timeout(Duration::from_millis(100)) {
+                        Ok(Msg::Revoke(_, ack)) => {
+                            let _ = ack.send(());
+                        }
+                        Ok(_) => {}
+                        Err(RecvTimeoutError::Disconnected) => break,
+                        Err(RecvTimeoutError::Timeout) => {}
+                    }
+                }
+                return Ok(());
+            }
+        }
+    }
+
+    fn process(
+        &mut self,
+        stream: Stream,
+        key: &Arc<str>,
+        offset: i64,
+        payload: &[u8],
+        ts_ms: Option<i64>,
+        mapping: Option<usize>,
+    ) {
+        self.pipe.input_ts_ms = ts_ms;
+        let file = format!("kafka:{key}");
+        let file = if key.starts_with("file:") {
+            &key[5..]
+        } else {
+            file.as_str()
+        };
+        let pos = SourcePos {
+            file,
+            offset: offset.max(0) as u64,
+            line: 0,
+        };
+        if matches!(stream, Stream::Obd | Stream::Frames) {
+            self.dirty_parts.insert(key.clone());
+        }
+        let before = self.pipe.twc.vehicles();
+        if stream == Stream::Frames {
+            self.pipe.frame(payload, &pos);
+        } else {
+            let (specs, mp) = (specs(stream), mapping);
+            let dec = self.decoders.entry((stream, mp)).or_insert_with(|| {
+                let m = match mp {
+                    Some(i) => self.mappings[i].1.clone(),
+                    None => Mapping::compile(None, specs, "canonical").expect("canonical mapping"),
+                };
+                NdjsonDecoder::new(m, specs)
+            });
+            let line = trim(payload);
+            match dec.decode_line(line) {
+                Ok(rec) => self.pipe.record(stream, rec, &pos, line),
+                Err(e) => self.pipe.reject(stream, e, &pos, line),
+            }
+        }
+        if self.pipe.twc.vehicles() != before || matches!(stream, Stream::Obd | Stream::Frames) {
+            // Remember which partition each vehicle's state belongs to (keyed like Kafka).
+            for v in self.pipe.twc.states().keys() {
+                if !self.vin_part.contains_key(v) {
+                    self.vin_part.insert(v.clone(), key.clone());
+                }
+            }
+        }
+        self.metrics.worker_records.inc();
+    }
+
+    fn load_state(&mut self, keys: &[String]) {
+        let Ok(entries) = manifest::read_all(&self.cfg.tables) else {
+            return;
+        };
+        let view = manifest::resume_view(&entries, &self.cfg.instance_id);
+        let mut states = std::mem::take(self.pipe.twc.states_mut());
+        for k in keys {
+            let Some((inst, seq)) = view.state_source.get(k) else {
+                continue;
+            };
+            let Some(e) = entries
+                .iter()
+                .find(|e| &e.instance == inst && e.seq == *seq)
+            else {
+                continue;
+            };
+            let part: Arc<str> = Arc::from(k.as_str());
+            for (vin, v) in e.state.get(k).into_iter().flatten() {
+                if let Ok(s) = serde_json::from_value::<TwcState>(v.clone()) {
+                    states.insert(vin.clone(), s);
+                    self.vin_part.insert(vin.clone(), part.clone());
+                }
+            }
+        }
+        self.pipe.twc.restore(states);
+    }
+
+    fn commit(&mut self) -> anyhow::Result<()> {
+        let next = self.seq + 1;
+        let files = self
+            .pipe
+            .prepare_commit(&run_id(&self.cfg.instance_id, next))?;
+        if files.is_empty() && !self.pending_positions {
+            return Ok(());
+        }
+        let mut e = ManifestEntry {
+            instance: self.cfg.instance_id.clone(),
+            seq: self.seq,
+            committed_at_ms: chrono::Utc::now().timestamp_millis(),
+            files,
+            ..Default::default()
+        };
+        let mut kafka = Vec::new();
+        for (k, v) in &self.positions {
+            if let Some(path) = k.strip_prefix("file:") {
+                e.file_offsets.insert(path.to_string(), *v as u64);
+            } else {
+                e.kafka_offsets.insert(k.to_string(), *v);
+                if let Some((t, p)) = k.rsplit_once('/') {
+                    if let Ok(p) = p.parse::<i32>() {
+                        kafka.push((t.to_string(), p, *v));
+                    }
+                }
+            }
+        }
+        for (vin, st) in self.pipe.twc.states() {
+            let Some(part) = self.vin_part.get(vin) else {
+                continue;
+            };
+            if !self.dirty_parts.contains(part) {
+                continue;
+            }
+            if let Ok(v) = serde_json::to_value(st) {
+                e.state
+                    .entry(part.to_string())
+                    .or_default()
+                    .insert(vin.clone(), v);
+            }
+        }
+        for p in &self.dirty_parts {
+            e.state.entry(p.to_string()).or_default();
+        }
+        manifest::write_entry(&self.cfg.tables, &e)?;
+        finalize(e.files.iter().map(|f| (f.tmp.as_path(), f.path.as_path())))?;
+        self.seq = next;
+        self.commits += 1;
+        self.dirty_parts.clear();
+        self.pending_positions = false;
+        self.metrics.commits.inc();
+        if !kafka.is_empty() {
+            let _ = self.commit_tx.send(kafka);
+        }
+        Ok(())
+    }
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    let mut e = b.len();
+    while e > 0 && b[e - 1].is_ascii_whitespace() {
+        e -= 1;
+    }
+    &b[..e]
+}

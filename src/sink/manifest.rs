@@ -1,0 +1,231 @@
+//! The commit manifest (DESIGN.md "Delivery guarantees"): one JSON entry per commit, naming
+//! the data files of the commit, the source positions they cover (Kafka topic-partition
+//! offsets, file byte offsets) and the per-vehicle detector state at that cut.
+//!
+//! Protocol of a commit:
+//! 1. every table's data file is written under a hidden temporary name and fsynced;
+//! 2. the manifest entry `<tables>/_manifest/<instance>-<seq>.json` is written to a temporary
+//!    name, fsynced and renamed (this rename is the commit point);
+//! 3. the data files are renamed to their visible names and their directories fsynced.
+//!
+//! Recovery at start ([`recover`]): files named by a manifest entry but still hidden are
+//! renamed (roll forward); hidden files of this instance that no entry names are deleted
+//! (roll back). So a crash at any moment loses nothing and duplicates nothing.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// A data file of a commit: `tmp` (hidden) becomes `path`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CommittedFile {
+    pub table: String,
+    pub tmp: PathBuf,
+    pub path: PathBuf,
+    pub rows: u64,
+}
+
+/// One manifest entry.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    pub instance: String,
+    pub seq: u64,
+    pub committed_at_ms: i64,
+    pub files: Vec<CommittedFile>,
+    /// `topic/partition` → next offset to consume.
+    pub kafka_offsets: BTreeMap<String, i64>,
+    /// Input file path → next byte offset.
+    pub file_offsets: BTreeMap<String, u64>,
+    /// Source partition key (`topic/partition` or `file:<path>`) → VIN → serialized
+    /// detector state (JSON). Only partitions this instance owned at the cut.
+    pub state: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+}
+
+/// Directory of the manifest under a tables root.
+pub fn dir(root: &Path) -> PathBuf {
+    root.join("_manifest")
+}
+
+/// Writes `entry` atomically (temp + fsync + rename + dir fsync): the commit point.
+pub fn write_entry(root: &Path, entry: &ManifestEntry) -> std::io::Result<PathBuf> {
+    let d = dir(root);
+    fs::create_dir_all(&d)?;
+    let name = format!("{}-{:012}.json", entry.instance, entry.seq);
+    let path = d.join(&name);
+    let tmp = d.join(format!(".{name}.tmp"));
+    let bytes = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
+    {
+        let f = fs::File::create(&tmp)?;
+        use std::io::Write;
+        let mut w = std::io::BufWriter::new(&f);
+        w.write_all(&bytes)?;
+        w.flush()?;
+        drop(w);
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, &path)?;
+    if let Ok(df) = fs::File::open(&d) {
+        df.sync_all()?;
+    }
+    Ok(path)
+}
+
+/// Every entry under `root`, of every instance, ordered by (instance, seq). Unreadable
+/// entries are an error (a manifest is never partially written: see [`write_entry`]).
+pub fn read_all(root: &Path) -> std::io::Result<Vec<ManifestEntry>> {
+    let d = dir(root);
+    let mut out = Vec::new();
+    let Ok(rd) = fs::read_dir(&d) else {
+        return Ok(out);
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        if name.starts_with('.') || !name.ends_with(".json") {
+            continue;
+        }
+        let bytes = fs::read(&p)?;
+        let m: ManifestEntry = serde_json::from_slice(&bytes).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", p.display()),
+            )
+        })?;
+        out.push(m);
+    }
+    out.sort_by(|a, b| (a.instance.as_str(), a.seq).cmp(&(b.instance.as_str(), b.seq)));
+    Ok(out)
+}
+
+/// What a restarting instance resumes from.
+#[derive(Clone, Debug, Default)]
+pub struct Resume {
+    /// Next sequence number for this instance.
+    pub next_seq: u64,
+    /// Highest committed next-offset per `topic/partition`, over all instances.
+    pub kafka_offsets: BTreeMap<String, i64>,
+    /// Per partition key: the entry (instance, seq) whose state is the latest for it.
+    pub state_source: BTreeMap<String, (String, u64)>,
+    pub file_offsets: BTreeMap<String, u64>,
+}
+
+/// Rolls committed files forward and this instance's uncommitted files back, then returns
+/// the resume point. `instance` scopes the roll-back to this instance's own hidden files.
+pub fn recover(root: &Path, instance: &str) -> std::io::Result<(Resume, Vec<ManifestEntry>)> {
+    let entries = read_all(root)?;
+    let mut named: HashSet<PathBuf> = HashSet::new();
+    for e in &entries {
+        for f in &e.files {
+            named.insert(f.tmp.clone());
+            if f.tmp.exists() && !f.path.exists() {
+                fs::rename(&f.tmp, &f.path)?;
+            }
+        }
+    }
+    // Roll back: hidden temp files of this instance that no entry names.
+    let prefix = format!(".part-{instance}-");
+    for p in walk(root) {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        if name.starts_with(&prefix) && name.ends_with(".tmp") && !named.contains(&p) {
+            fs::remove_file(&p)?;
+        }
+    }
+    let r = resume_view(&entries, instance);
+    Ok((r, entries))
+}
+
+/// The resume point that `entries` give `instance` (no file-system changes).
+pub fn resume_view(entries: &[ManifestEntry], instance: &str) -> Resume {
+    let mut r = Resume::default();
+    for e in entries {
+        if e.instance == instance {
+            r.next_seq = r.next_seq.max(e.seq + 1);
+        }
+        for (k, v) in &e.kafka_offsets {
+            let cur = r.kafka_offsets.entry(k.clone()).or_insert(*v);
+            if *v >= *cur {
+                *cur = *v;
+                if e.state.contains_key(k) {
+                    r.state_source
+                        .insert(k.clone(), (e.instance.clone(), e.seq));
+                }
+            }
+        }
+        for (k, v) in &e.file_offsets {
+            let cur = r.file_offsets.entry(k.clone()).or_insert(*v);
+            *cur = (*cur).max(*v);
+            let key = format!("file:{k}");
+            if e.state.contains_key(&key) {
+                r.state_source.insert(key, (e.instance.clone(), e.seq));
+            }
+        }
+    }
+    r
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roll_forward_and_back() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let d = root.join("rsd_passes/date=2026-10-01");
+        fs::create_dir_all(&d).unwrap();
+        // Committed but not yet renamed (crash after the manifest).
+        let tmp1 = d.join(".part-i1-000000000001-00001.parquet.tmp");
+        let fin1 = d.join("part-i1-000000000001-00001.parquet");
+        fs::write(&tmp1, b"a").unwrap();
+        // Uncommitted (crash before the manifest).
+        let tmp2 = d.join(".part-i1-000000000002-00001.parquet.tmp");
+        fs::write(&tmp2, b"b").unwrap();
+        // Another instance's in-flight file: not ours to delete.
+        let other = d.join(".part-i2-000000000001-00001.parquet.tmp");
+        fs::write(&other, b"c").unwrap();
+        let mut e = ManifestEntry {
+            instance: "i1".into(),
+            seq: 1,
+            ..Default::default()
+        };
+        e.files.push(CommittedFile {
+            table: "rsd_passes".into(),
+            tmp: tmp1.clone(),
+            path: fin1.clone(),
+            rows: 1,
+        });
+        e.kafka_offsets.insert("rsd/0".into(), 42);
+        write_entry(root, &e).unwrap();
+        let (r, entries) = recover(root, "i1").unwrap();
+        assert_eq!(entries.len(), 1);
+        assert!(fin1.exists() && !tmp1.exists());
+        assert!(!tmp2.exists());
+        assert!(other.exists());
+        assert_eq!(r.next_seq, 2);
+        assert_eq!(r.kafka_offsets["rsd/0"], 42);
+    }
+}

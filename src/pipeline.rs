@@ -443,23 +443,24 @@ impl<'a> Pipeline<'a> {
     }
 
     /// Flushes everything and prepares the files of one commit (run mode); the caller writes
-    /// the manifest entry, then calls `sink::parquet::finalize`. `run_id` names the next files.
-    pub fn prepare_commit(&mut self, next_run_id: &str) -> Result<Vec<CommittedFile>, SinkError> {
+    /// the manifest entry, then calls `sink::parquet::finalize` and [`Pipeline::set_run_id`].
+    pub fn prepare_commit(&mut self) -> Result<Vec<CommittedFile>, SinkError> {
         self.flush(1)?;
         let mut out = Vec::new();
         for w in self.writers() {
             let table = w.table().to_string();
             for (tmp, path, rows) in w.prepare()? {
-                out.push(CommittedFile {
-                    table: table.clone(),
-                    tmp,
-                    path,
-                    rows,
-                });
+                out.push(CommittedFile { table: table.clone(), tmp, path, rows });
             }
-            w.set_run_id(next_run_id);
         }
         Ok(out)
+    }
+
+    /// Names the files opened from now on (one id per commit keeps names unique).
+    pub fn set_run_id(&mut self, run_id: &str) {
+        for w in self.writers() {
+            w.set_run_id(run_id);
+        }
     }
 }
 

@@ -128,6 +128,17 @@ fn mock_cluster_two_instances_write_what_one_writes() {
         "instance 1: {} records, instance 2: {} records",
         s1.records_in, s2.records_in
     );
+    // Offsets were recorded to the group (for lag monitoring) after the manifest.
+    let entries = plumewatch::sink::manifest::read_all(&two).unwrap();
+    let mut last: BTreeMap<String, i64> = BTreeMap::new();
+    for e in &entries {
+        for (k, v) in &e.kafka_offsets {
+            let x = last.entry(k.clone()).or_insert(0);
+            *x = (*x).max(*v);
+        }
+    }
+    let summary: Vec<_> = entries.iter().map(|e| (e.instance.clone(), e.seq, e.kafka_offsets.clone())).collect();
+    assert_eq!(last.values().sum::<i64>(), 6000, "{last:?} {summary:?}");
     let ids_one = ids(&a, "SELECT pass_id FROM rsd_passes");
     let ids_two = ids(&two, "SELECT pass_id FROM rsd_passes");
     assert_eq!(ids_one.len(), 6000);
@@ -138,16 +149,6 @@ fn mock_cluster_two_instances_write_what_one_writes() {
     let d1 = ids(&a, "SELECT detection_id FROM detections");
     let d2 = ids(&two, "SELECT detection_id FROM detections");
     assert_eq!(d1, d2);
-    // Offsets were committed to the group (for lag monitoring) after the manifest.
-    let entries = plumewatch::sink::manifest::read_all(&two).unwrap();
-    let mut last: BTreeMap<String, i64> = BTreeMap::new();
-    for e in &entries {
-        for (k, v) in &e.kafka_offsets {
-            let x = last.entry(k.clone()).or_insert(0);
-            *x = (*x).max(*v);
-        }
-    }
-    assert_eq!(last.values().sum::<i64>(), 6000, "{last:?}");
 }
 
 #[test]

@@ -626,6 +626,8 @@ impl Worker<'_, '_> {
         let mut last_commit = Instant::now();
         let mut last_input = Instant::now();
         let mut files_done = 0usize;
+        // With Kafka, idleness counts only once the group gave this instance partitions.
+        let mut assigned_once = self.cfg.kafka.is_none();
         loop {
             let wait = match batch_start {
                 Some(s) => max_age.saturating_sub(s.elapsed()),
@@ -652,6 +654,8 @@ impl Worker<'_, '_> {
                     self.pending_positions = true;
                 }
                 Ok(Msg::Assigned(keys)) => {
+                    assigned_once = true;
+                    last_input = Instant::now();
                     self.load_state(&keys);
                     self.owned.extend(keys);
                 }
@@ -700,7 +704,7 @@ impl Worker<'_, '_> {
                 last_commit = Instant::now();
             }
             let idle = self.cfg.idle_exit_ms.is_some_and(|ms| {
-                last_input.elapsed() >= Duration::from_millis(ms) && files_done >= n_files
+                assigned_once && last_input.elapsed() >= Duration::from_millis(ms) && files_done >= n_files
             });
             if stop.load(Ordering::SeqCst) || idle {
                 alerts.deliver(self.pipe.take_alerts());
@@ -807,7 +811,7 @@ impl Worker<'_, '_> {
         let next = self.seq + 1;
         let files = self
             .pipe
-            .prepare_commit(&run_id(&self.cfg.instance_id, next))?;
+            .prepare_commit()?;
         if files.is_empty() && !self.pending_positions {
             return Ok(());
         }
@@ -851,6 +855,7 @@ impl Worker<'_, '_> {
         manifest::write_entry(&self.cfg.tables, &e)?;
         finalize(e.files.iter().map(|f| (f.tmp.as_path(), f.path.as_path())))?;
         self.seq = next;
+        self.pipe.set_run_id(&run_id(&self.cfg.instance_id, next));
         self.commits += 1;
         self.dirty_parts.clear();
         self.pending_positions = false;

@@ -101,9 +101,15 @@ impl TableWriter {
                 self.dir.join(format!("date={part}"))
             };
             fs::create_dir_all(&dir).map_err(io(&dir))?;
-            self.seq += 1;
-            let name = format!("part-{}-{:05}.parquet", self.run_id, self.seq);
-            let path = dir.join(&name);
+            // Never reuse a committed name (a rename would replace committed data).
+            let (name, path) = loop {
+                self.seq += 1;
+                let name = format!("part-{}-{:05}.parquet", self.run_id, self.seq);
+                let path = dir.join(&name);
+                if !path.exists() {
+                    break (name, path);
+                }
+            };
             let tmp = dir.join(format!(".{name}.tmp"));
             let file = File::create(&tmp).map_err(io(&tmp))?;
             let props = WriterProperties::builder()

@@ -11,10 +11,9 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::decode::fields::{OBD_FIELDS, PLATE_READ_FIELDS, RSD_FIELDS, VEHICLE_FIELDS};
 use crate::decode::hj1239::FrameScanner;
 use crate::decode::mapping::Mapping;
-use crate::decode::record::{FieldError, FieldSpec};
+use crate::decode::record::FieldError;
 use crate::decode::text::{Handler, NdjsonDecoder, SourcePos, read_csv, read_ndjson};
 use crate::enrich::registry::Registry;
 use crate::enrich::rsd::RsdContext;
@@ -142,15 +141,6 @@ fn open_input(path: &str) -> Result<Box<dyn Read>, IngestError> {
     Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, f)))
 }
 
-fn specs(stream: Stream) -> &'static [FieldSpec] {
-    match stream {
-        Stream::Rsd => RSD_FIELDS,
-        Stream::Vehicles => VEHICLE_FIELDS,
-        Stream::Plates => PLATE_READ_FIELDS,
-        Stream::Obd | Stream::Frames => OBD_FIELDS,
-    }
-}
-
 /// Runs one ingest. Registry joins use the `vehicles` table already under `out`.
 pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
     let t0 = Instant::now();
@@ -160,7 +150,7 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
         (Stream::Frames, _) => Stream::Obd,
         (s, _) => s,
     };
-    let specs = specs(stream);
+    let specs = stream.specs();
     let mapping = match opts.mapping {
         Some(p) => Some(Mapping::load(p)?),
         None => None,

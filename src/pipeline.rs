@@ -43,6 +43,17 @@ pub enum Stream {
 }
 
 impl Stream {
+    /// Canonical input fields of the stream (frames decode to OBD samples).
+    pub fn specs(self) -> &'static [crate::decode::record::FieldSpec] {
+        use crate::decode::fields::{OBD_FIELDS, PLATE_READ_FIELDS, RSD_FIELDS, VEHICLE_FIELDS};
+        match self {
+            Stream::Rsd => RSD_FIELDS,
+            Stream::Vehicles => VEHICLE_FIELDS,
+            Stream::Plates => PLATE_READ_FIELDS,
+            Stream::Obd | Stream::Frames => OBD_FIELDS,
+        }
+    }
+
     /// Name used in `quarantine.stream` and in configuration.
     pub fn name(self) -> &'static str {
         match self {
@@ -127,7 +138,6 @@ pub struct Pipeline<'a> {
     pub watch: Option<Watch>,
     /// Kafka timestamp of the record being processed.
     pub input_ts_ms: Option<i64>,
-    now_ms: i64,
 }
 
 impl<'a> Pipeline<'a> {
@@ -188,7 +198,6 @@ impl<'a> Pipeline<'a> {
             alert_kinds: HashSet::new(),
             watch: None,
             input_ts_ms: None,
-            now_ms: chrono::Utc::now().timestamp_millis(),
         }
     }
 
@@ -264,7 +273,7 @@ impl<'a> Pipeline<'a> {
             err.field.as_deref(),
             &reason,
             raw,
-            self.now_ms,
+            chrono::Utc::now().timestamp_millis(),
         );
     }
 
@@ -450,7 +459,12 @@ impl<'a> Pipeline<'a> {
         for w in self.writers() {
             let table = w.table().to_string();
             for (tmp, path, rows) in w.prepare()? {
-                out.push(CommittedFile { table: table.clone(), tmp, path, rows });
+                out.push(CommittedFile {
+                    table: table.clone(),
+                    tmp,
+                    path,
+                    rows,
+                });
             }
         }
         Ok(out)

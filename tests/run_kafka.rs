@@ -137,7 +137,10 @@ fn mock_cluster_two_instances_write_what_one_writes() {
             *x = (*x).max(*v);
         }
     }
-    let summary: Vec<_> = entries.iter().map(|e| (e.instance.clone(), e.seq, e.kafka_offsets.clone())).collect();
+    let summary: Vec<_> = entries
+        .iter()
+        .map(|e| (e.instance.clone(), e.seq, e.kafka_offsets.clone()))
+        .collect();
     assert_eq!(last.values().sum::<i64>(), 6000, "{last:?} {summary:?}");
     let ids_one = ids(&a, "SELECT pass_id FROM rsd_passes");
     let ids_two = ids(&two, "SELECT pass_id FROM rsd_passes");
@@ -192,63 +195,37 @@ fn spawn_run(cfg_path: &Path) -> Child {
         .unwrap()
 }
 
-#[test]
-fn crash_safety_sigkill_ten_times_equals_uninterrupted_run() {
-    let mock = MockCluster::new(1).unwrap();
-    mock.create_topic("rsd", 3, 1).unwrap();
-    mock.create_topic("obd", 2, 1).unwrap();
-    let bs = mock.bootstrap_servers();
-    let recs = passes(200_000, 13);
-    produce(&bs, "rsd", &recs);
-    // Stateful detectors too: 12 vehicles × 30 min of labelled OBD samples.
-    let obd = obd_samples(12, 30);
-    produce(&bs, "obd", &obd);
-    let total = (recs.len() + obd.len()) as u64;
-    let t = tempfile::tempdir().unwrap();
-    let topics = [("rsd", "rsd"), ("obd", "obd")];
-
-    // Reference: one uninterrupted run.
-    let reference = t.path().join("reference");
-    let s = run_to_idle(config(&reference, &bs, "g-ref", "ref", &topics, 3000));
-    assert_eq!(s.records_in, total);
-
-    // The same input, killed with SIGKILL at random moments, restarted each time.
-    let killed = t.path().join("killed");
-    let cfg = t.path().join("killed.toml");
-    let c = config(&killed, &bs, "g-kill", "k", &topics, 3000);
-    let text = format!(
-        "tables = {:?}\ninstance_id = \"k\"\nidle_exit_ms = 3000\n[commit]\ninterval_ms = 200\n[kafka]\nbrokers = \"{bs}\"\ngroup = \"g-kill\"\ntopics = [{{ stream = \"rsd\", topic = \"rsd\" }}, {{ stream = \"obd\", topic = \"obd\" }}]\n",
-        c.tables.display().to_string()
-    );
-    std::fs::write(&cfg, text).unwrap();
-    let mut seed = 0x2545F4914F6CDD1Du64;
+/// Kills `plumewatch run --config cfg` with SIGKILL after random waits in `wait_ms`, at least
+/// `min_kills` times, restarting it each time; then lets it finish. Returns the kill count.
+fn kill_restart_loop(
+    cfg: &Path,
+    min_kills: usize,
+    wait_ms: std::ops::Range<u64>,
+    seed: u64,
+) -> usize {
+    let mut x = seed | 1;
     let mut kills = 0;
-    let started = Instant::now();
-    while kills < 10 {
-        let mut child = spawn_run(&cfg);
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let wait_ms = 300 + seed % 1500;
-        std::thread::sleep(Duration::from_millis(wait_ms));
+    while kills < min_kills {
+        let mut child = spawn_run(cfg);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        std::thread::sleep(Duration::from_millis(
+            wait_ms.start + x % (wait_ms.end - wait_ms.start),
+        ));
         if child.try_wait().unwrap().is_some() {
-            break; // finished before we could kill it: the input is done
+            break; // finished before the kill: the input is done
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         kills += 1;
     }
-    let mut last = spawn_run(&cfg);
-    let status = last.wait().unwrap();
+    let status = spawn_run(cfg).wait().unwrap();
     assert!(status.success());
-    println!(
-        "killed {kills} times in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    assert!(
-        kills >= 10,
-        "only {kills} kills: the run finished too fast to test"
-    );
+    kills
+}
+
+fn assert_same_tables(reference: &Path, killed: &Path) {
     for (q, what) in [
         ("SELECT pass_id FROM rsd_passes", "rsd_passes"),
         ("SELECT detection_id FROM detections", "detections"),
@@ -257,20 +234,92 @@ fn crash_safety_sigkill_ten_times_equals_uninterrupted_run() {
             "obd_samples",
         ),
     ] {
-        let a = ids(&reference, q);
-        let b = ids(&killed, q);
+        let a = ids(reference, q);
+        let b = ids(killed, q);
         assert_eq!(a.len(), b.len(), "{what}: nothing lost, nothing duplicated");
         assert!(a == b, "{what} differs from the uninterrupted run");
     }
+}
+
+#[test]
+fn crash_safety_sigkill_file_sources_equal_uninterrupted_run() {
+    let t = tempfile::tempdir().unwrap();
+    // 300,000 SYNTHETIC passes and a labelled OBD fleet (stateful detectors) as file sources.
+    let passes_file = t.path().join("passes.ndjson");
+    let fleet = plumewatch::synth::rsd::fleet(5000, 13);
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&passes_file).unwrap());
+    plumewatch::synth::rsd::write_passes(&mut w, &fleet, 300_000, 10, 13).unwrap();
+    drop(w);
+    let obd_file = t.path().join("obd.ndjson");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&obd_file).unwrap());
+    plumewatch::synth::obd::write_ndjson(&mut w, 12, 30, 3).unwrap();
+    drop(w);
+    let conf = |tables: &Path| {
+        format!(
+            "tables = {:?}\ninstance_id = \"k\"\nidle_exit_ms = 500\n[commit]\ninterval_ms = 150\n[[files]]\nstream = \"rsd\"\npath = {:?}\n[[files]]\nstream = \"obd\"\npath = {:?}\n",
+            tables.display().to_string(),
+            passes_file.display().to_string(),
+            obd_file.display().to_string()
+        )
+    };
+    let reference = t.path().join("reference");
+    let s = run_to_idle(toml::from_str(&conf(&reference)).unwrap());
+    assert_eq!(s.records_in, 300_000 + 12 * 30 * 60);
+    let killed = t.path().join("killed");
+    let cfg = t.path().join("killed.toml");
+    std::fs::write(&cfg, conf(&killed)).unwrap();
+    let started = Instant::now();
+    let kills = kill_restart_loop(&cfg, 10, 60..400, 0x2545F4914F6CDD1D);
+    println!(
+        "killed {kills} times in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        kills >= 10,
+        "only {kills} kills: the run finished too fast to test"
+    );
+    assert_same_tables(&reference, &killed);
     assert_eq!(
         ids(&killed, "SELECT pass_id FROM rsd_passes").len(),
-        200_000
+        300_000
     );
-    let twc = scalar_i64(
-        &killed,
-        "SELECT count(*) FROM detections WHERE source_stream = 'obd'",
+    assert!(
+        scalar_i64(
+            &killed,
+            "SELECT count(*) FROM detections WHERE source_stream = 'obd'"
+        ) > 0
     );
-    assert!(twc > 0, "the OBD fleet gives TWC detections");
+}
+
+#[test]
+fn crash_safety_sigkill_kafka_equals_uninterrupted_run() {
+    let mock = MockCluster::new(1).unwrap();
+    // The mock broker keeps ~5 MB per partition: spread the input over partitions.
+    mock.create_topic("rsd", 6, 1).unwrap();
+    mock.create_topic("obd", 4, 1).unwrap();
+    let bs = mock.bootstrap_servers();
+    let recs = passes(30_000, 14);
+    produce(&bs, "rsd", &recs);
+    let obd = obd_samples(8, 30);
+    produce(&bs, "obd", &obd);
+    let total = (recs.len() + obd.len()) as u64;
+    let t = tempfile::tempdir().unwrap();
+    let topics = [("rsd", "rsd"), ("obd", "obd")];
+    let reference = t.path().join("reference");
+    let s = run_to_idle(config(&reference, &bs, "g-ref", "ref", &topics, 3000));
+    assert_eq!(s.records_in, total);
+    let killed = t.path().join("killed");
+    let cfg = t.path().join("killed.toml");
+    let text = format!(
+        "tables = {:?}\ninstance_id = \"k\"\nidle_exit_ms = 3000\n[commit]\ninterval_ms = 200\n[kafka]\nbrokers = \"{bs}\"\ngroup = \"g-kill\"\ntopics = [{{ stream = \"rsd\", topic = \"rsd\" }}, {{ stream = \"obd\", topic = \"obd\" }}]\n",
+        killed.display().to_string()
+    );
+    std::fs::write(&cfg, text).unwrap();
+    // A restarted member needs ~3 s to rejoin the group before it consumes.
+    let kills = kill_restart_loop(&cfg, 10, 3000..3600, 0x9E3779B97F4A7C15);
+    assert!(kills >= 10, "only {kills} kills");
+    assert_same_tables(&reference, &killed);
+    assert_eq!(ids(&killed, "SELECT pass_id FROM rsd_passes").len(), 30_000);
 }
 
 #[test]

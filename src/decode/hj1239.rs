@@ -2822,8 +2822,16 @@ mod tests {
         }
     }
 
+    /// 3000 cases per property by default; `PROPTEST_CASES=N` for long fuzzing runs.
+    fn fuzz_cases() -> u32 {
+        std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3000)
+    }
+
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(3000))]
+        #![proptest_config(ProptestConfig { cases: fuzz_cases(), ..ProptestConfig::default() })]
 
         /// No panic and bounded work on arbitrary bytes: scanner (any chunking) and decoder.
         #[test]

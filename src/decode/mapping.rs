@@ -388,7 +388,7 @@ impl CompiledMapping {
                     }
                     TimeFormat::Patterns(ps) => parse_patterns(e, ps, t)?,
                 };
-                rec.vals[e.slot] = Val::Time(ms);
+                rec.vals[e.slot] = Val::Time(check_time(e.name, ms)?);
             }
             Kind::Date => {
                 let fmt = match &e.time {
@@ -449,7 +449,7 @@ impl CompiledMapping {
                         ));
                     }
                 };
-                rec.vals[e.slot] = Val::Time(ms);
+                rec.vals[e.slot] = Val::Time(check_time(e.name, ms)?);
             }
             _ => rec.vals[e.slot] = Val::Num(e.conv.apply(v)),
         }
@@ -505,6 +505,20 @@ fn parse_patterns(e: &Compiled, ps: &[Pattern], t: &str) -> Result<i64, FieldErr
         e.name,
         format!("time \"{}\" matches none of {}", clip(t), names.join(" | ")),
     ))
+}
+
+/// Instants outside 1900-01-01 … 2200-01-01 are input errors (a unit mix-up, a corrupt field).
+fn check_time(field: &str, ms: i64) -> Result<i64, FieldError> {
+    const MIN: i64 = -2_208_988_800_000;
+    const MAX: i64 = 7_258_118_400_000;
+    if (MIN..MAX).contains(&ms) {
+        Ok(ms)
+    } else {
+        Err(FieldError::field(
+            field,
+            format!("time {ms} ms since 1970 is outside 1900–2200"),
+        ))
+    }
 }
 
 /// Shortens a value for an error message.

@@ -157,6 +157,9 @@ pub fn point(r: &ObdSampleRow) -> ObdPoint {
 pub struct TwcDetectors {
     states: HashMap<String, TwcState>,
     findings: Vec<TwcFinding>,
+    touched: Vec<String>,
+    /// Record touched VINs (run mode snapshots by partition); off for file ingest.
+    pub track_touched: bool,
 }
 
 impl TwcDetectors {
@@ -168,6 +171,11 @@ impl TwcDetectors {
     /// The state map (for snapshots).
     pub fn states(&self) -> &HashMap<String, TwcState> {
         &self.states
+    }
+
+    /// VINs updated since the last call (consecutive repeats folded).
+    pub fn take_touched(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.touched)
     }
 
     /// The state map, mutable (restore and drop partitions).
@@ -188,6 +196,9 @@ impl TwcDetectors {
         limit_set: &str,
         out: &mut Vec<DetectionRow>,
     ) {
+        if self.track_touched && self.touched.last() != Some(&r.vin) {
+            self.touched.push(r.vin.clone());
+        }
         let st = match self.states.get_mut(&r.vin) {
             Some(s) => s,
             None => self.states.entry(r.vin.clone()).or_default(),

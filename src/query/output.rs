@@ -35,11 +35,7 @@ pub fn write(
             }
             let opts = FormatOptions::default();
             for b in batches {
-                let fmts: Vec<_> = b
-                    .columns()
-                    .iter()
-                    .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
-                    .collect::<Result<_, _>>()?;
+                let fmts = formatters(b, &opts)?;
                 for r in 0..b.num_rows() {
                     let row: Vec<String> = (0..b.num_columns())
                         .map(|c| {
@@ -64,6 +60,16 @@ pub fn write(
     Ok(())
 }
 
+fn formatters<'a>(
+    b: &'a RecordBatch,
+    opts: &'a FormatOptions<'a>,
+) -> Result<Vec<ArrayFormatter<'a>>, datafusion::arrow::error::ArrowError> {
+    b.columns()
+        .iter()
+        .map(|c| ArrayFormatter::try_new(c.as_ref(), opts))
+        .collect()
+}
+
 /// Batches as JSON objects.
 pub fn to_json(
     batches: &[RecordBatch],
@@ -72,11 +78,7 @@ pub fn to_json(
     let opts = FormatOptions::default();
     let mut out = Vec::new();
     for b in batches {
-        let fmts: Vec<_> = b
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
-            .collect::<Result<_, _>>()?;
+        let fmts = formatters(b, &opts)?;
         for r in 0..b.num_rows() {
             let mut obj = serde_json::Map::new();
             for (c, field) in b.schema().fields().iter().enumerate() {

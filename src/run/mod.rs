@@ -28,7 +28,6 @@ use rdkafka::producer::{BaseProducer, BaseRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 
-use crate::decode::fields::{OBD_FIELDS, PLATE_READ_FIELDS, RSD_FIELDS};
 use crate::decode::hj1239::{FrameScanner, ScanEvent};
 use crate::decode::mapping::{CompiledMapping, Mapping};
 use crate::decode::text::{NdjsonDecoder, SourcePos};
@@ -63,6 +62,9 @@ enum Msg {
     Revoke(Vec<String>, SyncSender<()>),
     /// A file source reached its end.
     SourceDone,
+    /// The group took partitions away without a clean revoke (session lost), or the
+    /// manifest could not be read: stop without committing; a restart resumes exactly.
+    Fatal(String),
 }
 
 /// What a run did (printed on shutdown).
@@ -126,7 +128,15 @@ impl ConsumerContext for KafkaCtx {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 // Resume each partition from the highest offset any instance committed.
-                let entries = manifest::read_all(&self.root).unwrap_or_default();
+                let entries = match manifest::read_all(&self.root) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        let _ = self.tx.send(Msg::Fatal(format!(
+                            "cannot read the manifest at assignment: {e}"
+                        )));
+                        return;
+                    }
+                };
                 let view = manifest::resume_view(&entries, &self.instance);
                 for (t, p) in &keys {
                     let off = match view.kafka_offsets.get(&format!("{t}/{p}")) {
@@ -141,15 +151,25 @@ impl ConsumerContext for KafkaCtx {
                     self.metrics.errors.inc();
                 }
             }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS if c.assignment_lost() => {
+                // Someone else may already own these partitions: committing now could write
+                // rows twice. Stop without committing; the restart resumes from the manifest.
+                let _ = self.tx.send(Msg::Fatal(
+                    "partition assignment lost (session timed out)".into(),
+                ));
+                let _ = c.unassign();
+            }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                // Commit everything read from these partitions before giving them up.
+                // Commit everything read from these partitions before giving them up; wait as
+                // long as that takes (giving them up earlier could duplicate rows).
                 let (atx, arx) = sync_channel(1);
                 if self.tx.send(Msg::Revoke(names, atx)).is_ok() {
-                    let _ = arx.recv_timeout(Duration::from_secs(120));
+                    let _ = arx.recv();
                 }
                 let _ = c.unassign();
             }
             _ => {
+                let _ = self.tx.send(Msg::Fatal(format!("rebalance error {err:?}")));
                 let _ = c.unassign();
             }
         }
@@ -276,7 +296,7 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
             let m = Mapping::load(p)?;
             mappings.push((
                 stream,
-                Mapping::compile(Some(&m), specs(stream), &p.display().to_string())?,
+                Mapping::compile(Some(&m), stream.specs(), &p.display().to_string())?,
             ));
             Ok(Some(mappings.len() - 1))
         };
@@ -395,11 +415,12 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
         pending_positions: false,
     };
     w.pipe.watch = Some(watch);
+    w.pipe.twc.track_touched = true;
     w.pipe.alert_kinds = cfg.alerts.kinds.iter().cloned().collect();
     // File sources own their state from the start.
     for f in &cfg.files {
         let key = format!("file:{}", f.path);
-        w.load_state(&[key.clone()]);
+        w.load_state(std::slice::from_ref(&key))?;
         w.owned.insert(key);
     }
     let res = w.run_loop(&rx, &stop, &mut alerts, n_files);
@@ -424,15 +445,6 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
         latency_p99_ms: p99,
         seconds: t0.elapsed().as_secs_f64(),
     })
-}
-
-fn specs(stream: Stream) -> &'static [crate::decode::record::FieldSpec] {
-    match stream {
-        Stream::Rsd => RSD_FIELDS,
-        Stream::Plates => PLATE_READ_FIELDS,
-        Stream::Obd | Stream::Frames => OBD_FIELDS,
-        Stream::Vehicles => crate::decode::fields::VEHICLE_FIELDS,
-    }
 }
 
 fn run_id(instance: &str, seq: u64) -> String {
@@ -645,6 +657,9 @@ impl Worker<'_, '_> {
                     ts_ms,
                     mapping,
                 }) => {
+                    if !key.starts_with("file:") && !self.owned.contains(key.as_ref()) {
+                        continue; // a partition this instance no longer owns
+                    }
                     last_input = Instant::now();
                     batch_start.get_or_insert_with(Instant::now);
                     batch_rows += 1;
@@ -656,7 +671,7 @@ impl Worker<'_, '_> {
                 Ok(Msg::Assigned(keys)) => {
                     assigned_once = true;
                     last_input = Instant::now();
-                    self.load_state(&keys);
+                    self.load_state(&keys)?;
                     self.owned.extend(keys);
                 }
                 Ok(Msg::Revoke(keys, ack)) => {
@@ -681,6 +696,11 @@ impl Worker<'_, '_> {
                     let _ = ack.send(());
                 }
                 Ok(Msg::SourceDone) => files_done += 1,
+                Ok(Msg::Fatal(why)) => {
+                    anyhow::bail!(
+                        "{why}; stopping without a commit (a restart resumes from the last manifest entry)"
+                    );
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     alerts.deliver(self.pipe.take_alerts());
@@ -704,7 +724,9 @@ impl Worker<'_, '_> {
                 last_commit = Instant::now();
             }
             let idle = self.cfg.idle_exit_ms.is_some_and(|ms| {
-                assigned_once && last_input.elapsed() >= Duration::from_millis(ms) && files_done >= n_files
+                assigned_once
+                    && last_input.elapsed() >= Duration::from_millis(ms)
+                    && files_done >= n_files
             });
             if stop.load(Ordering::SeqCst) || idle {
                 alerts.deliver(self.pipe.take_alerts());
@@ -748,14 +770,10 @@ impl Worker<'_, '_> {
             offset: offset.max(0) as u64,
             line: 0,
         };
-        if matches!(stream, Stream::Obd | Stream::Frames) {
-            self.dirty_parts.insert(key.clone());
-        }
-        let before = self.pipe.twc.vehicles();
         if stream == Stream::Frames {
             self.pipe.frame(payload, &pos);
         } else {
-            let (specs, mp) = (specs(stream), mapping);
+            let (specs, mp) = (stream.specs(), mapping);
             let dec = self.decoders.entry((stream, mp)).or_insert_with(|| {
                 let m = match mp {
                     Some(i) => self.mappings[i].1.clone(),
@@ -769,21 +787,22 @@ impl Worker<'_, '_> {
                 Err(e) => self.pipe.reject(stream, e, &pos, line),
             }
         }
-        if self.pipe.twc.vehicles() != before || matches!(stream, Stream::Obd | Stream::Frames) {
-            // Remember which partition each vehicle's state belongs to (keyed like Kafka).
-            for v in self.pipe.twc.states().keys() {
-                if !self.vin_part.contains_key(v) {
-                    self.vin_part.insert(v.clone(), key.clone());
-                }
-            }
+        // A vehicle's state belongs to the partition it was first seen on (keyed by VIN, like
+        // Kafka); mark that partition dirty so the next commit snapshots the vehicle.
+        for vin in self.pipe.twc.take_touched() {
+            let part = self
+                .vin_part
+                .entry(vin)
+                .or_insert_with(|| key.clone())
+                .clone();
+            self.dirty_parts.insert(part);
         }
         self.metrics.worker_records.inc();
     }
 
-    fn load_state(&mut self, keys: &[String]) {
-        let Ok(entries) = manifest::read_all(&self.cfg.tables) else {
-            return;
-        };
+    fn load_state(&mut self, keys: &[String]) -> anyhow::Result<()> {
+        let entries = manifest::read_all(&self.cfg.tables)
+            .context("reading the manifest to restore detector state")?;
         let view = manifest::resume_view(&entries, &self.cfg.instance_id);
         let mut states = std::mem::take(self.pipe.twc.states_mut());
         for k in keys {
@@ -798,22 +817,36 @@ impl Worker<'_, '_> {
             };
             let part: Arc<str> = Arc::from(k.as_str());
             for (vin, v) in e.state.get(k).into_iter().flatten() {
-                if let Ok(s) = serde_json::from_value::<TwcState>(v.clone()) {
-                    states.insert(vin.clone(), s);
-                    self.vin_part.insert(vin.clone(), part.clone());
-                }
+                let s = decode_state(v).with_context(|| {
+                    format!("detector state of {vin} in manifest entry {inst}-{seq}")
+                })?;
+                states.insert(vin.clone(), s);
+                self.vin_part.insert(vin.clone(), part.clone());
             }
         }
         self.pipe.twc.restore(states);
+        Ok(())
     }
 
     fn commit(&mut self) -> anyhow::Result<()> {
         let next = self.seq + 1;
-        let files = self
-            .pipe
-            .prepare_commit()?;
+        let mut files = self.pipe.prepare_commit()?;
         if files.is_empty() && !self.pending_positions {
             return Ok(());
+        }
+        // Paths relative to the tables root (see `sink::manifest::CommittedFile`).
+        let root = self.cfg.tables.clone();
+        for f in &mut files {
+            f.tmp = f
+                .tmp
+                .strip_prefix(&root)
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|_| f.tmp.clone());
+            f.path = f
+                .path
+                .strip_prefix(&root)
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|_| f.path.clone());
         }
         let mut e = ManifestEntry {
             instance: self.cfg.instance_id.clone(),
@@ -842,7 +875,7 @@ impl Worker<'_, '_> {
             if !self.dirty_parts.contains(part) {
                 continue;
             }
-            if let Ok(v) = serde_json::to_value(st) {
+            if let Some(v) = encode_state(st) {
                 e.state
                     .entry(part.to_string())
                     .or_default()
@@ -853,7 +886,12 @@ impl Worker<'_, '_> {
             e.state.entry(p.to_string()).or_default();
         }
         manifest::write_entry(&self.cfg.tables, &e)?;
-        finalize(e.files.iter().map(|f| (f.tmp.as_path(), f.path.as_path())))?;
+        let abs: Vec<_> = e
+            .files
+            .iter()
+            .map(|f| (root.join(&f.tmp), root.join(&f.path)))
+            .collect();
+        finalize(abs.iter().map(|(t, p)| (t.as_path(), p.as_path())))?;
         self.seq = next;
         self.pipe.set_run_id(&run_id(&self.cfg.instance_id, next));
         self.commits += 1;
@@ -865,6 +903,19 @@ impl Worker<'_, '_> {
         }
         Ok(())
     }
+}
+
+/// Detector state as hex of its postcard encoding: exact for every float, NaN and infinity
+/// included (JSON numbers cannot hold them).
+fn encode_state(s: &TwcState) -> Option<serde_json::Value> {
+    postcard::to_allocvec(s)
+        .ok()
+        .map(|b| serde_json::Value::String(hex::encode(b)))
+}
+
+fn decode_state(v: &serde_json::Value) -> anyhow::Result<TwcState> {
+    let h = v.as_str().context("state is not a hex string")?;
+    Ok(postcard::from_bytes(&hex::decode(h)?)?)
 }
 
 fn trim(b: &[u8]) -> &[u8] {

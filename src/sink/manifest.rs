@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// A data file of a commit: `tmp` (hidden) becomes `path`.
+/// A data file of a commit: `tmp` (hidden) becomes `path`; both relative to the tables root,
+/// so a restart with another spelling of the root (relative path, mount point) still finds them.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct CommittedFile {
     pub table: String,
@@ -121,25 +122,77 @@ pub fn recover(root: &Path, instance: &str) -> std::io::Result<(Resume, Vec<Mani
     let mut named: HashSet<PathBuf> = HashSet::new();
     for e in &entries {
         for f in &e.files {
-            named.insert(f.tmp.clone());
-            if f.tmp.exists() && !f.path.exists() {
-                fs::rename(&f.tmp, &f.path)?;
+            let (tmp, path) = (root.join(&f.tmp), root.join(&f.path));
+            named.insert(tmp.clone());
+            if tmp.exists() && !path.exists() {
+                rename_idempotent(&tmp, &path)?;
+            } else if !tmp.exists() && !path.exists() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!(
+                        "manifest entry {}-{} names {} but neither it nor its temporary file exists: committed data was removed by hand",
+                        e.instance,
+                        e.seq,
+                        path.display()
+                    ),
+                ));
             }
         }
     }
-    // Roll back: hidden temp files of this instance that no entry names.
-    let prefix = format!(".part-{instance}-");
+    // Roll back: hidden temp files of this instance (exact name pattern, so instance `a`
+    // never touches instance `a-2`) that no entry names.
     for p in walk(root) {
         let name = p
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
-        if name.starts_with(&prefix) && name.ends_with(".tmp") && !named.contains(&p) {
+        if is_own_temp(&name, instance) && !named.contains(&p) {
             fs::remove_file(&p)?;
         }
     }
     let r = resume_view(&entries, instance);
     Ok((r, entries))
+}
+
+/// `.part-<instance>-<12 digits>-<5 digits>.parquet.tmp`.
+fn is_own_temp(name: &str, instance: &str) -> bool {
+    let Some(rest) = name.strip_prefix(&format!(".part-{instance}-")) else {
+        return false;
+    };
+    let b = rest.as_bytes();
+    b.len() > 13
+        && b[..12].iter().all(u8::is_ascii_digit)
+        && b[12] == b'-'
+        && rest.ends_with(".parquet.tmp")
+}
+
+/// Renames `from` to `to`; when `from` is gone but `to` exists (another process rolled it
+/// forward first), that is success.
+pub fn rename_idempotent(from: &Path, to: &Path) -> std::io::Result<()> {
+    match fs::rename(from, to) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && to.exists() => Ok(()),
+        r => r,
+    }
+}
+
+/// Takes the exclusive lock of `instance` (`_manifest/<instance>.lock`): two processes with
+/// one instance id would overwrite each other's entries. Hold the returned file while running.
+pub fn lock_instance(root: &Path, instance: &str) -> std::io::Result<fs::File> {
+    let d = dir(root);
+    fs::create_dir_all(&d)?;
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(d.join(format!("{instance}.lock")))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(fs::TryLockError::WouldBlock) => Err(std::io::Error::other(format!(
+            "instance id '{instance}' is already running on {} (give each instance its own instance_id)",
+            root.display()
+        ))),
+        Err(fs::TryLockError::Error(e)) => Err(e),
+    }
 }
 
 /// The resume point that `entries` give `instance` (no file-system changes).
@@ -158,6 +211,10 @@ pub fn resume_view(entries: &[ManifestEntry], instance: &str) -> Resume {
                         .insert(k.clone(), (e.instance.clone(), e.seq));
                 }
             }
+        }
+        // File sources belong to one instance: resume only from its own entries.
+        if e.instance != instance {
+            continue;
         }
         for (k, v) in &e.file_offsets {
             let cur = r.file_offsets.entry(k.clone()).or_insert(*v);
@@ -205,7 +262,7 @@ mod tests {
         let tmp2 = d.join(".part-i1-000000000002-00001.parquet.tmp");
         fs::write(&tmp2, b"b").unwrap();
         // Another instance's in-flight file: not ours to delete.
-        let other = d.join(".part-i2-000000000001-00001.parquet.tmp");
+        let other = d.join(".part-i1-2-000000000001-00001.parquet.tmp");
         fs::write(&other, b"c").unwrap();
         let mut e = ManifestEntry {
             instance: "i1".into(),
@@ -221,6 +278,7 @@ mod tests {
         e.kafka_offsets.insert("rsd/0".into(), 42);
         write_entry(root, &e).unwrap();
         let (r, entries) = recover(root, "i1").unwrap();
+        assert!(lock_instance(root, "i1").is_ok());
         assert_eq!(entries.len(), 1);
         assert!(fin1.exists() && !tmp1.exists());
         assert!(!tmp2.exists());

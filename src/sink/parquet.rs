@@ -171,7 +171,7 @@ impl TableWriter {
         distinct.sort_unstable();
         distinct.dedup();
         for day in distinct {
-            let part = utc_date(day * 86_400_000);
+            let part = utc_date(day.saturating_mul(86_400_000));
             let sub = if days.iter().all(|d| *d == day) {
                 batch.clone()
             } else {
@@ -213,6 +213,10 @@ impl TableWriter {
                 source,
             })?;
             file.sync_all().map_err(io(&f.tmp))?;
+            // The directory entry of the new file must be durable before a manifest names it.
+            if let Some(d) = f.tmp.parent().and_then(|p| File::open(p).ok()) {
+                let _ = d.sync_all();
+            }
             done.push((f.tmp, f.path, rows));
         }
         Ok(done)
@@ -231,7 +235,7 @@ pub fn finalize<'a>(
     files: impl IntoIterator<Item = (&'a Path, &'a Path)>,
 ) -> Result<(), SinkError> {
     for (tmp, path) in files {
-        fs::rename(tmp, path).map_err(io(path))?;
+        crate::sink::manifest::rename_idempotent(tmp, path).map_err(io(path))?;
         if let Some(parent) = path.parent() {
             if let Ok(d) = File::open(parent) {
                 let _ = d.sync_all();

@@ -252,7 +252,9 @@ fn crash_safety_sigkill_file_sources_equal_uninterrupted_run() {
     drop(w);
     let obd_file = t.path().join("obd.ndjson");
     let mut w = std::io::BufWriter::new(std::fs::File::create(&obd_file).unwrap());
-    plumewatch::synth::obd::write_ndjson(&mut w, 12, 30, 3).unwrap();
+    let obd_n = plumewatch::synth::obd::write_ndjson(&mut w, 12, 30, 3)
+        .unwrap()
+        .samples;
     drop(w);
     let conf = |tables: &Path| {
         format!(
@@ -264,7 +266,7 @@ fn crash_safety_sigkill_file_sources_equal_uninterrupted_run() {
     };
     let reference = t.path().join("reference");
     let s = run_to_idle(toml::from_str(&conf(&reference)).unwrap());
-    assert_eq!(s.records_in, 300_000 + 12 * 30 * 60);
+    assert_eq!(s.records_in, 300_000 + obd_n);
     let killed = t.path().join("killed");
     let cfg = t.path().join("killed.toml");
     std::fs::write(&cfg, conf(&killed)).unwrap();

@@ -171,7 +171,8 @@ pub mod obd {
 
 /// `obd_sample` input fields (NDJSON, or CSV logs through a mapping).
 pub const OBD_FIELDS: &[FieldSpec] = &[
-    f("vin", Kind::Str, true),
+    // Required, but a log without a VIN column takes it from `--vin` (checked on use).
+    f("vin", Kind::Str, false),
     f("sampled_at", Kind::Time, true),
     f("info_type", Kind::Num, false),
     f(OBD_NUMS[0], Kind::Num, false),

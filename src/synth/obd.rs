@@ -143,7 +143,7 @@ pub fn write_frames(
                 .iter()
                 .map(|p| StreamSample {
                     info_type: 3,
-                    collected_at: FrameTime::from_unix_ms_utc8(p.t_ms),
+                    collected_at: FrameTime::from_unix_ms_utc8(nearest_second(p.t_ms)),
                     speed_kmh: p.speed_kmh,
                     engine_rpm: p.engine_rpm,
                     coolant_c: p.coolant_c,
@@ -157,7 +157,7 @@ pub fn write_frames(
                 .collect();
             let sent = chunk
                 .last()
-                .and_then(|p| FrameTime::from_unix_ms_utc8(p.t_ms));
+                .and_then(|p| FrameTime::from_unix_ms_utc8(nearest_second(p.t_ms)));
             let Some(sent) = sent else { continue };
             let f = encode_twc_realtime_frame(vin, sent, k as u16, &samples);
             w.write_all(&f)?;
@@ -168,4 +168,10 @@ pub fn write_frames(
         Ok(())
     })?;
     Ok(out)
+}
+
+/// Frames carry whole seconds: round (not truncate) the ±3 ms jitter of the model's clock,
+/// so consecutive 1 Hz samples never share a second.
+fn nearest_second(ms: i64) -> i64 {
+    (ms + 500).div_euclid(1000) * 1000
 }

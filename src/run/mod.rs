@@ -188,6 +188,8 @@ fn kafka_consumer(
         .set("auto.offset.reset", "earliest")
         .set("partition.assignment.strategy", "range,roundrobin")
         .set("session.timeout.ms", "10000")
+        // Latency over batching on the fetch side: alerts must leave within a second.
+        .set("fetch.wait.max.ms", "20")
         .set("heartbeat.interval.ms", "1000")
         .set("max.poll.interval.ms", "300000");
     for (k, v) in &cfg.properties {
@@ -707,6 +709,10 @@ impl Worker<'_, '_> {
                     self.commit()?;
                     return Ok(());
                 }
+            }
+            // Alerts go out as they happen; the batch bounds only table flushes.
+            if !self.pipe.alerts.is_empty() {
+                alerts.deliver(self.pipe.take_alerts());
             }
             if batch_rows >= b.max_rows
                 || batch_bytes >= b.max_bytes

@@ -6,26 +6,8 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
-
-fn pw(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_plumewatch"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = pw(args);
-    assert!(
-        o.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
 
 #[test]
 fn bad_input_is_quarantined_and_the_rest_is_kept() {

@@ -5,26 +5,8 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 
 use common::*;
-
-fn pw(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_plumewatch"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = pw(args);
-    assert!(
-        o.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
 
 #[test]
 fn torque_logs_read_through_the_mapping_and_the_healthy_one_gives_no_detection() {

@@ -80,3 +80,22 @@ pub fn scalar_i64(dir: &Path, q: &str) -> i64 {
         .parse()
         .unwrap()
 }
+
+/// Runs the `plumewatch` binary.
+pub fn pw(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_plumewatch"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Runs the binary, asserts success, returns stdout.
+pub fn ok(args: &[&str]) -> String {
+    let o = pw(args);
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}

@@ -37,7 +37,10 @@ fn main() {
     let mock = MockCluster::new(1).unwrap();
     mock.create_topic("plates", 4, 1).unwrap();
     let bs = mock.bootstrap_servers();
-    let commit_ms: u64 = std::env::var("BENCH_COMMIT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let commit_ms: u64 = std::env::var("BENCH_COMMIT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
     let cfg_text = format!(
         "tables = {:?}\nidle_exit_ms = 3000\n[commit]\ninterval_ms = {commit_ms}\n[kafka]\nbrokers = \"{bs}\"\ngroup = \"bench\"\ntopics = [{{ stream = \"plates\", topic = \"plates\" }}]\n[alerts]\nkinds = [\"entrance_alert\"]\nndjson = \"/dev/null\"\n[sites]\nurban_entrances = [\"ENTRANCE-1\"]\n",
         tables.display().to_string()

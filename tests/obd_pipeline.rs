@@ -20,42 +20,29 @@ fn torque_logs_read_through_the_mapping_and_the_healthy_one_gives_no_detection()
     let o = t.path().to_str().unwrap();
     let mapping = repo("fixtures/mappings/torque.toml");
     let m = mapping.to_str().unwrap();
-    let s = ok(&[
-        "ingest",
-        "--stream",
-        "obd",
-        "--format",
-        "csv",
-        "--mapping",
-        m,
-        "--vin",
-        "LTORQUEHEALTHY001",
-        "--out",
-        o,
-        healthy.to_str().unwrap(),
-    ]);
-    assert!(
-        s.contains("records in:   2662") && s.contains("quarantined:  0"),
-        "{s}"
-    );
-    let s = ok(&[
-        "ingest",
-        "--stream",
-        "obd",
-        "--format",
-        "csv",
-        "--mapping",
-        m,
-        "--vin",
-        "LTORQUEGOLF000001",
-        "--out",
-        o,
-        golf.to_str().unwrap(),
-    ]);
-    assert!(
-        s.contains("records in:   1801") && s.contains("quarantined:  0"),
-        "{s}"
-    );
+    for (log, vin, records) in [
+        (&healthy, "LTORQUEHEALTHY001", 2662),
+        (&golf, "LTORQUEGOLF000001", 1801),
+    ] {
+        let s = ok(&[
+            "ingest",
+            "--stream",
+            "obd",
+            "--format",
+            "csv",
+            "--mapping",
+            m,
+            "--vin",
+            vin,
+            "--out",
+            o,
+            log.to_str().unwrap(),
+        ]);
+        assert!(
+            s.contains(&format!("records in:   {records}")) && s.contains("quarantined:  0"),
+            "{s}"
+        );
+    }
     // Values read with units: the healthy log's rear sensor median is ~0.76 V warm (data README);
     // the Golf's speed column is mph, converted to km/h.
     let r = rows(&sql(

@@ -407,6 +407,7 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
         seq: resume.next_seq,
         positions: BTreeMap::new(),
         dirty_parts: HashSet::new(),
+        source_names: HashMap::new(),
         vin_part: HashMap::new(),
         owned: HashSet::new(),
         decoders: HashMap::new(),
@@ -613,6 +614,7 @@ struct Worker<'c, 'a> {
     /// Partition key → next position to resume from.
     positions: BTreeMap<Arc<str>, i64>,
     dirty_parts: HashSet<Arc<str>>,
+    source_names: HashMap<Arc<str>, String>,
     vin_part: HashMap<String, Arc<str>>,
     owned: HashSet<String>,
     decoders: HashMap<(Stream, Option<usize>), NdjsonDecoder>,
@@ -765,11 +767,13 @@ impl Worker<'_, '_> {
         mapping: Option<usize>,
     ) {
         self.pipe.input_ts_ms = ts_ms;
-        let file = format!("kafka:{key}");
-        let file = if key.starts_with("file:") {
-            &key[5..]
-        } else {
-            file.as_str()
+        // Source name for quarantine rows: built once per partition, not per record.
+        let file: &str = match key.strip_prefix("file:") {
+            Some(path) => path,
+            None => self
+                .source_names
+                .entry(key.clone())
+                .or_insert_with(|| format!("kafka:{key}")),
         };
         let pos = SourcePos {
             file,

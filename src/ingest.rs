@@ -188,7 +188,7 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
         limit_set_id: &limit_set_id,
         registry: &registry,
     };
-    let mut pipe = Pipeline::new(ctx, opts.out, &run_id);
+    let mut pipe = Pipeline::new(ctx, opts.out, &run_id)?;
     pipe.default_vin = opts.vin;
     let mut bytes_in = 0u64;
     let mut ndjson = NdjsonDecoder::new(compiled.clone(), specs);

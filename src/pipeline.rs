@@ -14,15 +14,19 @@ use crate::enrich::obd::{self, TwcDetectors};
 use crate::enrich::rsd::RsdContext;
 use crate::enrich::{plate_reads, rsd, vehicles};
 use crate::schema::{
-    self, DetectionRow, DetectionsBuilder, ObdReportRow, ObdReportsBuilder, ObdSampleRow,
+    DetectionRow, DetectionsBuilder, ObdReportRow, ObdReportsBuilder, ObdSampleRow,
     ObdSamplesBuilder, PlateReadsBuilder, QuarantineBuilder, RsdPassesBuilder, TableBuilder,
     VehiclesBuilder,
 };
-use crate::sink::manifest::CommittedFile;
-use crate::sink::parquet::{SinkError, TableWriter};
+use crate::sink::parquet::SinkError;
+use crate::sink::tables::{self as tables, BatchSink, TableId};
 
 /// Rows per Arrow batch before it is handed to a writer (DESIGN.md: ~8k rows).
 pub const BATCH_ROWS: usize = 8192;
+
+/// Batches (or jobs) queued to the sink thread before the pipeline waits for it: bounds
+/// memory to about this many × [`BATCH_ROWS`] rows.
+pub const SINK_QUEUE_BATCHES: usize = 16;
 
 /// Input streams.
 #[derive(
@@ -93,14 +97,28 @@ pub struct Alert {
 
 struct Out<B: TableBuilder> {
     builder: B,
-    writer: TableWriter,
+    table: TableId,
 }
 
-impl<B: TableBuilder> Out<B> {
-    fn flush_if(&mut self, min: usize) -> Result<(), SinkError> {
-        if self.builder.len() >= min.max(1) {
-            let b = self.builder.finish();
-            self.writer.write(&b)?;
+impl<B: TableBuilder + Default> Out<B> {
+    fn new(table: TableId) -> Self {
+        Out {
+            builder: B::default(),
+            table,
+        }
+    }
+
+    /// Hands the builder's rows to `sink` when it holds at least `min`; adds them to `rows`.
+    fn flush_if(
+        &mut self,
+        min: usize,
+        sink: &mut BatchSink,
+        rows: &mut [u64; 7],
+    ) -> Result<(), SinkError> {
+        let n = self.builder.len();
+        if n >= min.max(1) {
+            rows[self.table] += n as u64;
+            sink.write(self.table, self.builder.finish())?;
         }
         Ok(())
     }
@@ -116,7 +134,8 @@ pub struct Counters {
     pub frames_other: u64,
 }
 
-/// The processing core. Borrow-only context; owns builders, writers and detector state.
+/// The processing core. Borrow-only context; owns builders, detector state and the sink
+/// its batches go to.
 pub struct Pipeline<'a> {
     pub ctx: RsdContext<'a>,
     /// VIN for OBD logs without a VIN column.
@@ -128,6 +147,10 @@ pub struct Pipeline<'a> {
     obd_reports: Out<ObdReportsBuilder>,
     detections: Out<DetectionsBuilder>,
     quarantine: Out<QuarantineBuilder>,
+    /// Where finished batches go (inline writers, or the sink thread).
+    pub sink: BatchSink,
+    /// Rows handed to the sink per table (index: `sink::tables` ids).
+    rows_out: [u64; 7],
     det_buf: Vec<DetectionRow>,
     pub twc: TwcDetectors,
     pub counters: Counters,
@@ -141,56 +164,27 @@ pub struct Pipeline<'a> {
 }
 
 impl<'a> Pipeline<'a> {
-    /// A pipeline writing under `root`, file names tagged with `run_id`.
-    pub fn new(ctx: RsdContext<'a>, root: &Path, run_id: &str) -> Self {
-        let w = |t: &str, s, p: Option<&str>| TableWriter::new(root, t, s, p, run_id);
+    /// A pipeline writing under `root`, file names tagged with `run_id`, through a sink
+    /// thread (Parquet encoding overlaps decoding). Errors: the thread cannot be started.
+    pub fn new(ctx: RsdContext<'a>, root: &Path, run_id: &str) -> Result<Self, SinkError> {
+        let sink = BatchSink::spawn(tables::TableSet::new(root, run_id), SINK_QUEUE_BATCHES)?;
+        Ok(Self::with_sink(ctx, sink))
+    }
+
+    /// A pipeline feeding `sink`.
+    pub fn with_sink(ctx: RsdContext<'a>, sink: BatchSink) -> Self {
         Pipeline {
             ctx,
             default_vin: None,
-            passes: Out {
-                builder: RsdPassesBuilder::default(),
-                writer: w(schema::RSD_PASSES, schema::rsd_passes(), Some("passed_at")),
-            },
-            reads: Out {
-                builder: PlateReadsBuilder::default(),
-                writer: w(schema::PLATE_READS, schema::plate_reads(), Some("read_at")),
-            },
-            vehicles: Out {
-                builder: VehiclesBuilder::default(),
-                writer: w(schema::VEHICLES, schema::vehicles(), None),
-            },
-            obd_samples: Out {
-                builder: ObdSamplesBuilder::default(),
-                writer: w(
-                    schema::OBD_SAMPLES,
-                    schema::obd_samples(),
-                    Some("sampled_at"),
-                ),
-            },
-            obd_reports: Out {
-                builder: ObdReportsBuilder::default(),
-                writer: w(
-                    schema::OBD_REPORTS,
-                    schema::obd_reports(),
-                    Some("reported_at"),
-                ),
-            },
-            detections: Out {
-                builder: DetectionsBuilder::default(),
-                writer: w(
-                    schema::DETECTIONS,
-                    schema::detections(),
-                    Some("detected_at"),
-                ),
-            },
-            quarantine: Out {
-                builder: QuarantineBuilder::default(),
-                writer: w(
-                    schema::QUARANTINE,
-                    schema::quarantine(),
-                    Some("quarantined_at"),
-                ),
-            },
+            passes: Out::new(tables::RSD_PASSES),
+            reads: Out::new(tables::PLATE_READS),
+            vehicles: Out::new(tables::VEHICLES),
+            obd_samples: Out::new(tables::OBD_SAMPLES),
+            obd_reports: Out::new(tables::OBD_REPORTS),
+            detections: Out::new(tables::DETECTIONS),
+            quarantine: Out::new(tables::QUARANTINE),
+            sink,
+            rows_out: [0; 7],
             det_buf: Vec::new(),
             twc: TwcDetectors::default(),
             counters: Counters::default(),
@@ -201,17 +195,18 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    /// Rows written per table so far (before and after commits).
+    /// Rows handed to the sink per table so far (before and after commits).
     pub fn rows(&self) -> Vec<(&'static str, u64)> {
-        vec![
-            (schema::RSD_PASSES, self.passes.writer.rows()),
-            (schema::PLATE_READS, self.reads.writer.rows()),
-            (schema::VEHICLES, self.vehicles.writer.rows()),
-            (schema::OBD_SAMPLES, self.obd_samples.writer.rows()),
-            (schema::OBD_REPORTS, self.obd_reports.writer.rows()),
-            (schema::DETECTIONS, self.detections.writer.rows()),
-            (schema::QUARANTINE, self.quarantine.writer.rows()),
-        ]
+        tables::TABLES
+            .iter()
+            .zip(self.rows_out)
+            .map(|((t, _, _), n)| (*t, n))
+            .collect()
+    }
+
+    /// Rows handed to the sink so far, all tables.
+    pub fn rows_total(&self) -> u64 {
+        self.rows_out.iter().sum()
     }
 
     /// One decoded record of `stream`; a rule or parse error sends it to quarantine.
@@ -417,64 +412,24 @@ impl<'a> Pipeline<'a> {
         std::mem::take(&mut self.alerts)
     }
 
-    /// Hands builders with at least `min` rows to their writers.
+    /// Hands builders with at least `min` rows to the sink. Errors: the sink's (a sink
+    /// thread reports its failure on the next call).
     pub fn flush(&mut self, min: usize) -> Result<(), SinkError> {
-        self.passes.flush_if(min)?;
-        self.reads.flush_if(min)?;
-        self.vehicles.flush_if(min)?;
-        self.obd_samples.flush_if(min)?;
-        self.obd_reports.flush_if(min)?;
-        self.detections.flush_if(min)?;
-        self.quarantine.flush_if(min)?;
+        let (s, r) = (&mut self.sink, &mut self.rows_out);
+        self.passes.flush_if(min, s, r)?;
+        self.reads.flush_if(min, s, r)?;
+        self.vehicles.flush_if(min, s, r)?;
+        self.obd_samples.flush_if(min, s, r)?;
+        self.obd_reports.flush_if(min, s, r)?;
+        self.detections.flush_if(min, s, r)?;
+        self.quarantine.flush_if(min, s, r)?;
         Ok(())
     }
 
-    fn writers(&mut self) -> [&mut TableWriter; 7] {
-        [
-            &mut self.passes.writer,
-            &mut self.reads.writer,
-            &mut self.vehicles.writer,
-            &mut self.obd_samples.writer,
-            &mut self.obd_reports.writer,
-            &mut self.detections.writer,
-            &mut self.quarantine.writer,
-        ]
-    }
-
-    /// Flushes everything and commits the files directly (file ingest).
+    /// Flushes everything and commits the files directly (file ingest); waits for the sink.
     pub fn commit_files(&mut self) -> Result<Vec<std::path::PathBuf>, SinkError> {
         self.flush(1)?;
-        let mut out = Vec::new();
-        for w in self.writers() {
-            out.extend(w.commit()?);
-        }
-        Ok(out)
-    }
-
-    /// Flushes everything and prepares the files of one commit (run mode); the caller writes
-    /// the manifest entry, then calls `sink::parquet::finalize` and [`Pipeline::set_run_id`].
-    pub fn prepare_commit(&mut self) -> Result<Vec<CommittedFile>, SinkError> {
-        self.flush(1)?;
-        let mut out = Vec::new();
-        for w in self.writers() {
-            let table = w.table().to_string();
-            for (tmp, path, rows) in w.prepare()? {
-                out.push(CommittedFile {
-                    table: table.clone(),
-                    tmp,
-                    path,
-                    rows,
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    /// Names the files opened from now on (one id per commit keeps names unique).
-    pub fn set_run_id(&mut self, run_id: &str) {
-        for w in self.writers() {
-            w.set_run_id(run_id);
-        }
+        self.sink.run(|t| t.commit())
     }
 }
 

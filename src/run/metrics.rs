@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
@@ -35,7 +35,14 @@ pub struct Metrics {
     pub worker_records: Counter,
     pub batches: Counter,
     pub commits: Counter,
+    /// Rows made visible by commits, all tables.
+    pub committed_rows: Counter,
     pub errors: Counter,
+    /// When the run started; the two marks below are µs after it (0 = not yet).
+    started: Instant,
+    first_record_us: AtomicU64,
+    last_record_us: AtomicU64,
+    last_commit_us: AtomicU64,
     /// Alert latency, µs (1 µs … 1 h, 3 significant digits).
     latency_us: Mutex<Histogram<u64>>,
 }
@@ -48,7 +55,12 @@ impl Default for Metrics {
             worker_records: Counter::default(),
             batches: Counter::default(),
             commits: Counter::default(),
+            committed_rows: Counter::default(),
             errors: Counter::default(),
+            started: Instant::now(),
+            first_record_us: AtomicU64::new(0),
+            last_record_us: AtomicU64::new(0),
+            last_commit_us: AtomicU64::new(0),
             latency_us: Mutex::new(
                 Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds"),
             ),
@@ -57,6 +69,46 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    fn since_start_us(&self) -> u64 {
+        (self.started.elapsed().as_micros() as u64).max(1)
+    }
+
+    /// Marks a record the worker processed (the first and the last one are kept).
+    pub fn mark_record(&self) {
+        let now = self.since_start_us();
+        let _ = self
+            .first_record_us
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+        self.last_record_us.store(now, Ordering::Relaxed);
+    }
+
+    /// Counts a commit that made `rows` rows visible, and marks its time when `rows > 0`.
+    pub fn mark_commit(&self, rows: u64) {
+        self.commits.inc();
+        if rows > 0 {
+            self.committed_rows.add(rows);
+            self.last_commit_us
+                .store(self.since_start_us(), Ordering::Relaxed);
+        }
+    }
+
+    /// Seconds from the first record processed to the last commit that made rows visible:
+    /// the span over which consume→commit throughput is measured.
+    pub fn consume_to_commit_s(&self) -> Option<f64> {
+        self.span_s(&self.last_commit_us)
+    }
+
+    /// Seconds from the first record processed to the last one.
+    pub fn processing_s(&self) -> Option<f64> {
+        self.span_s(&self.last_record_us)
+    }
+
+    fn span_s(&self, end: &AtomicU64) -> Option<f64> {
+        let a = self.first_record_us.load(Ordering::Relaxed);
+        let b = end.load(Ordering::Relaxed);
+        (a > 0 && b > a).then(|| (b - a) as f64 / 1e6)
+    }
+
     /// Records one alert latency in ms.
     pub fn record_latency_ms(&self, ms: u64) {
         if let Ok(mut h) = self.latency_us.lock() {
@@ -110,6 +162,12 @@ impl Metrics {
             "commits_total",
             "Table commits (manifest entries).",
             self.commits.get(),
+        );
+        c(
+            &mut s,
+            "committed_rows_total",
+            "Rows made visible by table commits.",
+            self.committed_rows.get(),
         );
         c(
             &mut s,

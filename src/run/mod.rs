@@ -38,7 +38,8 @@ use crate::limits::LimitSet;
 use crate::pipeline::{Alert, Pipeline, Stream, Watch};
 use crate::schema;
 use crate::sink::manifest::{self, ManifestEntry};
-use crate::sink::parquet::finalize;
+use crate::sink::parquet::{SinkError, finalize};
+use crate::sink::tables::TableSet;
 use config::RunConfig;
 use metrics::Metrics;
 
@@ -79,6 +80,10 @@ pub struct RunSummary {
     pub latency_p50_ms: Option<f64>,
     pub latency_p99_ms: Option<f64>,
     pub seconds: f64,
+    /// Seconds from the first record processed to the last one.
+    pub processing_s: Option<f64>,
+    /// Seconds from the first record processed to the last commit that made rows visible.
+    pub consume_to_commit_s: Option<f64>,
 }
 
 impl std::fmt::Display for RunSummary {
@@ -99,12 +104,15 @@ impl std::fmt::Display for RunSummary {
                 "alert latency (input timestamp → alert): p50 {a:.1} ms, p99 {b:.1} ms"
             )?;
         }
-        write!(
-            f,
-            "ran {:.1} s: {:.0} records/s",
-            self.seconds,
-            self.records_in as f64 / self.seconds.max(1e-9)
-        )
+        if let (Some(p), Some(c)) = (self.processing_s, self.consume_to_commit_s) {
+            writeln!(
+                f,
+                "throughput: {:.0} records/s processed ({p:.2} s first to last record), {:.0} records/s consume→commit ({c:.2} s to the last commit)",
+                self.records_in as f64 / p,
+                self.records_in as f64 / c,
+            )?;
+        }
+        write!(f, "ran {:.1} s", self.seconds)
     }
 }
 
@@ -403,7 +411,7 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
     };
     let mut w = Worker {
         cfg: &cfg,
-        pipe: Pipeline::new(ctx, &cfg.tables, &run_id(&cfg.instance_id, resume.next_seq)),
+        pipe: Pipeline::new(ctx, &cfg.tables, &run_id(&cfg.instance_id, resume.next_seq))?,
         seq: resume.next_seq,
         positions: BTreeMap::new(),
         dirty_parts: HashSet::new(),
@@ -413,6 +421,7 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
         decoders: HashMap::new(),
         mappings,
         commits: 0,
+        rows_committed: 0,
         commit_tx,
         metrics: metrics.clone(),
         pending_positions: false,
@@ -436,6 +445,7 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
         let _ = s.join();
     }
     res?;
+    w.pipe.sink.close()?;
     let (p50, p99) = metrics.latency_quantiles();
     Ok(RunSummary {
         records_in: w.pipe.counters.records_in,
@@ -447,6 +457,8 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
         latency_p50_ms: p50,
         latency_p99_ms: p99,
         seconds: t0.elapsed().as_secs_f64(),
+        processing_s: metrics.processing_s(),
+        consume_to_commit_s: metrics.consume_to_commit_s(),
     })
 }
 
@@ -620,6 +632,8 @@ struct Worker<'c, 'a> {
     decoders: HashMap<(Stream, Option<usize>), NdjsonDecoder>,
     mappings: Vec<(Stream, CompiledMapping)>,
     commits: u64,
+    /// `pipe.rows_total()` at the last commit.
+    rows_committed: u64,
     commit_tx: std::sync::mpsc::Sender<Vec<(String, i32, i64)>>,
     metrics: Arc<Metrics>,
     pending_positions: bool,
@@ -665,7 +679,7 @@ impl Worker<'_, '_> {
                         continue; // a partition this instance no longer owns
                     }
                     last_input = Instant::now();
-                    batch_start.get_or_insert_with(Instant::now);
+                    batch_start.get_or_insert(last_input);
                     batch_rows += 1;
                     batch_bytes += payload.len();
                     self.process(stream, &key, offset, &payload, ts_ms, mapping);
@@ -680,7 +694,7 @@ impl Worker<'_, '_> {
                 }
                 Ok(Msg::Revoke(keys, ack)) => {
                     alerts.deliver(self.pipe.take_alerts());
-                    self.commit()?;
+                    self.commit(true)?;
                     last_commit = Instant::now();
                     for k in &keys {
                         self.owned.remove(k);
@@ -701,6 +715,7 @@ impl Worker<'_, '_> {
                 }
                 Ok(Msg::SourceDone) => files_done += 1,
                 Ok(Msg::Fatal(why)) => {
+                    self.pipe.sink.abandon();
                     anyhow::bail!(
                         "{why}; stopping without a commit (a restart resumes from the last manifest entry)"
                     );
@@ -708,7 +723,7 @@ impl Worker<'_, '_> {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     alerts.deliver(self.pipe.take_alerts());
-                    self.commit()?;
+                    self.commit(true)?;
                     return Ok(());
                 }
             }
@@ -728,7 +743,7 @@ impl Worker<'_, '_> {
                 batch_start = None;
             }
             if last_commit.elapsed() >= commit_every {
-                self.commit()?;
+                self.commit(false)?;
                 last_commit = Instant::now();
             }
             let idle = self.cfg.idle_exit_ms.is_some_and(|ms| {
@@ -738,7 +753,7 @@ impl Worker<'_, '_> {
             });
             if stop.load(Ordering::SeqCst) || idle {
                 alerts.deliver(self.pipe.take_alerts());
-                self.commit()?;
+                self.commit(true)?;
                 stop.store(true, Ordering::SeqCst);
                 // Drain revocations the Kafka thread sends while leaving the group.
                 let deadline = Instant::now() + Duration::from_secs(10);
@@ -808,6 +823,7 @@ impl Worker<'_, '_> {
             self.dirty_parts.insert(part);
         }
         self.metrics.worker_records.inc();
+        self.metrics.mark_record();
     }
 
     fn load_state(&mut self, keys: &[String]) -> anyhow::Result<()> {
@@ -838,31 +854,22 @@ impl Worker<'_, '_> {
         Ok(())
     }
 
-    fn commit(&mut self) -> anyhow::Result<()> {
-        let next = self.seq + 1;
-        let mut files = self.pipe.prepare_commit()?;
-        if files.is_empty() && !self.pending_positions {
+    /// Commits what was processed so far: hands the remaining rows to the sink thread, then a
+    /// job that closes the files, writes the manifest entry (files, positions, detector state
+    /// of dirty partitions), renames the files into place and passes the Kafka offsets to the
+    /// source thread. The entry's positions and state are taken here, on the worker, at the
+    /// same point in the record stream as the batches before the job: that is what makes the
+    /// tables exactly-once with the sink running behind. With `wait`, returns after the job
+    /// (rebalance, shutdown); otherwise the worker goes on while the sink commits.
+    fn commit(&mut self, wait: bool) -> anyhow::Result<()> {
+        self.pipe.flush(1)?;
+        let rows = self.pipe.rows_total();
+        if rows == self.rows_committed && !self.pending_positions {
             return Ok(());
-        }
-        // Paths relative to the tables root (see `sink::manifest::CommittedFile`).
-        let root = self.cfg.tables.clone();
-        for f in &mut files {
-            f.tmp = f
-                .tmp
-                .strip_prefix(&root)
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|_| f.tmp.clone());
-            f.path = f
-                .path
-                .strip_prefix(&root)
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|_| f.path.clone());
         }
         let mut e = ManifestEntry {
             instance: self.cfg.instance_id.clone(),
             seq: self.seq,
-            committed_at_ms: chrono::Utc::now().timestamp_millis(),
-            files,
             ..Default::default()
         };
         let mut kafka = Vec::new();
@@ -895,22 +902,49 @@ impl Worker<'_, '_> {
         for p in &self.dirty_parts {
             e.state.entry(p.to_string()).or_default();
         }
-        manifest::write_entry(&self.cfg.tables, &e)?;
-        let abs: Vec<_> = e
-            .files
-            .iter()
-            .map(|f| (root.join(&f.tmp), root.join(&f.path)))
-            .collect();
-        finalize(abs.iter().map(|(t, p)| (t.as_path(), p.as_path())))?;
-        self.seq = next;
-        self.pipe.set_run_id(&run_id(&self.cfg.instance_id, next));
+        let next_run_id = run_id(&self.cfg.instance_id, self.seq + 1);
+        let commit_tx = self.commit_tx.clone();
+        let metrics = self.metrics.clone();
+        let job = move |t: &mut TableSet| -> Result<(), SinkError> {
+            let root = t.root().to_path_buf();
+            let mut files = t.prepare()?;
+            // Paths relative to the tables root (see `sink::manifest::CommittedFile`).
+            for f in &mut files {
+                for p in [&mut f.tmp, &mut f.path] {
+                    if let Ok(rel) = p.strip_prefix(&root) {
+                        *p = rel.to_path_buf();
+                    }
+                }
+            }
+            e.files = files;
+            e.committed_at_ms = chrono::Utc::now().timestamp_millis();
+            manifest::write_entry(&root, &e).map_err(|source| SinkError::Io {
+                path: manifest::dir(&root).display().to_string(),
+                source,
+            })?;
+            let abs: Vec<_> = e
+                .files
+                .iter()
+                .map(|f| (root.join(&f.tmp), root.join(&f.path)))
+                .collect();
+            finalize(abs.iter().map(|(t, p)| (t.as_path(), p.as_path())))?;
+            t.set_run_id(&next_run_id);
+            metrics.mark_commit(e.files.iter().map(|f| f.rows).sum());
+            if !kafka.is_empty() {
+                let _ = commit_tx.send(kafka);
+            }
+            Ok(())
+        };
+        if wait {
+            self.pipe.sink.run(job)?;
+        } else {
+            self.pipe.sink.submit(Box::new(job))?;
+        }
+        self.seq += 1;
         self.commits += 1;
+        self.rows_committed = rows;
         self.dirty_parts.clear();
         self.pending_positions = false;
-        self.metrics.commits.inc();
-        if !kafka.is_empty() {
-            let _ = self.commit_tx.send(kafka);
-        }
         Ok(())
     }
 }

@@ -29,6 +29,9 @@ pub enum SinkError {
     },
     #[error("table {table}: {message}")]
     Schema { table: String, message: String },
+    /// The sink thread stopped (after an earlier error, or closed).
+    #[error("table sink stopped: {0}")]
+    Stopped(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + '_ {

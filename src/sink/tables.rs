@@ -1,0 +1,329 @@
+//! The seven output tables as one set of writers, and the sink that feeds them either inline
+//! or from a thread of its own.
+//!
+//! Encoding and compressing Parquet is the most expensive step after decoding; in run mode it
+//! must not stall the worker that delivers alerts (issue 4: alert latency p99 < 100 ms). A
+//! [`BatchSink::spawn`]ed sink owns the [`TableSet`] on a separate thread and takes finished
+//! Arrow batches and jobs (a commit: close files, write the manifest entry, rename) through a
+//! bounded channel, in order. Order is what keeps exactly-once intact: a commit job sent after
+//! batches covers exactly those batches, and the positions the worker put in its manifest
+//! entry are the positions of the records in them. The bound carries backpressure: a slow disk
+//! blocks the worker's next send, which fills the source channel, which slows the consumer.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+
+use crate::schema;
+use crate::sink::manifest::CommittedFile;
+use crate::sink::parquet::{SinkError, TableWriter};
+
+/// Index of a table in a [`TableSet`] (and in [`TABLES`]).
+pub type TableId = usize;
+pub const RSD_PASSES: TableId = 0;
+pub const PLATE_READS: TableId = 1;
+pub const VEHICLES: TableId = 2;
+pub const OBD_SAMPLES: TableId = 3;
+pub const OBD_REPORTS: TableId = 4;
+pub const DETECTIONS: TableId = 5;
+pub const QUARANTINE: TableId = 6;
+
+/// Name, Arrow schema and Hive-partition timestamp column of every table (DESIGN.md "Tables";
+/// partitions are UTC days of that column, `vehicles` is unpartitioned).
+pub const TABLES: [(&str, fn() -> SchemaRef, Option<&str>); 7] = [
+    (schema::RSD_PASSES, schema::rsd_passes, Some("passed_at")),
+    (schema::PLATE_READS, schema::plate_reads, Some("read_at")),
+    (schema::VEHICLES, schema::vehicles, None),
+    (schema::OBD_SAMPLES, schema::obd_samples, Some("sampled_at")),
+    (
+        schema::OBD_REPORTS,
+        schema::obd_reports,
+        Some("reported_at"),
+    ),
+    (schema::DETECTIONS, schema::detections, Some("detected_at")),
+    (
+        schema::QUARANTINE,
+        schema::quarantine,
+        Some("quarantined_at"),
+    ),
+];
+
+/// One [`TableWriter`] per table under one root.
+pub struct TableSet {
+    root: PathBuf,
+    writers: Vec<TableWriter>,
+}
+
+impl TableSet {
+    /// Writers under `root`; file names carry `run_id` (unique per run / per commit).
+    pub fn new(root: &Path, run_id: &str) -> Self {
+        TableSet {
+            root: root.to_path_buf(),
+            writers: TABLES
+                .iter()
+                .map(|(t, s, p)| TableWriter::new(root, t, s(), *p, run_id))
+                .collect(),
+        }
+    }
+
+    /// The tables' root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Appends `batch` to table `t`. Errors: I/O, Parquet, or a batch of another schema.
+    pub fn write(&mut self, t: TableId, batch: &RecordBatch) -> Result<(), SinkError> {
+        self.writers[t].write(batch)
+    }
+
+    /// Closes and fsyncs every open file under its temporary name (run mode); the caller
+    /// writes the manifest entry naming them, then calls `sink::parquet::finalize`.
+    pub fn prepare(&mut self) -> Result<Vec<CommittedFile>, SinkError> {
+        let mut out = Vec::new();
+        for w in &mut self.writers {
+            let table = w.table().to_string();
+            for (tmp, path, rows) in w.prepare()? {
+                out.push(CommittedFile {
+                    table: table.clone(),
+                    tmp,
+                    path,
+                    rows,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Closes, fsyncs and renames every open file into place (file ingest). Returns the paths.
+    pub fn commit(&mut self) -> Result<Vec<PathBuf>, SinkError> {
+        let mut out = Vec::new();
+        for w in &mut self.writers {
+            out.extend(w.commit()?);
+        }
+        Ok(out)
+    }
+
+    /// Names the files opened from now on.
+    pub fn set_run_id(&mut self, run_id: &str) {
+        for w in &mut self.writers {
+            w.set_run_id(run_id);
+        }
+    }
+}
+
+/// Work for the sink thread, run in order with the batches around it.
+pub type SinkJob = Box<dyn FnOnce(&mut TableSet) -> Result<(), SinkError> + Send>;
+
+enum SinkMsg {
+    Batch(TableId, RecordBatch),
+    Job(SinkJob),
+}
+
+/// Where a pipeline's finished Arrow batches go: written inline ([`BatchSink::inline`]), or
+/// handed to a sink thread ([`BatchSink::spawn`]).
+pub struct BatchSink(Inner);
+
+enum Inner {
+    Inline(TableSet),
+    Thread {
+        tx: Option<SyncSender<SinkMsg>>,
+        handle: Option<JoinHandle<Result<(), SinkError>>>,
+        /// Set by [`BatchSink::abandon`]: queued work is dropped, not done.
+        abandon: Arc<AtomicBool>,
+    },
+}
+
+impl BatchSink {
+    /// Writes on the caller's thread.
+    pub fn inline(tables: TableSet) -> Self {
+        BatchSink(Inner::Inline(tables))
+    }
+
+    /// A sink thread owning `tables`, fed through a channel of `capacity` messages (batches
+    /// of up to `pipeline::BATCH_ROWS` rows, or jobs).
+    pub fn spawn(mut tables: TableSet, capacity: usize) -> Result<Self, SinkError> {
+        let (tx, rx) = sync_channel::<SinkMsg>(capacity.max(1));
+        let abandon = Arc::new(AtomicBool::new(false));
+        let flag = abandon.clone();
+        let handle = std::thread::Builder::new()
+            .name("table-sink".into())
+            .spawn(move || sink_loop(&mut tables, &rx, &flag))
+            .map_err(|e| SinkError::Io {
+                path: "table-sink thread".into(),
+                source: e,
+            })?;
+        Ok(BatchSink(Inner::Thread {
+            tx: Some(tx),
+            handle: Some(handle),
+            abandon,
+        }))
+    }
+
+    /// Appends a batch to table `t`. A sink thread's earlier failure is returned here (the
+    /// thread stops at its first error).
+    pub fn write(&mut self, t: TableId, batch: RecordBatch) -> Result<(), SinkError> {
+        match &mut self.0 {
+            Inner::Inline(ts) => ts.write(t, &batch),
+            Inner::Thread { .. } => self.send(SinkMsg::Batch(t, batch)),
+        }
+    }
+
+    /// Runs `job` after everything sent so far, without waiting for it.
+    pub fn submit(&mut self, job: SinkJob) -> Result<(), SinkError> {
+        match &mut self.0 {
+            Inner::Inline(ts) => job(ts),
+            Inner::Thread { .. } => self.send(SinkMsg::Job(job)),
+        }
+    }
+
+    /// Runs `f` after everything sent so far and waits for its result.
+    pub fn run<R: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&mut TableSet) -> Result<R, SinkError> + Send + 'static,
+    ) -> Result<R, SinkError> {
+        match &mut self.0 {
+            Inner::Inline(ts) => f(ts),
+            Inner::Thread { .. } => {
+                let (rtx, rrx) = sync_channel(1);
+                self.send(SinkMsg::Job(Box::new(move |ts: &mut TableSet| {
+                    let r = f(ts);
+                    let failed = r.as_ref().err().map(|e| e.to_string());
+                    let _ = rtx.send(r);
+                    match failed {
+                        // Stop the thread too: later work must not run after a failed commit.
+                        Some(m) => Err(SinkError::Stopped(m)),
+                        None => Ok(()),
+                    }
+                })))?;
+                match rrx.recv() {
+                    Ok(r) => r,
+                    Err(_) => Err(self.join_error()),
+                }
+            }
+        }
+    }
+
+    /// Drops queued work instead of doing it (the run stops without committing). A job that
+    /// already started completes.
+    pub fn abandon(&mut self) {
+        if let Inner::Thread { abandon, .. } = &self.0 {
+            abandon.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Waits for the sink thread to finish what was sent, then stops it.
+    pub fn close(&mut self) -> Result<(), SinkError> {
+        if let Inner::Thread { tx, handle, .. } = &mut self.0 {
+            drop(tx.take());
+            if let Some(h) = handle.take() {
+                return h.join().unwrap_or_else(|_| {
+                    Err(SinkError::Stopped("the table-sink thread panicked".into()))
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, m: SinkMsg) -> Result<(), SinkError> {
+        let Inner::Thread { tx, .. } = &self.0 else {
+            unreachable!("send is for the thread sink")
+        };
+        let sent = match tx.as_ref() {
+            Some(tx) => tx.send(m).is_ok(),
+            None => false,
+        };
+        if sent { Ok(()) } else { Err(self.join_error()) }
+    }
+
+    /// The error the sink thread stopped with.
+    fn join_error(&mut self) -> SinkError {
+        match self.close() {
+            Err(e) => e,
+            Ok(()) => SinkError::Stopped("the table sink is closed".into()),
+        }
+    }
+}
+
+impl Drop for BatchSink {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            tracing::error!("table sink: {e}");
+        }
+    }
+}
+
+fn sink_loop(
+    tables: &mut TableSet,
+    rx: &Receiver<SinkMsg>,
+    abandon: &AtomicBool,
+) -> Result<(), SinkError> {
+    while let Ok(m) = rx.recv() {
+        if abandon.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        match m {
+            SinkMsg::Batch(t, b) => tables.write(t, &b)?,
+            SinkMsg::Job(job) => job(tables)?,
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{QuarantineBuilder, TableBuilder};
+
+    fn quarantine_batch(n: usize) -> RecordBatch {
+        let mut b = QuarantineBuilder::default();
+        for i in 0..n {
+            b.append(
+                "rsd",
+                "t.ndjson",
+                i as u64,
+                i as u64 + 1,
+                Some("plate"),
+                "bad plate",
+                b"{}",
+                1_790_784_000_000,
+            );
+        }
+        b.finish()
+    }
+
+    #[test]
+    fn thread_sink_writes_in_order_and_reports_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = BatchSink::spawn(TableSet::new(dir.path(), "t-1"), 2).unwrap();
+        for n in [3, 5, 7] {
+            s.write(QUARANTINE, quarantine_batch(n)).unwrap();
+        }
+        let files = s.run(|t| t.commit()).unwrap();
+        assert_eq!(files.len(), 1);
+        let f = std::fs::File::open(&files[0]).unwrap();
+        let r = parquet::file::reader::SerializedFileReader::new(f).unwrap();
+        use parquet::file::reader::FileReader;
+        assert_eq!(r.metadata().file_metadata().num_rows(), 15);
+        s.close().unwrap();
+    }
+
+    #[test]
+    fn thread_sink_error_surfaces_on_the_next_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = BatchSink::spawn(TableSet::new(dir.path(), "t-1"), 1).unwrap();
+        // A batch of the wrong schema: the thread stops with a schema error.
+        s.write(DETECTIONS, quarantine_batch(2)).unwrap();
+        let err = s.run(|t| t.commit()).unwrap_err().to_string();
+        assert!(
+            err.contains("detections") && err.contains("schema"),
+            "{err}"
+        );
+        // And keeps saying so.
+        assert!(s.write(QUARANTINE, quarantine_batch(1)).is_err());
+    }
+}

@@ -4,8 +4,9 @@
 //! interval with the manifest protocol of `sink::manifest` (exactly-once tables; Kafka offsets
 //! are committed to the group afterwards, for lag monitoring only).
 //!
-//! Threads: one Kafka poll thread, one thread per file source, one worker, one metrics
-//! server. The bounded channel carries backpressure: a slow worker or disk slows the
+//! Threads: one Kafka poll thread, one thread per file source, one worker, one table sink
+//! (Parquet encoding, fsync, manifest: `sink::tables`), one metrics server. The bounded
+//! channels (source → worker → sink) carry backpressure: a slow worker or disk slows the
 //! consumer instead of growing memory.
 
 pub mod config;

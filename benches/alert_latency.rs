@@ -2,6 +2,8 @@
 //! in-process Kafka-protocol broker (rdkafka MockCluster).
 //!
 //! `cargo bench --bench alert_latency -- [rate_msg_per_s] [seconds]` (defaults 50000, 10).
+//! Environment: `BENCH_COMMIT_MS` (commit interval, default 2000), `BENCH_KAFKA_PROPS`
+//! (`key=value,…` added to the consumer's librdkafka settings).
 //! A producer thread writes ANPR plate reads at a fixed rate into a 4-partition topic; 10 % are
 //! watch-listed plates (China III trucks and repeat exceeders of the demo tables) read at an
 //! urban entrance, so they raise entrance alerts. Latency is measured from the Kafka message
@@ -41,8 +43,15 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
+    // Extra consumer settings, `key=value,key=value` (e.g. `fetch.wait.max.ms=5`).
+    let props: String = std::env::var("BENCH_KAFKA_PROPS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| format!("{k:?} = {v:?}\n"))
+        .collect();
     let cfg_text = format!(
-        "tables = {:?}\nidle_exit_ms = 3000\n[commit]\ninterval_ms = {commit_ms}\n[kafka]\nbrokers = \"{bs}\"\ngroup = \"bench\"\ntopics = [{{ stream = \"plates\", topic = \"plates\" }}]\n[alerts]\nkinds = [\"entrance_alert\"]\nndjson = \"/dev/null\"\n[sites]\nurban_entrances = [\"ENTRANCE-1\"]\n",
+        "tables = {:?}\nidle_exit_ms = 3000\n[commit]\ninterval_ms = {commit_ms}\n[kafka]\nbrokers = \"{bs}\"\ngroup = \"bench\"\ntopics = [{{ stream = \"plates\", topic = \"plates\" }}]\n[kafka.properties]\n{props}[alerts]\nkinds = [\"entrance_alert\"]\nndjson = \"/dev/null\"\n[sites]\nurban_entrances = [\"ENTRANCE-1\"]\n",
         tables.display().to_string()
     );
     let cfg: plumewatch::run::config::RunConfig = toml::from_str(&cfg_text).unwrap();

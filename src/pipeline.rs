@@ -24,8 +24,10 @@ use crate::sink::tables::{self as tables, BatchSink, TableId};
 /// Rows per Arrow batch before it is handed to a writer (DESIGN.md: ~8k rows).
 pub const BATCH_ROWS: usize = 8192;
 
-/// Batches (or jobs) queued to the sink thread before the pipeline waits for it: bounds
-/// memory to about this many × [`BATCH_ROWS`] rows.
+/// Batches (or jobs) queued to the sink thread before the pipeline waits for it. Memory held
+/// for the sink is about this many batches (each what a builder held when flushed: at least
+/// [`BATCH_ROWS`] rows in a batch window, more when a window brings more) plus the row groups
+/// the Parquet writers buffer until a file is closed.
 pub const SINK_QUEUE_BATCHES: usize = 16;
 
 /// Input streams.

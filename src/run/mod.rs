@@ -410,23 +410,14 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
         limit_set_id: &limit_set_id,
         registry: &registry,
     };
-    let mut w = Worker {
-        cfg: &cfg,
-        pipe: Pipeline::new(ctx, &cfg.tables, &run_id(&cfg.instance_id, resume.next_seq))?,
-        seq: resume.next_seq,
-        positions: BTreeMap::new(),
-        dirty_parts: HashSet::new(),
-        source_names: HashMap::new(),
-        vin_part: HashMap::new(),
-        owned: HashSet::new(),
-        decoders: HashMap::new(),
+    let mut w = Worker::new(
+        &cfg,
+        Pipeline::new(ctx, &cfg.tables, &run_id(&cfg.instance_id, resume.next_seq))?,
+        resume.next_seq,
         mappings,
-        commits: 0,
-        rows_committed: 0,
         commit_tx,
-        metrics: metrics.clone(),
-        pending_positions: false,
-    };
+        metrics.clone(),
+    );
     w.pipe.watch = Some(watch);
     w.pipe.twc.track_touched = true;
     w.pipe.alert_kinds = cfg.alerts.kinds.iter().cloned().collect();
@@ -437,6 +428,12 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
         w.owned.insert(key);
     }
     let res = w.run_loop(&rx, &stop, &mut alerts, n_files);
+    // The sink goes idle before the sources stop (the Kafka thread leaves the group then): on
+    // an error, queued commits are dropped rather than landing after the partitions are gone.
+    if res.is_err() {
+        w.pipe.sink.abandon();
+    }
+    let sink_res = w.pipe.sink.close();
     stop.store(true, Ordering::SeqCst);
     drop(rx);
     for t in threads {
@@ -446,7 +443,7 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
         let _ = s.join();
     }
     res?;
-    w.pipe.sink.close()?;
+    sink_res?;
     let (p50, p99) = metrics.latency_quantiles();
     Ok(RunSummary {
         records_in: w.pipe.counters.records_in,
@@ -640,7 +637,34 @@ struct Worker<'c, 'a> {
     pending_positions: bool,
 }
 
-impl Worker<'_, '_> {
+impl<'c, 'a> Worker<'c, 'a> {
+    fn new(
+        cfg: &'c RunConfig,
+        pipe: Pipeline<'a>,
+        seq: u64,
+        mappings: Vec<(Stream, CompiledMapping)>,
+        commit_tx: std::sync::mpsc::Sender<Vec<(String, i32, i64)>>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Worker {
+            cfg,
+            pipe,
+            seq,
+            positions: BTreeMap::new(),
+            dirty_parts: HashSet::new(),
+            source_names: HashMap::new(),
+            vin_part: HashMap::new(),
+            owned: HashSet::new(),
+            decoders: HashMap::new(),
+            mappings,
+            commits: 0,
+            rows_committed: 0,
+            commit_tx,
+            metrics,
+            pending_positions: false,
+        }
+    }
+
     fn run_loop(
         &mut self,
         rx: &Receiver<Msg>,
@@ -863,9 +887,16 @@ impl Worker<'_, '_> {
     /// tables exactly-once with the sink running behind. With `wait`, returns after the job
     /// (rebalance, shutdown); otherwise the worker goes on while the sink commits.
     fn commit(&mut self, wait: bool) -> anyhow::Result<()> {
+        // A commit that failed on the sink thread stops the run here, input or not.
+        self.pipe.sink.check()?;
         self.pipe.flush(1)?;
         let rows = self.pipe.rows_total();
         if rows == self.rows_committed && !self.pending_positions {
+            if wait {
+                // Nothing new, but earlier commits may still be queued: a revoke or shutdown
+                // must not go on before they are written.
+                self.pipe.sink.run(|_| Ok(()))?;
+            }
             return Ok(());
         }
         let mut e = ManifestEntry {
@@ -969,4 +1000,74 @@ fn trim(b: &[u8]) -> &[u8] {
         e -= 1;
     }
     &b[..e]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A revoke or shutdown commits with `wait`; when nothing is new since the last periodic
+    /// commit, it must still wait for that commit, queued on the sink thread, to be written
+    /// (otherwise the partitions are given up before their manifest entry exists).
+    #[test]
+    fn waiting_commit_waits_for_queued_commits_with_nothing_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg: RunConfig = toml::from_str(&format!(
+            "tables = {:?}\n",
+            dir.path().display().to_string()
+        ))
+        .unwrap();
+        let limits = LimitSet::default_set();
+        let id = limits.id();
+        let registry = Registry::default();
+        let ctx = RsdContext {
+            limits: &limits,
+            limit_set_id: &id,
+            registry: &registry,
+        };
+        let (commit_tx, _commit_rx) = std::sync::mpsc::channel();
+        let pipe = Pipeline::new(ctx, &cfg.tables, &run_id(&cfg.instance_id, 0)).unwrap();
+        let mut w = Worker::new(
+            &cfg,
+            pipe,
+            0,
+            Vec::new(),
+            commit_tx,
+            Arc::new(Metrics::default()),
+        );
+        let key: Arc<str> = Arc::from("file:x.ndjson");
+        let line = br#"{"read_id":"r1","read_at":1790784000000,"site_id":"S1","plate":"A12345"}"#;
+        w.process(Stream::Plates, &key, 0, line, None, None);
+        w.positions.insert(key, line.len() as i64 + 1);
+        w.pending_positions = true;
+
+        // Hold the sink thread: the periodic commit queues behind a job waiting for a gate.
+        let (gate_tx, gate_rx) = sync_channel::<()>(0);
+        w.pipe
+            .sink
+            .submit(Box::new(move |_| {
+                let _ = gate_rx.recv();
+                Ok(())
+            }))
+            .unwrap();
+        w.commit(false).unwrap();
+        assert!(manifest::read_all(dir.path()).unwrap().is_empty());
+        let opener = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            gate_tx.send(()).unwrap();
+        });
+        w.commit(true).unwrap();
+        let entries = manifest::read_all(dir.path()).unwrap();
+        assert_eq!(
+            entries.len(),
+            1,
+            "the queued commit was written before returning"
+        );
+        assert_eq!(
+            entries[0].file_offsets.get("x.ndjson"),
+            Some(&(line.len() as u64 + 1))
+        );
+        assert_eq!(entries[0].files.iter().map(|f| f.rows).sum::<u64>(), 1);
+        opener.join().unwrap();
+    }
 }

@@ -135,6 +135,8 @@ enum Inner {
         handle: Option<JoinHandle<Result<(), SinkError>>>,
         /// Set by [`BatchSink::abandon`]: queued work is dropped, not done.
         abandon: Arc<AtomicBool>,
+        /// The error the thread stopped with, repeated to every later call.
+        failed: Option<String>,
     },
 }
 
@@ -144,8 +146,8 @@ impl BatchSink {
         BatchSink(Inner::Inline(tables))
     }
 
-    /// A sink thread owning `tables`, fed through a channel of `capacity` messages (batches
-    /// of up to `pipeline::BATCH_ROWS` rows, or jobs).
+    /// A sink thread owning `tables`, fed through a channel of `capacity` messages (batches —
+    /// whatever a builder held when it was flushed — or jobs).
     pub fn spawn(mut tables: TableSet, capacity: usize) -> Result<Self, SinkError> {
         let (tx, rx) = sync_channel::<SinkMsg>(capacity.max(1));
         let abandon = Arc::new(AtomicBool::new(false));
@@ -161,6 +163,7 @@ impl BatchSink {
             tx: Some(tx),
             handle: Some(handle),
             abandon,
+            failed: None,
         }))
     }
 
@@ -216,14 +219,37 @@ impl BatchSink {
         }
     }
 
+    /// Returns the error the sink thread stopped with, if it stopped; does not wait.
+    pub fn check(&mut self) -> Result<(), SinkError> {
+        let stopped = match &self.0 {
+            Inner::Inline(_) => false,
+            Inner::Thread {
+                handle: Some(h), ..
+            } => h.is_finished(),
+            Inner::Thread { failed, .. } => failed.is_some(),
+        };
+        if stopped {
+            Err(self.join_error())
+        } else {
+            Ok(())
+        }
+    }
+
     /// Waits for the sink thread to finish what was sent, then stops it.
     pub fn close(&mut self) -> Result<(), SinkError> {
-        if let Inner::Thread { tx, handle, .. } = &mut self.0 {
+        if let Inner::Thread {
+            tx, handle, failed, ..
+        } = &mut self.0
+        {
             drop(tx.take());
             if let Some(h) = handle.take() {
-                return h.join().unwrap_or_else(|_| {
+                let r = h.join().unwrap_or_else(|_| {
                     Err(SinkError::Stopped("the table-sink thread panicked".into()))
                 });
+                if let Err(e) = &r {
+                    *failed = Some(e.to_string());
+                }
+                return r;
             }
         }
         Ok(())
@@ -240,11 +266,17 @@ impl BatchSink {
         if sent { Ok(()) } else { Err(self.join_error()) }
     }
 
-    /// The error the sink thread stopped with.
+    /// The error the sink thread stopped with (the first call returns it as it was; later
+    /// calls repeat its message).
     fn join_error(&mut self) -> SinkError {
         match self.close() {
             Err(e) => e,
-            Ok(()) => SinkError::Stopped("the table sink is closed".into()),
+            Ok(()) => match &self.0 {
+                Inner::Thread {
+                    failed: Some(m), ..
+                } => SinkError::Stopped(m.clone()),
+                _ => SinkError::Stopped("the table sink is closed".into()),
+            },
         }
     }
 }
@@ -323,7 +355,12 @@ mod tests {
             err.contains("detections") && err.contains("schema"),
             "{err}"
         );
-        // And keeps saying so.
-        assert!(s.write(QUARANTINE, quarantine_batch(1)).is_err());
+        // And keeps saying so, with the same cause.
+        let again = s
+            .write(QUARANTINE, quarantine_batch(1))
+            .unwrap_err()
+            .to_string();
+        assert!(again.contains("detections"), "{again}");
+        assert!(s.check().is_err());
     }
 }

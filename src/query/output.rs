@@ -24,8 +24,14 @@ pub fn write(
 ) -> anyhow::Result<()> {
     match format {
         OutputFormat::Table => {
-            let t = datafusion::arrow::util::pretty::pretty_format_batches(batches)?;
-            writeln!(w, "{t}")?;
+            // An empty result may come as no batch at all (no header to print).
+            if !batches.is_empty() {
+                let t = datafusion::arrow::util::pretty::pretty_format_batches(batches)?;
+                writeln!(w, "{t}")?;
+            }
+            if batches.iter().all(|b| b.num_rows() == 0) {
+                writeln!(w, "(no rows)")?;
+            }
         }
         OutputFormat::Csv => {
             w.write_all(b"\xEF\xBB\xBF")?;
@@ -104,4 +110,25 @@ pub fn to_json(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_results_say_so_in_table_format() {
+        let mut out = Vec::new();
+        write(&[], OutputFormat::Table, &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "(no rows)\n");
+        // A zero-row batch keeps its header.
+        let empty = RecordBatch::new_empty(crate::schema::detections());
+        let mut out = Vec::new();
+        write(&[empty], OutputFormat::Table, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("| detection_id") && text.ends_with("(no rows)\n"),
+            "{text}"
+        );
+    }
 }

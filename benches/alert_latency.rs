@@ -74,7 +74,7 @@ fn main() {
         // Pace: send what is due by now, in 1 ms steps.
         let due = ((t0.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
         while sent < due {
-            let listed_read = sent % 10 == 0;
+            let listed_read = sent.is_multiple_of(10);
             let plate = if listed_read {
                 &listed[(sent as usize / 10) % listed.len()]
             } else {

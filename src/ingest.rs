@@ -220,7 +220,7 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
                         h.pipeline.frame_event(ev, input);
                     }
                     h.on_progress(n);
-                    if h.pipeline.counters.records_in % 1024 == 0 {
+                    if h.pipeline.counters.records_in.is_multiple_of(1024) {
                         h.pipeline.flush(BATCH_ROWS)?;
                     }
                 }

@@ -397,12 +397,12 @@ impl<'a> Pipeline<'a> {
                 });
                 self.counters.alerts += 1;
             }
-            if let (Some(w), Some(p)) = (self.watch.as_mut(), d.plate.as_ref()) {
-                if d.rule_id == crate::detect::china3::RULE_ID {
-                    let r = w.plates.entry(p.clone()).or_default();
-                    if !r.iter().any(|x| x == "china3-diesel") {
-                        r.push("china3-diesel".into());
-                    }
+            if let (Some(w), Some(p)) = (self.watch.as_mut(), d.plate.as_ref())
+                && d.rule_id == crate::detect::china3::RULE_ID
+            {
+                let r = w.plates.entry(p.clone()).or_default();
+                if !r.iter().any(|x| x == "china3-diesel") {
+                    r.push("china3-diesel".into());
                 }
             }
             self.detections.builder.append(&d);
@@ -447,10 +447,15 @@ pub struct StreamHandler<'p, 'a> {
 impl Handler for StreamHandler<'_, '_> {
     fn on_record(&mut self, rec: &Record, pos: &SourcePos<'_>, raw: &[u8]) {
         self.pipeline.record(self.stream, rec, pos, raw);
-        if self.pipeline.counters.records_in % BATCH_ROWS as u64 == 0 && self.error.is_none() {
-            if let Err(e) = self.pipeline.flush(BATCH_ROWS) {
-                self.error = Some(e);
-            }
+        if self
+            .pipeline
+            .counters
+            .records_in
+            .is_multiple_of(BATCH_ROWS as u64)
+            && self.error.is_none()
+            && let Err(e) = self.pipeline.flush(BATCH_ROWS)
+        {
+            self.error = Some(e);
         }
     }
     fn on_error(&mut self, err: FieldError, pos: &SourcePos<'_>, raw: &[u8]) {

@@ -116,17 +116,16 @@ fn conox_emission_factors_and_vsp_reproduce_published_columns() {
                 }
             }
         }
-        if r["instrument"].as_deref() == Some("RSD 4600") {
-            if let (Some(v), Some(pubv)) =
+        if r["instrument"].as_deref() == Some("RSD 4600")
+            && let (Some(v), Some(pubv)) =
                 (r["vsp_kw_t"].as_deref(), r["vsp_reported_kw_t"].as_deref())
-            {
-                vsp_n += 1;
-                let (v, pubv): (f64, f64) = (v.parse().unwrap(), pubv.parse().unwrap());
-                // Also independent of our column mapping: the CSV's own VSP.
-                assert_eq!(Some(pubv), num(&p[col("VSP")]));
-                if (v - pubv).abs() <= 0.05 {
-                    vsp_ok += 1;
-                }
+        {
+            vsp_n += 1;
+            let (v, pubv): (f64, f64) = (v.parse().unwrap(), pubv.parse().unwrap());
+            // Also independent of our column mapping: the CSV's own VSP.
+            assert_eq!(Some(pubv), num(&p[col("VSP")]));
+            if (v - pubv).abs() <= 0.05 {
+                vsp_ok += 1;
             }
         }
     }

@@ -471,25 +471,25 @@ fn parse_patterns(e: &Compiled, ps: &[Pattern], t: &str) -> Result<i64, FieldErr
     for p in ps {
         match p {
             Pattern::Chrono { format, offset } => {
-                if let Ok(naive) = NaiveDateTime::parse_from_str(t, format) {
-                    if let Some(d) = offset.from_local_datetime(&naive).single() {
-                        return Ok(d.timestamp_millis());
-                    }
+                if let Ok(naive) = NaiveDateTime::parse_from_str(t, format)
+                    && let Some(d) = offset.from_local_datetime(&naive).single()
+                {
+                    return Ok(d.timestamp_millis());
                 }
             }
             Pattern::ClockMmss => {
-                if let Some((m, s)) = t.split_once(':') {
-                    if let (Ok(m), Ok(s)) = (m.parse::<u32>(), s.parse::<f64>()) {
-                        if m < 60 && (0.0..60.0).contains(&s) {
-                            let in_hour = (m as f64 * 60_000.0 + s * 1000.0).round() as i64;
-                            let (last, mut hours) = e.clock.get();
-                            if in_hour + 30 * 60_000 < last {
-                                hours += 1; // wrapped past the hour
-                            }
-                            e.clock.set((in_hour, hours));
-                            return Ok(hours * 3_600_000 + in_hour);
-                        }
+                if let Some((m, s)) = t.split_once(':')
+                    && let (Ok(m), Ok(s)) = (m.parse::<u32>(), s.parse::<f64>())
+                    && m < 60
+                    && (0.0..60.0).contains(&s)
+                {
+                    let in_hour = (m as f64 * 60_000.0 + s * 1000.0).round() as i64;
+                    let (last, mut hours) = e.clock.get();
+                    if in_hour + 30 * 60_000 < last {
+                        hours += 1; // wrapped past the hour
                     }
+                    e.clock.set((in_hour, hours));
+                    return Ok(hours * 3_600_000 + in_hour);
                 }
             }
         }

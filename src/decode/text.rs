@@ -344,7 +344,7 @@ pub fn read_csv(
             Ok(()) => h.on_record(&rec, &pos, raw),
             Err(e) => h.on_error(e, &pos, raw),
         }
-        if records % 4096 == 0 {
+        if records.is_multiple_of(4096) {
             h.on_progress((skip + end) as u64);
         }
     }

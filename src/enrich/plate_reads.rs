@@ -38,24 +38,24 @@ pub fn append_read(
         .append_option(vehicle.and_then(|v| v.vin.as_deref()));
     out.source_file.append_value(pos.file);
     out.source_offset.append_value(pos.offset);
-    if let Some(v) = vehicle {
-        if let Some(basis) = china3::applies(v, &ctx.limits.china3) {
-            let s = china3::Sighting {
-                stream: "plates",
-                source_key: read_id,
-                at_ms: at,
-                site_id: rec.str(F::SITE_ID),
-                lon_deg: rec.num(F::LON),
-                lat_deg: rec.num(F::LAT),
-            };
-            detections.push(china3::detection(
-                v,
-                basis,
-                &s,
-                &ctx.limits.china3,
-                ctx.limit_set_id,
-            ));
-        }
+    if let Some(v) = vehicle
+        && let Some(basis) = china3::applies(v, &ctx.limits.china3)
+    {
+        let s = china3::Sighting {
+            stream: "plates",
+            source_key: read_id,
+            at_ms: at,
+            site_id: rec.str(F::SITE_ID),
+            lon_deg: rec.num(F::LON),
+            lat_deg: rec.num(F::LAT),
+        };
+        detections.push(china3::detection(
+            v,
+            basis,
+            &s,
+            &ctx.limits.china3,
+            ctx.limit_set_id,
+        ));
     }
     Ok(())
 }

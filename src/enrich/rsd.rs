@@ -196,18 +196,18 @@ pub fn append_pass(
     out.source_offset.append_value(pos.offset);
     out.row_done();
 
-    if let Some(v) = vehicle {
-        if let Some(basis) = china3::applies(v, &l.china3) {
-            let s = china3::Sighting {
-                stream: "rsd",
-                source_key: pass_id,
-                at_ms: at,
-                site_id: rec.str(F::SITE_ID),
-                lon_deg: rec.num(F::LON),
-                lat_deg: rec.num(F::LAT),
-            };
-            detections.push(china3::detection(v, basis, &s, &l.china3, ctx.limit_set_id));
-        }
+    if let Some(v) = vehicle
+        && let Some(basis) = china3::applies(v, &l.china3)
+    {
+        let s = china3::Sighting {
+            stream: "rsd",
+            source_key: pass_id,
+            at_ms: at,
+            site_id: rec.str(F::SITE_ID),
+            lon_deg: rec.num(F::LON),
+            lat_deg: rec.num(F::LAT),
+        };
+        detections.push(china3::detection(v, basis, &s, &l.china3, ctx.limit_set_id));
     }
     Ok(())
 }

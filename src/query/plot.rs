@@ -87,10 +87,11 @@ pub async fn plot(
         let rule = d["rule_id"].as_str().unwrap_or_default().to_string();
         let ev: serde_json::Value =
             serde_json::from_str(d["evidence"].as_str().unwrap_or("{}")).unwrap_or_default();
-        if let (Some(a), Some(b)) = (ev["window_start_ms"].as_i64(), ev["window_end_ms"].as_i64()) {
-            if b >= t0 && a <= t1 {
-                windows.push((rule, a, b));
-            }
+        if let (Some(a), Some(b)) = (ev["window_start_ms"].as_i64(), ev["window_end_ms"].as_i64())
+            && b >= t0
+            && a <= t1
+        {
+            windows.push((rule, a, b));
         }
     }
     let x_max = secs(t1).max(1.0);

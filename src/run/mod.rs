@@ -910,10 +910,10 @@ impl<'c, 'a> Worker<'c, 'a> {
                 e.file_offsets.insert(path.to_string(), *v as u64);
             } else {
                 e.kafka_offsets.insert(k.to_string(), *v);
-                if let Some((t, p)) = k.rsplit_once('/') {
-                    if let Ok(p) = p.parse::<i32>() {
-                        kafka.push((t.to_string(), p, *v));
-                    }
+                if let Some((t, p)) = k.rsplit_once('/')
+                    && let Ok(p) = p.parse::<i32>()
+                {
+                    kafka.push((t.to_string(), p, *v));
                 }
             }
         }

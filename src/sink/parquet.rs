@@ -239,10 +239,10 @@ pub fn finalize<'a>(
 ) -> Result<(), SinkError> {
     for (tmp, path) in files {
         crate::sink::manifest::rename_idempotent(tmp, path).map_err(io(path))?;
-        if let Some(parent) = path.parent() {
-            if let Ok(d) = File::open(parent) {
-                let _ = d.sync_all();
-            }
+        if let Some(parent) = path.parent()
+            && let Ok(d) = File::open(parent)
+        {
+            let _ = d.sync_all();
         }
     }
     Ok(())

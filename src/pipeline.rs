@@ -115,7 +115,7 @@ impl<B: TableBuilder + Default> Out<B> {
         &mut self,
         min: usize,
         sink: &mut BatchSink,
-        rows: &mut [u64; 7],
+        rows: &mut [u64; tables::TABLES.len()],
     ) -> Result<(), SinkError> {
         let n = self.builder.len();
         if n >= min.max(1) {
@@ -149,10 +149,10 @@ pub struct Pipeline<'a> {
     obd_reports: Out<ObdReportsBuilder>,
     detections: Out<DetectionsBuilder>,
     quarantine: Out<QuarantineBuilder>,
-    /// Where finished batches go (inline writers, or the sink thread).
+    /// The sink thread finished batches go to.
     pub sink: BatchSink,
     /// Rows handed to the sink per table (index: `sink::tables` ids).
-    rows_out: [u64; 7],
+    rows_out: [u64; tables::TABLES.len()],
     det_buf: Vec<DetectionRow>,
     pub twc: TwcDetectors,
     pub counters: Counters,
@@ -170,12 +170,7 @@ impl<'a> Pipeline<'a> {
     /// thread (Parquet encoding overlaps decoding). Errors: the thread cannot be started.
     pub fn new(ctx: RsdContext<'a>, root: &Path, run_id: &str) -> Result<Self, SinkError> {
         let sink = BatchSink::spawn(tables::TableSet::new(root, run_id), SINK_QUEUE_BATCHES)?;
-        Ok(Self::with_sink(ctx, sink))
-    }
-
-    /// A pipeline feeding `sink`.
-    pub fn with_sink(ctx: RsdContext<'a>, sink: BatchSink) -> Self {
-        Pipeline {
+        Ok(Pipeline {
             ctx,
             default_vin: None,
             passes: Out::new(tables::RSD_PASSES),
@@ -186,7 +181,7 @@ impl<'a> Pipeline<'a> {
             detections: Out::new(tables::DETECTIONS),
             quarantine: Out::new(tables::QUARANTINE),
             sink,
-            rows_out: [0; 7],
+            rows_out: [0; tables::TABLES.len()],
             det_buf: Vec::new(),
             twc: TwcDetectors::default(),
             counters: Counters::default(),
@@ -194,7 +189,7 @@ impl<'a> Pipeline<'a> {
             alert_kinds: HashSet::new(),
             watch: None,
             input_ts_ms: None,
-        }
+        })
     }
 
     /// Rows handed to the sink per table so far (before and after commits).

@@ -58,7 +58,6 @@ pub struct TableWriter {
     run_id: String,
     seq: u32,
     open: BTreeMap<String, OpenFile>,
-    rows: u64,
 }
 
 /// `YYYY-MM-DD` of a Unix-ms instant (UTC).
@@ -87,13 +86,7 @@ impl TableWriter {
             run_id: run_id.to_string(),
             seq: 0,
             open: BTreeMap::new(),
-            rows: 0,
         }
-    }
-
-    /// Rows written so far (committed or not).
-    pub fn rows(&self) -> u64 {
-        self.rows
     }
 
     fn file_for(&mut self, part: &str) -> Result<&mut OpenFile, SinkError> {
@@ -149,7 +142,6 @@ impl TableWriter {
                 message: "batch schema differs".into(),
             });
         }
-        self.rows += batch.num_rows() as u64;
         let Some(col) = self.partition_by.clone() else {
             let f = self.file_for("")?;
             f.rows += batch.num_rows() as u64;

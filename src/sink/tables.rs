@@ -124,28 +124,17 @@ enum SinkMsg {
     Job(SinkJob),
 }
 
-/// Where a pipeline's finished Arrow batches go: written inline ([`BatchSink::inline`]), or
-/// handed to a sink thread ([`BatchSink::spawn`]).
-pub struct BatchSink(Inner);
-
-enum Inner {
-    Inline(TableSet),
-    Thread {
-        tx: Option<SyncSender<SinkMsg>>,
-        handle: Option<JoinHandle<Result<(), SinkError>>>,
-        /// Set by [`BatchSink::abandon`]: queued work is dropped, not done.
-        abandon: Arc<AtomicBool>,
-        /// The error the thread stopped with, repeated to every later call.
-        failed: Option<String>,
-    },
+/// The sink thread a pipeline's finished Arrow batches go to ([`BatchSink::spawn`]).
+pub struct BatchSink {
+    tx: Option<SyncSender<SinkMsg>>,
+    handle: Option<JoinHandle<Result<(), SinkError>>>,
+    /// Set by [`BatchSink::abandon`]: queued work is dropped, not done.
+    abandon: Arc<AtomicBool>,
+    /// The error the thread stopped with, repeated to every later call.
+    failed: Option<String>,
 }
 
 impl BatchSink {
-    /// Writes on the caller's thread.
-    pub fn inline(tables: TableSet) -> Self {
-        BatchSink(Inner::Inline(tables))
-    }
-
     /// A sink thread owning `tables`, fed through a channel of `capacity` messages (batches —
     /// whatever a builder held when it was flushed — or jobs).
     pub fn spawn(mut tables: TableSet, capacity: usize) -> Result<Self, SinkError> {
@@ -159,29 +148,23 @@ impl BatchSink {
                 path: "table-sink thread".into(),
                 source: e,
             })?;
-        Ok(BatchSink(Inner::Thread {
+        Ok(BatchSink {
             tx: Some(tx),
             handle: Some(handle),
             abandon,
             failed: None,
-        }))
+        })
     }
 
-    /// Appends a batch to table `t`. A sink thread's earlier failure is returned here (the
+    /// Appends a batch to table `t`. The thread's earlier failure is returned here (the
     /// thread stops at its first error).
     pub fn write(&mut self, t: TableId, batch: RecordBatch) -> Result<(), SinkError> {
-        match &mut self.0 {
-            Inner::Inline(ts) => ts.write(t, &batch),
-            Inner::Thread { .. } => self.send(SinkMsg::Batch(t, batch)),
-        }
+        self.send(SinkMsg::Batch(t, batch))
     }
 
     /// Runs `job` after everything sent so far, without waiting for it.
     pub fn submit(&mut self, job: SinkJob) -> Result<(), SinkError> {
-        match &mut self.0 {
-            Inner::Inline(ts) => job(ts),
-            Inner::Thread { .. } => self.send(SinkMsg::Job(job)),
-        }
+        self.send(SinkMsg::Job(job))
     }
 
     /// Runs `f` after everything sent so far and waits for its result.
@@ -189,44 +172,31 @@ impl BatchSink {
         &mut self,
         f: impl FnOnce(&mut TableSet) -> Result<R, SinkError> + Send + 'static,
     ) -> Result<R, SinkError> {
-        match &mut self.0 {
-            Inner::Inline(ts) => f(ts),
-            Inner::Thread { .. } => {
-                let (rtx, rrx) = sync_channel(1);
-                self.send(SinkMsg::Job(Box::new(move |ts: &mut TableSet| {
-                    let r = f(ts);
-                    let failed = r.as_ref().err().map(|e| e.to_string());
-                    let _ = rtx.send(r);
-                    match failed {
-                        // Stop the thread too: later work must not run after a failed commit.
-                        Some(m) => Err(SinkError::Stopped(m)),
-                        None => Ok(()),
-                    }
-                })))?;
-                match rrx.recv() {
-                    Ok(r) => r,
-                    Err(_) => Err(self.join_error()),
-                }
+        let (rtx, rrx) = sync_channel(1);
+        self.submit(Box::new(move |ts: &mut TableSet| {
+            let r = f(ts);
+            let failed = r.as_ref().err().map(|e| e.to_string());
+            let _ = rtx.send(r);
+            match failed {
+                // Stop the thread too: later work must not run after a failed commit.
+                Some(m) => Err(SinkError::Stopped(m)),
+                None => Ok(()),
             }
-        }
+        }))?;
+        rrx.recv().unwrap_or_else(|_| Err(self.join_error()))
     }
 
     /// Drops queued work instead of doing it (the run stops without committing). A job that
     /// already started completes.
     pub fn abandon(&mut self) {
-        if let Inner::Thread { abandon, .. } = &self.0 {
-            abandon.store(true, Ordering::SeqCst);
-        }
+        self.abandon.store(true, Ordering::SeqCst);
     }
 
     /// Returns the error the sink thread stopped with, if it stopped; does not wait.
     pub fn check(&mut self) -> Result<(), SinkError> {
-        let stopped = match &self.0 {
-            Inner::Inline(_) => false,
-            Inner::Thread {
-                handle: Some(h), ..
-            } => h.is_finished(),
-            Inner::Thread { failed, .. } => failed.is_some(),
+        let stopped = match &self.handle {
+            Some(h) => h.is_finished(),
+            None => self.failed.is_some(),
         };
         if stopped {
             Err(self.join_error())
@@ -237,33 +207,24 @@ impl BatchSink {
 
     /// Waits for the sink thread to finish what was sent, then stops it.
     pub fn close(&mut self) -> Result<(), SinkError> {
-        if let Inner::Thread {
-            tx, handle, failed, ..
-        } = &mut self.0
-        {
-            drop(tx.take());
-            if let Some(h) = handle.take() {
-                let r = h.join().unwrap_or_else(|_| {
-                    Err(SinkError::Stopped("the table-sink thread panicked".into()))
-                });
-                if let Err(e) = &r {
-                    *failed = Some(e.to_string());
-                }
-                return r;
-            }
+        drop(self.tx.take());
+        let Some(h) = self.handle.take() else {
+            return Ok(());
+        };
+        let r = h
+            .join()
+            .unwrap_or_else(|_| Err(SinkError::Stopped("the table-sink thread panicked".into())));
+        if let Err(e) = &r {
+            self.failed = Some(e.to_string());
         }
-        Ok(())
+        r
     }
 
     fn send(&mut self, m: SinkMsg) -> Result<(), SinkError> {
-        let Inner::Thread { tx, .. } = &self.0 else {
-            unreachable!("send is for the thread sink")
-        };
-        let sent = match tx.as_ref() {
-            Some(tx) => tx.send(m).is_ok(),
-            None => false,
-        };
-        if sent { Ok(()) } else { Err(self.join_error()) }
+        match &self.tx {
+            Some(tx) if tx.send(m).is_ok() => Ok(()),
+            _ => Err(self.join_error()),
+        }
     }
 
     /// The error the sink thread stopped with (the first call returns it as it was; later
@@ -271,12 +232,11 @@ impl BatchSink {
     fn join_error(&mut self) -> SinkError {
         match self.close() {
             Err(e) => e,
-            Ok(()) => match &self.0 {
-                Inner::Thread {
-                    failed: Some(m), ..
-                } => SinkError::Stopped(m.clone()),
-                _ => SinkError::Stopped("the table sink is closed".into()),
-            },
+            Ok(()) => SinkError::Stopped(
+                self.failed
+                    .clone()
+                    .unwrap_or_else(|| "the table sink is closed".into()),
+            ),
         }
     }
 }

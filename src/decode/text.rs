@@ -181,9 +181,8 @@ fn lone_surrogate(line: &[u8]) -> Option<(usize, String)> {
         let esc = || String::from_utf8_lossy(&line[i..i + 6]).into_owned();
         match u {
             0xD800..=0xDBFF => {
-                let low = (line.get(i + 6) == Some(&b'\\') && line.get(i + 7) == Some(&b'u'))
-                    .then(|| hex4(i + 8))
-                    .flatten();
+                let paired = line.get(i + 6) == Some(&b'\\') && line.get(i + 7) == Some(&b'u');
+                let low = if paired { hex4(i + 8) } else { None };
                 if !matches!(low, Some(0xDC00..=0xDFFF)) {
                     return Some((i, esc()));
                 }
@@ -485,6 +484,27 @@ mod tests {
             "{}",
             c.bad[3]
         );
+    }
+
+    #[test]
+    fn lone_surrogate_escapes_are_found() {
+        assert_eq!(
+            lone_surrogate(br#"{"plate":"A\ud800"}"#),
+            Some((11, "\\ud800".to_string()))
+        );
+        assert_eq!(
+            lone_surrogate(br#"{"plate":"\uDC00A"}"#).map(|x| x.1),
+            Some("\\uDC00".to_string())
+        );
+        // A valid pair, and an escaped backslash before "ud800", are not.
+        assert_eq!(lone_surrogate(br#"{"plate":"\ud83d\ude97"}"#), None);
+        assert_eq!(lone_surrogate(br#"{"plate":"\\ud800"}"#), None);
+        let mut dec = NdjsonDecoder::new(canonical(), RSD_FIELDS);
+        let e = dec
+            .decode_line(br#"{"pass_id":"a","passed_at":1,"plate":"A\udc00"}"#)
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("plate"));
+        assert!(e.message.contains("lone surrogate escape \\udc00"), "{e}");
     }
 
     #[test]

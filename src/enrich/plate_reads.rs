@@ -73,11 +73,11 @@ pub fn append_read(
             ctx.limit_set_id,
         ));
     }
-    Ok(id
-        .text
-        .is_recognised()
-        .then(|| id.plate().map(str::to_string))
-        .flatten())
+    if id.text.is_recognised() {
+        Ok(id.plate().map(str::to_string))
+    } else {
+        Ok(None)
+    }
 }
 
 /// Appends one list value (`flags`).

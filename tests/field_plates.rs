@@ -623,3 +623,64 @@ fn gbk_plates_read_as_utf8_are_quarantined_with_a_hint() {
         "{c1}"
     );
 }
+
+// ---- gas-twc-suspects: registry plates --------------------------------------------------
+
+/// The gas TWC list joins the registry by VIN; a registered plate that is not recognised
+/// (here `ABC1234`) is shown as NULL, so it cannot reach the list or the watchlist.
+#[test]
+fn gas_twc_list_shows_only_recognised_registry_plates() {
+    use plumewatch::schema::{DetectionRow, DetectionsBuilder, TableBuilder};
+    use plumewatch::sink::tables::{DETECTIONS, TableSet};
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path().join("tables");
+    let reg = write(
+        tmp.path(),
+        "reg.ndjson",
+        concat!(
+            "{\"plate\":\"ABC1234\",\"plate_color\":\"yellow\",\"vin\":\"LGAS0000000000001\",\"fuel\":\"natural_gas\",\"emission_standard\":\"国VI\",\"vehicle_type\":\"Q11\"}\n",
+            "{\"plate\":\"冀A33333\",\"plate_color\":\"yellow\",\"vin\":\"LGAS0000000000002\",\"fuel\":\"natural_gas\",\"emission_standard\":\"国VI\",\"vehicle_type\":\"Q11\"}\n",
+        ),
+    );
+    ingest(&t, "vehicles", &[], &reg);
+    let mut b = DetectionsBuilder::default();
+    for (i, vin) in ["LGAS0000000000001", "LGAS0000000000002"]
+        .iter()
+        .enumerate()
+    {
+        b.append(&DetectionRow {
+            detection_id: format!("d{i}"),
+            rule_id: "rear_o2_flatline".into(),
+            rule_version: "1".into(),
+            limit_set: "test".into(),
+            detected_at_ms: 1_762_567_200_000,
+            vin: Some(vin.to_string()),
+            source_stream: "obd".into(),
+            source_key: format!("k{i}"),
+            strength: Some(1.0),
+            evidence: "{}".into(),
+            ..Default::default()
+        });
+    }
+    let mut ts = TableSet::new(&t, "test-run");
+    ts.write(DETECTIONS, &b.finish()).unwrap();
+    ts.commit().unwrap();
+    let s = ok(&[
+        "list",
+        "gas-twc-suspects",
+        "--tables",
+        t.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let v: Vec<serde_json::Value> = serde_json::from_str(&s).unwrap();
+    let plate = |vin: &str| {
+        v.iter()
+            .find(|r| r["vin"] == vin)
+            .map(|r| r["plate"].clone())
+            .unwrap()
+    };
+    assert_eq!(v.len(), 2, "{v:?}");
+    assert_eq!(plate("LGAS0000000000001"), serde_json::Value::Null);
+    assert_eq!(plate("LGAS0000000000002"), "冀A33333");
+}

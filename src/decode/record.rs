@@ -40,6 +40,14 @@ pub enum Val {
 pub struct Record {
     pub vals: Vec<Val>,
     pub text: String,
+    /// The record's time came from a relative clock (time since the log started, e.g.
+    /// `clock_mmss`, `elapsed_s`): it is 1970-01-01T00:00Z + elapsed, not an instant.
+    pub time_relative: bool,
+    /// A naive time waiting for the offset of another column (mapping `utc_offset_from`):
+    /// (mapping entry, local time as ms since 1970 read as if UTC).
+    pub pending_local: Option<(usize, i64)>,
+    /// Offset (seconds east of UTC) found in this record's `utc_offset_from` column.
+    pub zone_hint_s: Option<i32>,
 }
 
 impl Record {
@@ -48,6 +56,9 @@ impl Record {
         Record {
             vals: vec![Val::Missing; n],
             text: String::with_capacity(256),
+            time_relative: false,
+            pending_local: None,
+            zone_hint_s: None,
         }
     }
 
@@ -55,6 +66,9 @@ impl Record {
     pub fn clear(&mut self) {
         self.vals.iter_mut().for_each(|v| *v = Val::Missing);
         self.text.clear();
+        self.time_relative = false;
+        self.pending_local = None;
+        self.zone_hint_s = None;
     }
 
     /// Stores a string value in slot `i`.

@@ -20,7 +20,8 @@ use datafusion::prelude::SessionContext;
 
 use crate::schema;
 
-/// Every table: name, schema, Hive-partitioned by `date`.
+/// Every table: name, schema, Hive-partitioned by `date` (Date32: the calendar day of the
+/// row's time in the enforcement zone, limit set `[time].zone`).
 pub fn tables() -> Vec<(&'static str, SchemaRef, bool)> {
     vec![
         (schema::RSD_PASSES, schema::rsd_passes(), true),
@@ -43,10 +44,11 @@ pub async fn context(dir: &Path) -> Result<SessionContext> {
         if !has_files {
             let mut s: Vec<_> = schema.fields().iter().cloned().collect();
             if partitioned {
+                // Same type and nullability as a listing table's partition column.
                 s.push(Arc::new(datafusion::arrow::datatypes::Field::new(
                     "date",
-                    DataType::Utf8,
-                    true,
+                    DataType::Date32,
+                    false,
                 )));
             }
             let sch = Arc::new(datafusion::arrow::datatypes::Schema::new(s));
@@ -59,7 +61,9 @@ pub async fn context(dir: &Path) -> Result<SessionContext> {
         let mut opts =
             ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
         if partitioned {
-            opts = opts.with_table_partition_cols(vec![("date".to_string(), DataType::Utf8)]);
+            // `date=YYYY-MM-DD` is a calendar day in the enforcement zone, typed as a date so
+            // `date >= '2025-11-8'` compares days, not text (DataFusion parses the value).
+            opts = opts.with_table_partition_cols(vec![("date".to_string(), DataType::Date32)]);
         }
         let cfg = ListingTableConfig::new(url)
             .with_listing_options(opts)

@@ -869,7 +869,7 @@ fn date_partition_is_a_date32_and_filters_compare_days() {
         Ok(b) => assert_eq!(col(&rows(&b), "n"), ["1"]),
         Err(e) => {
             let m = e.to_string();
-            assert!(m.contains("Date32") || m.contains("Int64"), "{m}");
+            assert!(m.contains("a date compared with an integer"), "{m}");
         }
     }
     // Date32 on the populated and the empty table alike.
@@ -886,7 +886,7 @@ fn date_partition_is_a_date32_and_filters_compare_days() {
     // The filter still prunes partitions: only the 8 Nov file is scanned.
     let plan = q(
         t.path(),
-        "EXPLAIN SELECT count(*) FROM rsd_passes WHERE date = '2025-11-8'",
+        "EXPLAIN SELECT pass_id FROM rsd_passes WHERE date = '2025-11-8'",
     );
     let text: String = plan
         .iter()

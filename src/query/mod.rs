@@ -73,8 +73,59 @@ pub async fn context(dir: &Path) -> Result<SessionContext> {
     Ok(ctx)
 }
 
-/// Runs SQL over the tables.
+/// Runs SQL over the tables. Errors: a date compared with an integer (see
+/// [`check_date_comparisons`]).
 pub async fn run_sql(dir: &Path, sql: &str) -> Result<Vec<RecordBatch>> {
     let ctx = context(dir).await?;
-    ctx.sql(sql).await?.collect().await
+    let df = ctx.sql(sql).await?;
+    check_date_comparisons(df.logical_plan())?;
+    df.collect().await
+}
+
+/// Refuses a date compared with an integer (`date = 20251108`, also in `BETWEEN` / `IN`):
+/// DataFusion would read the integer as days since 1970 and silently match nothing.
+pub fn check_date_comparisons(plan: &datafusion::logical_expr::LogicalPlan) -> Result<()> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::{Expr, ExprSchemable, Operator};
+    plan.apply(|node| {
+        let inputs = node.inputs();
+        let ty = |e: &Expr| {
+            inputs
+                .iter()
+                .find_map(|i| e.get_type(i.schema().as_ref()).ok())
+        };
+        let is_date = |e: &Expr| matches!(ty(e), Some(DataType::Date32 | DataType::Date64));
+        let is_int = |e: &Expr| ty(e).is_some_and(|t| t.is_integer());
+        for e in node.expressions() {
+            e.apply(|x| {
+                let bad = match x {
+                    Expr::BinaryExpr(b)
+                        if matches!(
+                            b.op,
+                            Operator::Eq
+                                | Operator::NotEq
+                                | Operator::Lt
+                                | Operator::LtEq
+                                | Operator::Gt
+                                | Operator::GtEq
+                        ) =>
+                    {
+                        (is_date(&b.left) && is_int(&b.right))
+                            || (is_int(&b.left) && is_date(&b.right))
+                    }
+                    Expr::Between(b) => is_date(&b.expr) && (is_int(&b.low) || is_int(&b.high)),
+                    Expr::InList(l) => is_date(&l.expr) && l.list.iter().any(is_int),
+                    _ => false,
+                };
+                if bad {
+                    return Err(datafusion::error::DataFusionError::Plan(format!(
+                        "{x}: a date compared with an integer; write the day as text, e.g. date = '2025-11-08'"
+                    )));
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })?;
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(())
 }

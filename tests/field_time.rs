@@ -268,11 +268,9 @@ fn epoch_micros_on_plate_reads_and_future_instants_on_every_stream() {
     let nd = write(
         t.path(),
         "reads.ndjson",
-        &format!(
-            "{{\"id\":\"u1\",\"t\":1762567200123456,\"plate\":\"苏E9Z998\"}}\n\
-             {{\"id\":\"u2\",\"t\":1762567200123,\"plate\":\"苏E9Z998\"}}\n\
-             {{\"id\":\"u3\",\"t\":\"1762567200123456\",\"plate\":\"苏E9Z998\"}}\n"
-        ),
+        "{\"id\":\"u1\",\"t\":1762567200123456,\"plate\":\"苏E9Z998\"}\n\
+         {\"id\":\"u2\",\"t\":1762567200123,\"plate\":\"苏E9Z998\"}\n\
+         {\"id\":\"u3\",\"t\":\"1762567200123456\",\"plate\":\"苏E9Z998\"}\n",
     );
     let m = write(
         t.path(),

@@ -160,7 +160,7 @@ mod tests {
             )],
         )
         .unwrap();
-        let local = in_zone(&[b.clone()], "Asia/Shanghai").unwrap();
+        let local = in_zone(std::slice::from_ref(&b), "Asia/Shanghai").unwrap();
         let mut out = Vec::new();
         write(&local, OutputFormat::Csv, &mut out).unwrap();
         assert_eq!(

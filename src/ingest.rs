@@ -159,7 +159,8 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
         .mapping
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "canonical".into());
-    let compiled = Mapping::compile(mapping.as_ref(), specs, &origin)?;
+    let compiled =
+        Mapping::compile(mapping.as_ref(), specs, &origin)?.with_time_policy(opts.limits.time());
     let registry = match stream {
         Stream::Vehicles => Registry::default(),
         _ => Registry::load(&opts.out.join(schema::VEHICLES)).map_err(IngestError::Registry)?,

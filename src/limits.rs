@@ -146,6 +146,47 @@ pub struct LimitSet {
     /// TWC / rear-O2 detector thresholds (`obd-remote-monitoring.md §3.3`, [D] heuristics).
     #[serde(default)]
     pub twc: crate::detect::twc::TwcThresholds,
+    /// Enforcement time zone and the window of plausible instants (DESIGN.md "Time, plates
+    /// and keys"); defaults when the table is absent.
+    #[serde(default)]
+    pub time: TimeConfig,
+}
+
+/// `[time]`: the enforcement zone (list days, `date` partitions, times shown to people,
+/// naive source times without a zone of their own) and the window an absolute instant must
+/// fall in (`[earliest, now + max_ahead_s]`; outside it a record is quarantined, field named).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeConfig {
+    /// IANA zone name. Default `Asia/Shanghai`.
+    #[serde(default = "d_zone")]
+    pub zone: String,
+    /// Earliest accepted instant: a date (00:00 UTC) or RFC 3339. Default `2000-01-01`.
+    #[serde(default = "d_earliest")]
+    pub earliest: String,
+    /// Accepted lead of an instant over the wall clock, seconds. Default 86400 (one day).
+    #[serde(default = "d_max_ahead")]
+    pub max_ahead_s: i64,
+}
+
+fn d_zone() -> String {
+    crate::time::DEFAULT_ZONE.into()
+}
+fn d_earliest() -> String {
+    crate::time::DEFAULT_EARLIEST.into()
+}
+fn d_max_ahead() -> i64 {
+    crate::time::DEFAULT_MAX_AHEAD_S
+}
+
+impl Default for TimeConfig {
+    fn default() -> Self {
+        TimeConfig {
+            zone: d_zone(),
+            earliest: d_earliest(),
+            max_ahead_s: d_max_ahead(),
+        }
+    }
 }
 
 /// Key of a fuel class in the `[validity.*]` and `[limits.*]` tables.
@@ -202,7 +243,26 @@ impl LimitSet {
                 message: "[repeat] min_failing_passes and window_days must be ≥ 1".into(),
             });
         }
+        set.time_policy().map_err(|message| LimitsError::Invalid {
+            path: origin.to_string(),
+            message,
+        })?;
         Ok(set)
+    }
+
+    /// The compiled `[time]` rules. Errors: unknown zone, bad `earliest`, negative lead.
+    pub fn time_policy(&self) -> Result<crate::time::TimePolicy, String> {
+        crate::time::TimePolicy::new(&self.time.zone, &self.time.earliest, self.time.max_ahead_s)
+    }
+
+    /// The compiled `[time]` rules (checked when the set was parsed).
+    pub fn time(&self) -> crate::time::TimePolicy {
+        self.time_policy().unwrap_or_default()
+    }
+
+    /// The enforcement zone (`[time].zone`, default Asia/Shanghai).
+    pub fn zone(&self) -> chrono_tz::Tz {
+        self.time().zone
     }
 
     /// `name@version`, the value of every `limit_set` column.
@@ -249,6 +309,25 @@ mod tests {
         assert_eq!(s.mf_for(Some(Fuel::NaturalGas)), 16.04);
         assert_eq!(s.mf_for(None), 14.0);
         assert_eq!(s.repeat.min_failing_passes, 2);
+    }
+
+    #[test]
+    fn time_table_sets_the_zone_and_window() {
+        let s = LimitSet::default_set();
+        assert_eq!(s.zone(), chrono_tz::Tz::Asia__Shanghai);
+        assert_eq!(s.time().earliest_ms, 946_684_800_000);
+        let text =
+            DEFAULT_LIMITS_TOML.replace("zone = \"Asia/Shanghai\"", "zone = \"Europe/Lisbon\"");
+        assert_eq!(
+            LimitSet::parse(&text, "t").unwrap().zone(),
+            chrono_tz::Tz::Europe__Lisbon
+        );
+        let bad = DEFAULT_LIMITS_TOML.replace("zone = \"Asia/Shanghai\"", "zone = \"Beijing\"");
+        let err = LimitSet::parse(&bad, "t.toml").unwrap_err().to_string();
+        assert!(
+            err.contains("[time].zone") && err.contains("Beijing"),
+            "{err}"
+        );
     }
 
     #[test]

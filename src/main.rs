@@ -59,15 +59,23 @@ enum Cmd {
         #[arg(required = true)]
         inputs: Vec<String>,
     },
-    /// Run SQL (DataFusion) over every table under --tables.
+    /// Run SQL (DataFusion) over every table under --tables. Table and CSV output show times
+    /// in the enforcement zone with their offset (JSON: UTC); the `date` column is the
+    /// partition day in that zone.
     Query {
         #[arg(long)]
         tables: PathBuf,
         #[arg(long, value_enum, default_value = "table")]
         format: OutputFormat,
+        /// Limit set TOML whose [time].zone times are shown in (default: Asia/Shanghai).
+        #[arg(long)]
+        limits: Option<PathBuf>,
         sql: String,
     },
     /// Run a named enforcement list; without NAME, list the lists and their parameters.
+    /// Dates (since, until) are calendar days in the enforcement zone (limit set [time].zone,
+    /// default Asia/Shanghai), whatever the machine's TZ; table and CSV output show times in
+    /// that zone with their offset.
     List {
         name: Option<String>,
         #[arg(long)]
@@ -92,10 +100,10 @@ enum Cmd {
         vin: String,
         #[arg(long)]
         tables: PathBuf,
-        /// First instant (date or RFC 3339).
+        /// First instant (a date is a day in the enforcement zone, or RFC 3339).
         #[arg(long, default_value = "1970-01-01")]
         from: String,
-        /// Instant after the last (date or RFC 3339).
+        /// Instant after the last (a date is a day in the enforcement zone, or RFC 3339).
         #[arg(long, default_value = "2100-01-01")]
         to: String,
         #[arg(long)]
@@ -204,6 +212,20 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected KEY=VALUE, got '{s}'"))
 }
 
+/// Writes query results; table and CSV output show times in `zone` with their offset.
+fn show(
+    batches: &[datafusion::arrow::record_batch::RecordBatch],
+    format: OutputFormat,
+    zone: chrono_tz::Tz,
+    w: &mut dyn Write,
+) -> Result<()> {
+    if format == OutputFormat::Json {
+        return query::output::write(batches, format, w);
+    }
+    let local = query::output::in_zone(batches, zone.name())?;
+    query::output::write(&local, format, w)
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -251,10 +273,12 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Query {
             tables,
             format,
+            limits,
             sql,
         } => {
+            let zone = LimitSet::load(limits.as_deref())?.zone();
             let batches = runtime()?.block_on(query::run_sql(&tables, &sql))?;
-            query::output::write(&batches, format, &mut std::io::stdout().lock())
+            show(&batches, format, zone, &mut std::io::stdout().lock())
         }
         Cmd::List {
             name,
@@ -263,7 +287,12 @@ fn run(cli: Cli) -> Result<()> {
             limits,
             format,
         } => {
+            let limits = LimitSet::load(limits.as_deref())?;
             let Some(name) = name else {
+                println!(
+                    "Dates (since, until) are calendar days in {} (limit set [time].zone); a time with an offset is that instant.",
+                    limits.zone()
+                );
                 for l in lists::LISTS {
                     println!("{}: {}", l.name, l.description);
                     for p in l.params {
@@ -279,9 +308,13 @@ fn run(cli: Cli) -> Result<()> {
             let Some(tables) = tables else {
                 bail!("--tables DIR is required to run a list")
             };
-            let limits = LimitSet::load(limits.as_deref())?;
             let batches = runtime()?.block_on(lists::run(&tables, list, &limits, &params))?;
-            query::output::write(&batches, format, &mut std::io::stdout().lock())
+            show(
+                &batches,
+                format,
+                limits.zone(),
+                &mut std::io::stdout().lock(),
+            )
         }
         Cmd::InspectFrame { hex, format } => {
             let bytes = plumewatch::inspect::parse_hex(&hex)?;
@@ -299,18 +332,17 @@ fn run(cli: Cli) -> Result<()> {
             to,
             out,
         } => {
-            let iso = |t: &str| {
-                if t.len() == 10 {
-                    format!("{t}T00:00:00Z")
-                } else {
-                    t.to_string()
-                }
+            let zone = LimitSet::default_set().zone();
+            let iso = |t: &str| -> Result<String> {
+                Ok(plumewatch::time::parse_bound(t, zone)
+                    .map_err(|m| anyhow::anyhow!("{t}: {m}"))?
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
             };
             let s = runtime()?.block_on(plumewatch::query::plot::plot(
                 &tables,
                 &vin,
-                &iso(&from),
-                &iso(&to),
+                &iso(&from)?,
+                &iso(&to)?,
                 &out,
             ))?;
             println!(
@@ -502,7 +534,7 @@ fn demo(out: Option<PathBuf>, format: OutputFormat) -> Result<()> {
         "\n== Real data: CONOX (UK 2012–13, University of Denver FEAT and RSD 4600; no plates) =="
     )?;
     let b = rt.block_on(query::run_sql(&out, plumewatch::demo::CONOX_SUMMARY_SQL))?;
-    query::output::write(&b, format, &mut w)?;
+    show(&b, format, limits.zone(), &mut w)?;
     for l in lists::LISTS {
         writeln!(
             w,
@@ -510,7 +542,7 @@ fn demo(out: Option<PathBuf>, format: OutputFormat) -> Result<()> {
             l.name
         )?;
         let b = rt.block_on(lists::run(&out, l, &limits, &[]))?;
-        query::output::write(&b, format, &mut w)?;
+        show(&b, format, limits.zone(), &mut w)?;
     }
     writeln!(
         w,

@@ -163,13 +163,19 @@ pub struct Pipeline<'a> {
     pub watch: Option<Watch>,
     /// Kafka timestamp of the record being processed.
     pub input_ts_ms: Option<i64>,
+    /// The limit set's time rules (window of plausible instants for frame times).
+    pub time: crate::time::TimePolicy,
 }
 
 impl<'a> Pipeline<'a> {
     /// A pipeline writing under `root`, file names tagged with `run_id`, through a sink
     /// thread (Parquet encoding overlaps decoding). Errors: the thread cannot be started.
     pub fn new(ctx: RsdContext<'a>, root: &Path, run_id: &str) -> Result<Self, SinkError> {
-        let sink = BatchSink::spawn(tables::TableSet::new(root, run_id), SINK_QUEUE_BATCHES)?;
+        let time = ctx.limits.time();
+        let sink = BatchSink::spawn(
+            tables::TableSet::new(root, run_id).with_zone(time.zone),
+            SINK_QUEUE_BATCHES,
+        )?;
         Ok(Pipeline {
             ctx,
             default_vin: None,
@@ -189,6 +195,7 @@ impl<'a> Pipeline<'a> {
             alert_kinds: HashSet::new(),
             watch: None,
             input_ts_ms: None,
+            time,
         })
     }
 
@@ -316,13 +323,16 @@ impl<'a> Pipeline<'a> {
     /// One complete frame (a Kafka message, or a frame found by the scanner).
     pub fn frame(&mut self, bytes: &[u8], pos: &SourcePos<'_>) {
         self.counters.records_in += 1;
+        let (received_ms, policy) = (self.input_ts_ms, self.time);
         match decode_frame(bytes)
-            .map_err(|e| format!("{}: {e}", e.reason_code()))
-            .and_then(|f| obd::rows_from_frame(&f))
-        {
-            Err(reason) => {
-                self.quarantine_record(Stream::Frames, FieldError::record(reason), pos, bytes)
-            }
+            .map_err(|e| FieldError::record(format!("{}: {e}", e.reason_code())))
+            .and_then(|f| {
+                let (mut samples, reports) =
+                    obd::rows_from_frame(&f).map_err(FieldError::record)?;
+                frame_times(&f, &mut samples, &reports, received_ms, &policy)?;
+                Ok((samples, reports))
+            }) {
+            Err(e) => self.quarantine_record(Stream::Frames, e, pos, bytes),
             Ok((samples, reports)) => {
                 if samples.is_empty() && reports.is_empty() {
                     self.counters.frames_other += 1;
@@ -426,6 +436,36 @@ impl<'a> Pipeline<'a> {
         self.flush(1)?;
         self.sink.run(|t| t.commit())
     }
+}
+
+/// Checks the times of a frame's rows against the window of plausible instants (limit set
+/// `[time]`; a terminal clock far ahead is refused, field named) and stores each sample's
+/// clock skew: the terminal's send time (HJ 1239 data-sending time, GMT+8) minus the receive
+/// time (`received_ms`, the Kafka message timestamp), in s; left NULL without a receive time.
+fn frame_times(
+    f: &crate::decode::hj1239::Frame,
+    samples: &mut [ObdSampleRow],
+    reports: &[ObdReportRow],
+    received_ms: Option<i64>,
+    policy: &crate::time::TimePolicy,
+) -> Result<(), FieldError> {
+    for s in samples.iter() {
+        policy.check("sampled_at", s.sampled_at_ms)?;
+    }
+    for r in reports {
+        policy.check("reported_at", r.reported_at_ms)?;
+    }
+    let sent_ms = match &f.body {
+        crate::decode::hj1239::Body::Realtime { sent_at, .. } => sent_at.unix_ms_utc8(),
+        _ => None,
+    };
+    if let (Some(sent), Some(rx)) = (sent_ms, received_ms) {
+        let skew_s = (sent - rx) as f64 / 1000.0;
+        for s in samples.iter_mut() {
+            s.clock_skew_s = Some(skew_s);
+        }
+    }
+    Ok(())
 }
 
 /// Adapts a pipeline to the text decoders' [`Handler`] for one stream.

@@ -1,6 +1,7 @@
 //! The Arrow schema of every table, in one place (DESIGN.md "Streams and tables"), with the
-//! row builders the pipeline appends to. Tables are Hive-partitioned by `date` (UTC day of
-//! the event); the partition column is not stored inside the files.
+//! row builders the pipeline appends to. Tables are Hive-partitioned by `date` (the calendar
+//! day of the event in the enforcement zone, `sink::parquet`); the partition column is not
+//! stored inside the files.
 
 use std::sync::{Arc, OnceLock};
 
@@ -619,6 +620,10 @@ pub fn obd_samples() -> SchemaRef {
         v.extend([
             Field::new("position_valid", DataType::Boolean, true),
             Field::new("time_inferred", DataType::Boolean, false),
+            // sampled_at is a relative clock (time since the log started, 1970-01-01 + elapsed).
+            Field::new("time_relative", DataType::Boolean, false),
+            // HJ 1239: terminal send time − receive time (Kafka message time), s; NULL unknown.
+            f("clock_skew_s"),
             s("source_file", false),
             Field::new("source_offset", DataType::UInt64, false),
         ]);
@@ -664,6 +669,12 @@ pub struct ObdSampleRow {
     pub position_valid: Option<bool>,
     /// The source block had no collection time of its own (1 Hz from the frame time).
     pub time_inferred: bool,
+    /// `sampled_at` is a relative clock (1970-01-01T00:00Z + time since the log started),
+    /// not an instant (mapping `clock_mmss`, `elapsed_s`).
+    pub time_relative: bool,
+    /// HJ 1239 frames: the terminal's send time minus the receive time (Kafka message
+    /// timestamp), seconds; positive = terminal clock ahead. `None` without a receive time.
+    pub clock_skew_s: Option<f64>,
 }
 
 /// Builder of `obd_samples` rows.
@@ -674,6 +685,8 @@ pub struct ObdSamplesBuilder {
     nums: Vec<Float64Builder>,
     position_valid: BooleanBuilder,
     time_inferred: BooleanBuilder,
+    time_relative: BooleanBuilder,
+    clock_skew_s: Float64Builder,
     source_file: StringBuilder,
     source_offset: UInt64Builder,
 }
@@ -687,6 +700,8 @@ impl Default for ObdSamplesBuilder {
             nums: (0..23).map(|_| Float64Builder::new()).collect(),
             position_valid: BooleanBuilder::new(),
             time_inferred: BooleanBuilder::new(),
+            time_relative: BooleanBuilder::new(),
+            clock_skew_s: Float64Builder::new(),
             source_file: StringBuilder::new(),
             source_offset: UInt64Builder::new(),
         }
@@ -704,6 +719,8 @@ impl ObdSamplesBuilder {
         }
         self.position_valid.append_option(r.position_valid);
         self.time_inferred.append_value(r.time_inferred);
+        self.time_relative.append_value(r.time_relative);
+        self.clock_skew_s.append_option(r.clock_skew_s);
         self.source_file.append_value(file);
         self.source_offset.append_value(offset);
     }
@@ -724,6 +741,8 @@ impl TableBuilder for ObdSamplesBuilder {
         }
         cols.push(Arc::new(self.position_valid.finish()));
         cols.push(Arc::new(self.time_inferred.finish()));
+        cols.push(Arc::new(self.time_relative.finish()));
+        cols.push(Arc::new(self.clock_skew_s.finish()));
         cols.push(Arc::new(self.source_file.finish()));
         cols.push(Arc::new(self.source_offset.finish()));
         batch(obd_samples(), cols)

@@ -14,7 +14,7 @@
 //! unit = "kmh_per_s"           # or scale = 0.2777…, offset = 0
 //! [fields.passed_at]
 //! source = "PassageTime"
-//! time = "unix_s"              # unix_ms | rfc3339 | a chrono format, with utc_offset
+//! time = "unix_s"              # unix_ms | unix_us | rfc3339 | a chrono format, with utc_offset
 //! [fields.fuel]
 //! source = "FuelType"
 //! values = { DIESEL = "diesel" }
@@ -23,10 +23,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use serde::Deserialize;
 
 use super::record::{FieldError, FieldSpec, Kind, Record, Val};
+use crate::time::{EpochUnit, LocalZone, TimePolicy};
 
 /// Errors loading or compiling a mapping file.
 #[derive(Debug, thiserror::Error)]
@@ -68,11 +69,20 @@ pub struct FieldEntry {
     /// Linear conversion `canonical = raw·scale + offset` (when `unit` is not given).
     pub scale: Option<f64>,
     pub offset: Option<f64>,
-    /// Time encoding: `unix_s`, `unix_ms`, `rfc3339`, a chrono format string, or
-    /// `clock_mmss` (minutes:seconds only, see [`TimeFormat`]); a list is tried in order.
+    /// Time encoding: `unix_s`, `unix_ms`, `unix_us`, `rfc3339`, a chrono format string, or
+    /// a relative clock (`clock_mmss`, `elapsed_s`; OBD `sampled_at` only, see
+    /// [`TimeFormat`]); a list is tried in order. In a format, an offset (`%z`, `%:z`, also
+    /// `Z`) read from the value wins over `utc_offset`; `%f` after a `.` reads the fraction
+    /// digits as written (`.813` = 813 ms); `%b`/`%B` also read Spanish, Portuguese, French,
+    /// German, Italian and Dutch month words (`ago.` = Aug).
     pub time: Option<OneOrMany<String>>,
-    /// Offset of local times without a zone, e.g. `+08:00` (Beijing time). Default UTC.
+    /// Zone of local times without an offset: `+08:00` or an IANA name (`Europe/Lisbon`,
+    /// DST-aware). Default: the enforcement zone (limit set `[time].zone`, Asia/Shanghai).
     pub utc_offset: Option<String>,
+    /// A source column whose values carry the source's own UTC offset (Torque's `GPS Time`,
+    /// `… GMT+01:00 2026`): local times take the offset written there in the same record, else
+    /// the last one seen in this input, else `utc_offset`.
+    pub utc_offset_from: Option<String>,
     /// Translation of source values to canonical text (e.g. colour codes, fuel words).
     #[serde(default)]
     pub values: BTreeMap<String, String>,
@@ -148,14 +158,20 @@ impl Conversion {
     }
 }
 
-/// How a time field is encoded.
+/// How a time field is encoded. Absolute instants must fall in the limit set's window
+/// (`[time]`: from 2000-01-01 to now + 1 day by default); an epoch number outside it is
+/// refused with its readings as s, ms and µs, never re-scaled.
 #[derive(Clone, Debug)]
 pub enum TimeFormat {
-    /// Canonical: RFC 3339 text, or an integer of Unix milliseconds.
+    /// Canonical: RFC 3339 text (with its offset), or an integer of Unix milliseconds.
     Auto,
     UnixSeconds,
     UnixMillis,
+    UnixMicros,
     Rfc3339,
+    /// Seconds since the log started (a relative clock, e.g. an engine-run-time column):
+    /// stored as 1970-01-01T00:00Z + elapsed and flagged `time_relative`.
+    ElapsedSeconds,
     /// Text patterns tried in order.
     Patterns(Vec<Pattern>),
 }
@@ -163,11 +179,93 @@ pub enum TimeFormat {
 /// One text time pattern.
 #[derive(Clone, Debug)]
 pub enum Pattern {
-    /// A chrono format; local times are at `offset`.
-    Chrono { format: String, offset: FixedOffset },
-    /// `mm:ss.f` only (a spreadsheet cut the date and hour): anchored at 1970-01-01 UTC and
-    /// unrolled over hour wraps in input order, so durations and order stay right.
+    /// A chrono format (after [`compile_format`]). `zoned`: it reads an offset from the value,
+    /// which wins; otherwise the time is local to the entry's zone. `months`: it has month
+    /// names, so localised ones are retried in English.
+    Chrono {
+        format: String,
+        zoned: bool,
+        months: bool,
+    },
+    /// `mm:ss.f` only (a spreadsheet cut the date and hour): a relative clock, anchored at
+    /// 1970-01-01 UTC and unrolled over hour wraps in input order, so durations and order stay
+    /// right; flagged `time_relative`, never taken as an instant.
     ClockMmss,
+}
+
+/// A parsed time text.
+enum Parsed {
+    /// An instant (the value carried its offset).
+    Utc(i64),
+    /// A local time (ms since 1970 as if UTC) to place in a zone.
+    Local(i64),
+    /// A relative clock, ms since the log started.
+    Relative(i64),
+}
+
+/// A strftime format as vendors write it → (chrono format, reads an offset, reads month
+/// names). `%z` / `%:z` become chrono's `%#z` (also reads `Z` and `+08`); `.%f` (fraction
+/// digits as written) becomes `%.f` (chrono's `%f` would read `.813` as 813 ns). Refused:
+/// `%Z` (zone names are ambiguous: CST is China and US Central), `%s` (use `unix_s`), a `%f`
+/// not after a `.`.
+pub fn compile_format(f: &str) -> Result<(String, bool, bool), String> {
+    let cs: Vec<char> = f.chars().collect();
+    let (mut out, mut zoned, mut months) = (String::with_capacity(f.len() + 4), false, false);
+    let mut k = 0;
+    while k < cs.len() {
+        if cs[k] != '%' {
+            out.push(cs[k]);
+            k += 1;
+            continue;
+        }
+        let mut j = k + 1;
+        while j < cs.len() && "-_0#.:123456789".contains(cs[j]) {
+            j += 1;
+        }
+        let Some(&letter) = cs.get(j) else {
+            out.extend(&cs[k..]);
+            break;
+        };
+        let spec: String = cs[k..=j].iter().collect();
+        let flags = &cs[k + 1..j];
+        match letter {
+            'z' => {
+                zoned = true;
+                out.push_str("%#z");
+            }
+            '+' => {
+                zoned = true;
+                out.push_str(&spec);
+            }
+            'Z' => {
+                return Err(format!(
+                    "time format '{f}': %Z (zone names) cannot be read reliably (CST is both China and US Central time); read the offset with %z or %:z, or set utc_offset"
+                ));
+            }
+            's' => {
+                return Err(format!(
+                    "time format '{f}': use time = \"unix_s\" for Unix seconds"
+                ));
+            }
+            'f' if flags.is_empty() => {
+                if out.ends_with('.') {
+                    out.pop();
+                    out.push_str("%.f");
+                } else {
+                    return Err(format!(
+                        "time format '{f}': %f must follow a '.' (it reads the fraction digits as written)"
+                    ));
+                }
+            }
+            'b' | 'B' | 'h' => {
+                months = true;
+                out.push_str(&spec);
+            }
+            _ => out.push_str(&spec),
+        }
+        k = j + 1;
+    }
+    Ok((out, zoned, months))
 }
 
 /// A compiled entry: canonical slot plus conversions.
@@ -181,6 +279,12 @@ pub struct Compiled {
     values: HashMap<String, String>,
     /// `clock_mmss` unrolling state: (last ms within the hour, hours added).
     clock: std::cell::Cell<(i64, i64)>,
+    /// Zone of local times (`utc_offset`); `None` = the enforcement zone.
+    local: Option<LocalZone>,
+    /// Local times wait for the offset of a `utc_offset_from` column.
+    offset_from: bool,
+    /// This entry is a `utc_offset_from` column: it only records the offset it carries.
+    zone_source: bool,
 }
 
 /// A mapping compiled against one stream's field table.
@@ -192,6 +296,10 @@ pub struct CompiledMapping {
     missing: Vec<String>,
     /// `[mapping] plate_placeholders`, compared as `model::plate_placeholder_key`.
     plate_placeholders: Vec<String>,
+    /// Enforcement zone and the window of plausible instants (limit set `[time]`).
+    policy: TimePolicy,
+    /// Last offset seen in a `utc_offset_from` column in this input (seconds east).
+    sticky_offset_s: std::cell::Cell<Option<i32>>,
 }
 
 impl Mapping {
@@ -238,6 +346,9 @@ impl Mapping {
                         time: TimeFormat::Auto,
                         values: HashMap::new(),
                         clock: Default::default(),
+                        local: None,
+                        offset_from: false,
+                        zone_source: false,
                     });
                 }
             }
@@ -262,32 +373,65 @@ impl Mapping {
                             },
                         };
                         let times = e.time.as_ref().map(|t| t.to_vec()).unwrap_or_default();
+                        let relative = times
+                            .iter()
+                            .any(|t| matches!(t.as_str(), "clock_mmss" | "elapsed_s"));
+                        if relative && spec.name != "sampled_at" {
+                            return Err(invalid(format!(
+                                "[fields.{field}]: a relative clock (time since the log started) is never an instant; only OBD sampled_at may use one (rows flagged time_relative)"
+                            )));
+                        }
                         let time = match times.first().map(String::as_str) {
                             None => TimeFormat::Auto,
                             Some("unix_s") => TimeFormat::UnixSeconds,
                             Some("unix_ms") => TimeFormat::UnixMillis,
+                            Some("unix_us") => TimeFormat::UnixMicros,
                             Some("rfc3339") => TimeFormat::Rfc3339,
-                            Some(_) => {
-                                let off = match e.utc_offset.as_deref() {
-                                    None => FixedOffset::east_opt(0).expect("zero offset"),
-                                    Some(o) => parse_offset(o).ok_or_else(|| {
-                                        invalid(format!("[fields.{field}]: bad utc_offset '{o}'"))
-                                    })?,
-                                };
-                                TimeFormat::Patterns(
-                                    times
-                                        .iter()
-                                        .map(|p| match p.as_str() {
-                                            "clock_mmss" => Pattern::ClockMmss,
-                                            _ => Pattern::Chrono {
-                                                format: p.clone(),
-                                                offset: off,
-                                            },
-                                        })
-                                        .collect(),
-                                )
-                            }
+                            Some("elapsed_s") => TimeFormat::ElapsedSeconds,
+                            Some(_) => TimeFormat::Patterns(
+                                times
+                                    .iter()
+                                    .map(|p| match p.as_str() {
+                                        "clock_mmss" => Ok(Pattern::ClockMmss),
+                                        _ => compile_format(p)
+                                            .map(|(format, zoned, months)| Pattern::Chrono {
+                                                format,
+                                                zoned,
+                                                months,
+                                            })
+                                            .map_err(|m| invalid(format!("[fields.{field}]: {m}"))),
+                                    })
+                                    .collect::<Result<_, _>>()?,
+                            ),
                         };
+                        let local = match e.utc_offset.as_deref() {
+                            None => None,
+                            Some(o) => Some(crate::time::parse_zone(o).map_err(|m| {
+                                invalid(format!("[fields.{field}]: bad utc_offset: {m}"))
+                            })?),
+                        };
+                        if let Some(zs) = &e.utc_offset_from {
+                            if spec.kind != Kind::Time {
+                                return Err(invalid(format!(
+                                    "[fields.{field}]: utc_offset_from is for time fields"
+                                )));
+                            }
+                            if by_source.insert(zs.clone(), entries.len()).is_some() {
+                                return Err(invalid(format!("source '{zs}' is mapped twice")));
+                            }
+                            entries.push(Compiled {
+                                slot,
+                                name: spec.name,
+                                kind: spec.kind,
+                                conv,
+                                time: TimeFormat::Auto,
+                                values: HashMap::new(),
+                                clock: Default::default(),
+                                local: None,
+                                offset_from: false,
+                                zone_source: true,
+                            });
+                        }
                         if by_source.insert(e.source.clone(), entries.len()).is_some() {
                             return Err(invalid(format!("source '{}' is mapped twice", e.source)));
                         }
@@ -303,6 +447,9 @@ impl Mapping {
                                 .map(|(k, v)| (k.clone(), v.clone()))
                                 .collect(),
                             clock: Default::default(),
+                            local,
+                            offset_from: e.utc_offset_from.is_some(),
+                            zone_source: false,
                         });
                     }
                 }
@@ -323,19 +470,10 @@ impl Mapping {
             by_source,
             missing,
             plate_placeholders,
+            policy: TimePolicy::default(),
+            sticky_offset_s: Default::default(),
         })
     }
-}
-
-fn parse_offset(s: &str) -> Option<FixedOffset> {
-    let (sign, rest) = match s.as_bytes().first()? {
-        b'+' => (1, &s[1..]),
-        b'-' => (-1, &s[1..]),
-        _ => (1, s),
-    };
-    let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
-    let secs = h.parse::<i32>().ok()? * 3600 + m.parse::<i32>().ok()? * 60;
-    FixedOffset::east_opt(sign * secs)
 }
 
 /// Renders an integral float without the fraction (`34.0` → `34`).
@@ -348,6 +486,52 @@ fn id_from_f64(v: f64) -> String {
 }
 
 impl CompiledMapping {
+    /// Uses `policy` (the limit set's `[time]`: enforcement zone, window of instants) instead
+    /// of the defaults (Asia/Shanghai, 2000-01-01 … now + 1 day).
+    pub fn with_time_policy(mut self, policy: TimePolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Forgets state carried from record to record (relative-clock unrolling, the last offset
+    /// of a `utc_offset_from` column); called at the start of each input.
+    pub fn reset_state(&self) {
+        for e in &self.entries {
+            e.clock.set((0, 0));
+        }
+        self.sticky_offset_s.set(None);
+    }
+
+    /// Completes a record after all its fields were applied: places a local time waiting
+    /// for a `utc_offset_from` column (this record's offset, else the last one seen, else
+    /// the entry's zone) and checks it. Errors name the field.
+    pub fn finish(&self, rec: &mut Record) -> Result<(), FieldError> {
+        if let Some(z) = rec.zone_hint_s {
+            self.sticky_offset_s.set(Some(z));
+        }
+        let Some((i, naive_ms)) = rec.pending_local.take() else {
+            return Ok(());
+        };
+        let e = &self.entries[i];
+        let ms = match rec.zone_hint_s.or(self.sticky_offset_s.get()) {
+            Some(off) => naive_ms - i64::from(off) * 1000,
+            None => {
+                let naive = DateTime::from_timestamp_millis(naive_ms)
+                    .unwrap_or_default()
+                    .naive_utc();
+                self.zone_of(e)
+                    .to_utc_ms(&naive)
+                    .map_err(|m| FieldError::field(e.name, m))?
+            }
+        };
+        rec.vals[e.slot] = Val::Time(self.policy.check(e.name, ms)?);
+        Ok(())
+    }
+
+    fn zone_of(&self, e: &Compiled) -> LocalZone {
+        e.local.unwrap_or(LocalZone::Iana(self.policy.zone))
+    }
+
     /// Entry for a source column / JSON key.
     #[inline]
     pub fn entry_for(&self, source: &str) -> Option<usize> {
@@ -362,6 +546,12 @@ impl CompiledMapping {
     /// Applies entry `i` to a text value (CSV cell or JSON string).
     pub fn apply_text(&self, i: usize, raw: &str, rec: &mut Record) -> Result<(), FieldError> {
         let e = &self.entries[i];
+        if e.zone_source {
+            if let Some(off) = crate::time::offset_in_text(raw) {
+                rec.zone_hint_s = Some(off);
+            }
+            return Ok(());
+        }
         let t = raw.trim();
         // A plate that says "no plate" (a missing token or a placeholder word) is kept as
         // text and marked: the plate normaliser stores it as `no_plate` with its raw text.
@@ -397,7 +587,9 @@ impl CompiledMapping {
             Kind::Time => {
                 let ms = match &e.time {
                     TimeFormat::Auto | TimeFormat::Rfc3339 => match t.parse::<i64>() {
-                        Ok(ms) if matches!(e.time, TimeFormat::Auto) => ms,
+                        Ok(ms) if matches!(e.time, TimeFormat::Auto) => {
+                            return self.put_num(i, ms as f64, rec);
+                        }
                         _ => DateTime::parse_from_rfc3339(t)
                             .map_err(|err| {
                                 FieldError::field(
@@ -407,7 +599,10 @@ impl CompiledMapping {
                             })?
                             .timestamp_millis(),
                     },
-                    TimeFormat::UnixSeconds | TimeFormat::UnixMillis => {
+                    TimeFormat::UnixSeconds
+                    | TimeFormat::UnixMillis
+                    | TimeFormat::UnixMicros
+                    | TimeFormat::ElapsedSeconds => {
                         let v: f64 = t.parse().map_err(|_| {
                             FieldError::field(
                                 e.name,
@@ -416,9 +611,28 @@ impl CompiledMapping {
                         })?;
                         return self.put_num(i, v, rec);
                     }
-                    TimeFormat::Patterns(ps) => parse_patterns(e, ps, t)?,
+                    TimeFormat::Patterns(ps) => match parse_patterns(e, ps, t)? {
+                        Parsed::Utc(ms) => ms,
+                        Parsed::Relative(ms) => {
+                            rec.time_relative = true;
+                            rec.vals[e.slot] = Val::Time(ms);
+                            return Ok(());
+                        }
+                        Parsed::Local(naive_ms) if e.offset_from => {
+                            rec.pending_local = Some((i, naive_ms));
+                            return Ok(());
+                        }
+                        Parsed::Local(naive_ms) => {
+                            let naive = DateTime::from_timestamp_millis(naive_ms)
+                                .unwrap_or_default()
+                                .naive_utc();
+                            self.zone_of(e)
+                                .to_utc_ms(&naive)
+                                .map_err(|m| FieldError::field(e.name, m))?
+                        }
+                    },
                 };
-                rec.vals[e.slot] = Val::Time(check_time(e.name, ms)?);
+                rec.vals[e.slot] = Val::Time(self.policy.check(e.name, ms)?);
             }
             Kind::Date => {
                 let fmt = match &e.time {
@@ -434,6 +648,13 @@ impl CompiledMapping {
                         format!("date \"{}\" does not match \"{fmt}\": {err}", clip(t)),
                     )
                 })?;
+                let latest = crate::time::local_date(self.policy.latest_ms(), self.policy.zone);
+                if d > latest {
+                    return Err(FieldError::field(
+                        e.name,
+                        format!("date {d} is in the future (after {latest})"),
+                    ));
+                }
                 let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
                 rec.vals[e.slot] = Val::Date((d - epoch).num_days() as i32);
             }
@@ -444,6 +665,9 @@ impl CompiledMapping {
     /// Applies entry `i` to a JSON number.
     pub fn apply_num(&self, i: usize, v: f64, rec: &mut Record) -> Result<(), FieldError> {
         let e = &self.entries[i];
+        if e.zone_source {
+            return Ok(());
+        }
         match e.kind {
             Kind::Num | Kind::Time => self.put_num(i, v, rec),
             Kind::Id | Kind::Str => {
@@ -469,9 +693,21 @@ impl CompiledMapping {
         }
         match e.kind {
             Kind::Time => {
-                let ms = match e.time {
-                    TimeFormat::UnixSeconds => (v * 1000.0).round() as i64,
-                    TimeFormat::UnixMillis | TimeFormat::Auto => v.round() as i64,
+                let unit = match e.time {
+                    TimeFormat::UnixSeconds => EpochUnit::Seconds,
+                    TimeFormat::UnixMillis | TimeFormat::Auto => EpochUnit::Millis,
+                    TimeFormat::UnixMicros => EpochUnit::Micros,
+                    TimeFormat::ElapsedSeconds => {
+                        if !(0.0..1.0e9).contains(&v) {
+                            return Err(FieldError::field(
+                                e.name,
+                                format!("elapsed time {v} s is negative or implausible"),
+                            ));
+                        }
+                        rec.time_relative = true;
+                        rec.vals[e.slot] = Val::Time((v * 1000.0).round() as i64);
+                        return Ok(());
+                    }
                     _ => {
                         return Err(FieldError::field(
                             e.name,
@@ -479,7 +715,7 @@ impl CompiledMapping {
                         ));
                     }
                 };
-                rec.vals[e.slot] = Val::Time(check_time(e.name, ms)?);
+                rec.vals[e.slot] = Val::Time(self.policy.check_epoch(e.name, v, unit)?);
             }
             _ => rec.vals[e.slot] = Val::Num(e.conv.apply(v)),
         }
@@ -497,14 +733,34 @@ impl CompiledMapping {
     }
 }
 
-fn parse_patterns(e: &Compiled, ps: &[Pattern], t: &str) -> Result<i64, FieldError> {
+fn parse_chrono(t: &str, format: &str, zoned: bool) -> Option<Parsed> {
+    if zoned {
+        DateTime::parse_from_str(t, format)
+            .ok()
+            .map(|d| Parsed::Utc(d.timestamp_millis()))
+    } else {
+        NaiveDateTime::parse_from_str(t, format)
+            .ok()
+            .map(|n| Parsed::Local(n.and_utc().timestamp_millis()))
+    }
+}
+
+fn parse_patterns(e: &Compiled, ps: &[Pattern], t: &str) -> Result<Parsed, FieldError> {
     for p in ps {
         match p {
-            Pattern::Chrono { format, offset } => {
-                if let Ok(naive) = NaiveDateTime::parse_from_str(t, format)
-                    && let Some(d) = offset.from_local_datetime(&naive).single()
+            Pattern::Chrono {
+                format,
+                zoned,
+                months,
+            } => {
+                if let Some(r) = parse_chrono(t, format, *zoned) {
+                    return Ok(r);
+                }
+                if *months
+                    && let Some(en) = crate::time::english_months(t)
+                    && let Some(r) = parse_chrono(&en, format, *zoned)
                 {
-                    return Ok(d.timestamp_millis());
+                    return Ok(r);
                 }
             }
             Pattern::ClockMmss => {
@@ -519,7 +775,7 @@ fn parse_patterns(e: &Compiled, ps: &[Pattern], t: &str) -> Result<i64, FieldErr
                         hours += 1; // wrapped past the hour
                     }
                     e.clock.set((in_hour, hours));
-                    return Ok(hours * 3_600_000 + in_hour);
+                    return Ok(Parsed::Relative(hours * 3_600_000 + in_hour));
                 }
             }
         }
@@ -535,20 +791,6 @@ fn parse_patterns(e: &Compiled, ps: &[Pattern], t: &str) -> Result<i64, FieldErr
         e.name,
         format!("time \"{}\" matches none of {}", clip(t), names.join(" | ")),
     ))
-}
-
-/// Instants outside 1900-01-01 … 2200-01-01 are input errors (a unit mix-up, a corrupt field).
-fn check_time(field: &str, ms: i64) -> Result<i64, FieldError> {
-    const MIN: i64 = -2_208_988_800_000;
-    const MAX: i64 = 7_258_118_400_000;
-    if (MIN..MAX).contains(&ms) {
-        Ok(ms)
-    } else {
-        Err(FieldError::field(
-            field,
-            format!("time {ms} ms since 1970 is outside 1900–2200"),
-        ))
-    }
 }
 
 /// Shortens a value for an error message.

@@ -43,6 +43,14 @@ pub struct Record {
     /// The `plate` field held one of the mapping's "no plate" words (`plate_placeholders`)
     /// or missing-value tokens; the text is kept in the slot as received.
     pub plate_placeholder: bool,
+    /// The record's time came from a relative clock (time since the log started, e.g.
+    /// `clock_mmss`, `elapsed_s`): it is 1970-01-01T00:00Z + elapsed, not an instant.
+    pub time_relative: bool,
+    /// A naive time waiting for the offset of another column (mapping `utc_offset_from`):
+    /// (mapping entry, local time as ms since 1970 read as if UTC).
+    pub pending_local: Option<(usize, i64)>,
+    /// Offset (seconds east of UTC) found in this record's `utc_offset_from` column.
+    pub zone_hint_s: Option<i32>,
 }
 
 impl Record {
@@ -52,6 +60,9 @@ impl Record {
             vals: vec![Val::Missing; n],
             text: String::with_capacity(256),
             plate_placeholder: false,
+            time_relative: false,
+            pending_local: None,
+            zone_hint_s: None,
         }
     }
 
@@ -60,6 +71,9 @@ impl Record {
         self.vals.iter_mut().for_each(|v| *v = Val::Missing);
         self.text.clear();
         self.plate_placeholder = false;
+        self.time_relative = false;
+        self.pending_local = None;
+        self.zone_hint_s = None;
     }
 
     /// Stores a string value in slot `i`.

@@ -67,6 +67,7 @@ impl NdjsonDecoder {
         };
         self.tape = Some(tape.reset());
         res?;
+        self.mapping.finish(&mut self.rec)?;
         CompiledMapping::check_required(self.specs, &self.rec)?;
         Ok(&self.rec)
     }
@@ -214,6 +215,7 @@ pub fn read_ndjson(
     file: &str,
     h: &mut dyn Handler,
 ) -> std::io::Result<u64> {
+    dec.mapping.reset_state();
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
     let mut chunk = vec![0u8; 1 << 20];
     let mut base: u64 = 0; // stream offset of buf[0]
@@ -286,6 +288,7 @@ pub fn read_csv(
         0
     };
     let body = &data[skip..];
+    mapping.reset_state();
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -385,6 +388,7 @@ pub fn read_csv(
                 })?;
                 mapping.apply_text(e, s, &mut rec)?;
             }
+            mapping.finish(&mut rec)?;
             CompiledMapping::check_required(specs, &rec)
         })();
         match res {

@@ -39,6 +39,8 @@ pub fn sample_from_record(
         nums,
         position_valid: None,
         time_inferred: false,
+        time_relative: rec.time_relative,
+        clock_skew_s: None,
     })
 }
 
@@ -76,6 +78,8 @@ fn stream_row(vin: &str, s: &StreamSample, at_ms: i64, inferred: bool) -> ObdSam
         nums: v,
         position_valid: s.position_valid,
         time_inferred: inferred,
+        time_relative: false,
+        clock_skew_s: None,
     }
 }
 

@@ -15,7 +15,10 @@ use crate::limits::LimitSet;
 pub enum ParamType {
     Int,
     Bool,
-    /// A date or instant as text (`2024-01-31` or RFC 3339), compared as a timestamp.
+    /// A bound of the period: a bare date (`2024-01-31`) is 00:00 of that calendar day in the
+    /// enforcement zone (limit set `[time].zone`, Asia/Shanghai by default), whatever the
+    /// machine's TZ; a time with an offset (RFC 3339) is that instant; see
+    /// [`crate::time::parse_bound`]. Bound as an RFC 3339 UTC text.
     Time,
 }
 
@@ -39,14 +42,14 @@ pub struct ListDef {
 const SINCE: ParamDef = ParamDef {
     name: "since",
     ty: ParamType::Time,
-    doc: "first instant included (date or RFC 3339), default 1970-01-01",
-    default: |_| "1970-01-01T00:00:00Z".into(),
+    doc: "first day or instant included: a date is a calendar day in the enforcement zone (limit set [time].zone, default Asia/Shanghai), or RFC 3339 with an offset; default [time].earliest (2000-01-01)",
+    default: |l| l.time.earliest.clone(),
 };
 const UNTIL: ParamDef = ParamDef {
     name: "until",
     ty: ParamType::Time,
-    doc: "first instant excluded (date or RFC 3339), default 2100-01-01",
-    default: |_| "2100-01-01T00:00:00Z".into(),
+    doc: "first day or instant excluded (a date is a day in the enforcement zone, or RFC 3339), default 2100-01-01",
+    default: |_| "2100-01-01".into(),
 };
 
 /// `rsd-repeat-exceeders`: vehicles with ≥ N valid failing passes within W days
@@ -255,15 +258,10 @@ pub fn bind(
                 _ => return Err(bad("expected true or false")),
             })),
             ParamType::Time => {
-                let t = text.trim();
-                let iso = if t.len() == 10 {
-                    format!("{t}T00:00:00Z")
-                } else {
-                    t.to_string()
-                };
-                chrono::DateTime::parse_from_rfc3339(&iso)
-                    .map_err(|_| bad("expected a date or RFC 3339 time"))?;
-                ScalarValue::Utf8(Some(iso))
+                let at = crate::time::parse_bound(&text, limits.zone()).map_err(|m| bad(&m))?;
+                ScalarValue::Utf8(Some(
+                    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                ))
             }
         };
         map.insert(p.name.to_string(), v.into());
@@ -285,4 +283,41 @@ pub async fn run(
         .with_param_values(params)?
         .collect()
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn since(limits: &LimitSet, v: &str) -> String {
+        let p = bind(
+            &CHINA3_DIESEL,
+            limits,
+            &[("since".to_string(), v.to_string())],
+        )
+        .unwrap();
+        let ParamValues::Map(m) = p else { panic!() };
+        m["since"].value.to_string()
+    }
+
+    #[test]
+    fn bare_dates_are_days_in_the_enforcement_zone() {
+        let l = LimitSet::default_set();
+        assert_eq!(since(&l, "2025-11-08"), "2025-11-07T16:00:00.000Z");
+        assert_eq!(
+            since(&l, "2025-11-08T00:00:00Z"),
+            "2025-11-08T00:00:00.000Z"
+        );
+        assert_eq!(
+            since(&l, "2025-11-08T00:00:00-05:00"),
+            "2025-11-08T05:00:00.000Z"
+        );
+        let mut utc = l.clone();
+        utc.time.zone = "UTC".into();
+        assert_eq!(since(&utc, "2025-11-08"), "2025-11-08T00:00:00.000Z");
+        let err = bind(&CHINA3_DIESEL, &l, &[("until".into(), "08/11/2025".into())])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("parameter until"), "{err}");
+    }
 }

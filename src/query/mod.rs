@@ -20,7 +20,8 @@ use datafusion::prelude::SessionContext;
 
 use crate::schema;
 
-/// Every table: name, schema, Hive-partitioned by `date`.
+/// Every table: name, schema, Hive-partitioned by `date` (Date32: the calendar day of the
+/// row's time in the enforcement zone, limit set `[time].zone`).
 pub fn tables() -> Vec<(&'static str, SchemaRef, bool)> {
     vec![
         (schema::RSD_PASSES, schema::rsd_passes(), true),
@@ -43,10 +44,11 @@ pub async fn context(dir: &Path) -> Result<SessionContext> {
         if !has_files {
             let mut s: Vec<_> = schema.fields().iter().cloned().collect();
             if partitioned {
+                // Same type and nullability as a listing table's partition column.
                 s.push(Arc::new(datafusion::arrow::datatypes::Field::new(
                     "date",
-                    DataType::Utf8,
-                    true,
+                    DataType::Date32,
+                    false,
                 )));
             }
             let sch = Arc::new(datafusion::arrow::datatypes::Schema::new(s));
@@ -59,7 +61,9 @@ pub async fn context(dir: &Path) -> Result<SessionContext> {
         let mut opts =
             ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
         if partitioned {
-            opts = opts.with_table_partition_cols(vec![("date".to_string(), DataType::Utf8)]);
+            // `date=YYYY-MM-DD` is a calendar day in the enforcement zone, typed as a date so
+            // `date >= '2025-11-8'` compares days, not text (DataFusion parses the value).
+            opts = opts.with_table_partition_cols(vec![("date".to_string(), DataType::Date32)]);
         }
         let cfg = ListingTableConfig::new(url)
             .with_listing_options(opts)
@@ -69,8 +73,59 @@ pub async fn context(dir: &Path) -> Result<SessionContext> {
     Ok(ctx)
 }
 
-/// Runs SQL over the tables.
+/// Runs SQL over the tables. Errors: a date compared with an integer (see
+/// [`check_date_comparisons`]).
 pub async fn run_sql(dir: &Path, sql: &str) -> Result<Vec<RecordBatch>> {
     let ctx = context(dir).await?;
-    ctx.sql(sql).await?.collect().await
+    let df = ctx.sql(sql).await?;
+    check_date_comparisons(df.logical_plan())?;
+    df.collect().await
+}
+
+/// Refuses a date compared with an integer (`date = 20251108`, also in `BETWEEN` / `IN`):
+/// DataFusion would read the integer as days since 1970 and silently match nothing.
+pub fn check_date_comparisons(plan: &datafusion::logical_expr::LogicalPlan) -> Result<()> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::{Expr, ExprSchemable, Operator};
+    plan.apply(|node| {
+        let inputs = node.inputs();
+        let ty = |e: &Expr| {
+            inputs
+                .iter()
+                .find_map(|i| e.get_type(i.schema().as_ref()).ok())
+        };
+        let is_date = |e: &Expr| matches!(ty(e), Some(DataType::Date32 | DataType::Date64));
+        let is_int = |e: &Expr| ty(e).is_some_and(|t| t.is_integer());
+        for e in node.expressions() {
+            e.apply(|x| {
+                let bad = match x {
+                    Expr::BinaryExpr(b)
+                        if matches!(
+                            b.op,
+                            Operator::Eq
+                                | Operator::NotEq
+                                | Operator::Lt
+                                | Operator::LtEq
+                                | Operator::Gt
+                                | Operator::GtEq
+                        ) =>
+                    {
+                        (is_date(&b.left) && is_int(&b.right))
+                            || (is_int(&b.left) && is_date(&b.right))
+                    }
+                    Expr::Between(b) => is_date(&b.expr) && (is_int(&b.low) || is_int(&b.high)),
+                    Expr::InList(l) => is_date(&l.expr) && l.list.iter().any(is_int),
+                    _ => false,
+                };
+                if bad {
+                    return Err(datafusion::error::DataFusionError::Plan(format!(
+                        "{x}: a date compared with an integer; write the day as text, e.g. date = '2025-11-08'"
+                    )));
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })?;
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(())
 }

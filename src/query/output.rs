@@ -66,6 +66,37 @@ pub fn write(
     Ok(())
 }
 
+/// `batches` with every zoned timestamp column shown in `zone` (an IANA name): the same
+/// instants, written as local time with its offset (`2025-11-08T10:00:00+08:00`). For the
+/// table and CSV output people read; JSON and Parquet keep UTC (DESIGN.md "Time, plates and
+/// keys").
+pub fn in_zone(batches: &[RecordBatch], zone: &str) -> anyhow::Result<Vec<RecordBatch>> {
+    use datafusion::arrow::datatypes::{Field, Schema};
+    let mut out = Vec::with_capacity(batches.len());
+    for b in batches {
+        let mut fields = Vec::with_capacity(b.num_columns());
+        let mut cols = Vec::with_capacity(b.num_columns());
+        for (f, c) in b.schema().fields().iter().zip(b.columns()) {
+            match f.data_type() {
+                DataType::Timestamp(unit, Some(_)) => {
+                    let dt = DataType::Timestamp(*unit, Some(zone.into()));
+                    cols.push(datafusion::arrow::compute::cast(c, &dt)?);
+                    fields.push(Field::new(f.name(), dt, f.is_nullable()));
+                }
+                _ => {
+                    cols.push(c.clone());
+                    fields.push(f.as_ref().clone());
+                }
+            }
+        }
+        out.push(RecordBatch::try_new(
+            std::sync::Arc::new(Schema::new(fields)),
+            cols,
+        )?);
+    }
+    Ok(out)
+}
+
 fn formatters<'a>(
     b: &'a RecordBatch,
     opts: &'a FormatOptions<'a>,
@@ -115,6 +146,31 @@ pub fn to_json(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_for_people_are_local_with_offset() {
+        use datafusion::arrow::array::TimestampMillisecondArray;
+        use datafusion::arrow::datatypes::{Field, Schema, TimeUnit};
+        let dt = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+        let b = RecordBatch::try_new(
+            std::sync::Arc::new(Schema::new(vec![Field::new("t", dt, true)])),
+            vec![std::sync::Arc::new(
+                TimestampMillisecondArray::from(vec![Some(1_762_558_200_000), None])
+                    .with_timezone("UTC"),
+            )],
+        )
+        .unwrap();
+        let local = in_zone(std::slice::from_ref(&b), "Asia/Shanghai").unwrap();
+        let mut out = Vec::new();
+        write(&local, OutputFormat::Csv, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\u{feff}t\n2025-11-08T07:30:00+08:00\n\"\"\n"
+        );
+        // JSON keeps UTC.
+        let j = to_json(&[b]).unwrap();
+        assert_eq!(j[0]["t"], "2025-11-07T23:30:00Z");
+    }
 
     #[test]
     fn empty_results_say_so_in_table_format() {

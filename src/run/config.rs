@@ -46,6 +46,9 @@ pub struct RunConfig {
     pub instance_id: String,
     /// Limit set TOML (default: the embedded cn-observed set).
     pub limits: Option<PathBuf>,
+    /// Enforcement time zone (IANA name), overriding the limit set's `[time].zone`: the
+    /// `date=` partition days and naive source times without a zone of their own.
+    pub time_zone: Option<String>,
     /// Kafka sources and the alert topic.
     pub kafka: Option<KafkaConfig>,
     /// File (or `-` = stdin) sources.

@@ -288,7 +288,13 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
     cfg.check()?;
     std::fs::create_dir_all(&cfg.tables)
         .with_context(|| format!("cannot create {}", cfg.tables.display()))?;
-    let limits = LimitSet::load(cfg.limits.as_deref())?;
+    let mut limits = LimitSet::load(cfg.limits.as_deref())?;
+    if let Some(z) = &cfg.time_zone {
+        limits.time.zone = z.clone();
+        limits
+            .time_policy()
+            .map_err(|m| anyhow::anyhow!("run config time_zone: {m}"))?;
+    }
     let limit_set_id = limits.id();
     let (resume, _) =
         manifest::recover(&cfg.tables, &cfg.instance_id).context("manifest recovery")?;
@@ -310,7 +316,8 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
             let m = Mapping::load(p)?;
             mappings.push((
                 stream,
-                Mapping::compile(Some(&m), stream.specs(), &p.display().to_string())?,
+                Mapping::compile(Some(&m), stream.specs(), &p.display().to_string())?
+                    .with_time_policy(limits.time()),
             ));
             Ok(Some(mappings.len() - 1))
         };
@@ -830,7 +837,9 @@ impl<'c, 'a> Worker<'c, 'a> {
             let dec = self.decoders.entry((stream, mp)).or_insert_with(|| {
                 let m = match mp {
                     Some(i) => self.mappings[i].1.clone(),
-                    None => Mapping::compile(None, specs, "canonical").expect("canonical mapping"),
+                    None => Mapping::compile(None, specs, "canonical")
+                        .expect("canonical mapping")
+                        .with_time_policy(self.pipe.ctx.limits.time()),
                 };
                 NdjsonDecoder::new(m, specs)
             });

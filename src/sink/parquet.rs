@@ -1,6 +1,8 @@
-//! Parquet table writer: Hive-partitioned by `date=YYYY-MM-DD` (UTC day of a timestamp
-//! column), one open file per partition, committed atomically: written under a temporary
-//! name, fsynced, renamed, and the directory fsynced (DESIGN.md "Delivery guarantees").
+//! Parquet table writer: Hive-partitioned by `date=YYYY-MM-DD`, the calendar day of a
+//! timestamp column in the enforcement zone (limit set `[time].zone`, Asia/Shanghai by
+//! default; DESIGN.md "Time, plates and keys"), one open file per partition, committed
+//! atomically: written under a temporary name, fsynced, renamed, and the directory fsynced
+//! (DESIGN.md "Delivery guarantees").
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -58,6 +60,8 @@ pub struct TableWriter {
     run_id: String,
     seq: u32,
     open: BTreeMap<String, OpenFile>,
+    /// Zone whose calendar days name the partitions.
+    zone: chrono_tz::Tz,
 }
 
 /// `YYYY-MM-DD` of a Unix-ms instant (UTC).
@@ -67,6 +71,13 @@ pub fn utc_date(ms: i64) -> String {
         .and_then(|e| e.checked_add_signed(chrono::Duration::days(days)))
         .unwrap_or_default();
     d.format("%Y-%m-%d").to_string()
+}
+
+/// `YYYY-MM-DD` of a Unix-ms instant in `zone`: the `date=` partition value.
+pub fn local_date(ms: i64, zone: chrono_tz::Tz) -> String {
+    crate::time::local_date(ms, zone)
+        .format("%Y-%m-%d")
+        .to_string()
 }
 
 impl TableWriter {
@@ -86,7 +97,14 @@ impl TableWriter {
             run_id: run_id.to_string(),
             seq: 0,
             open: BTreeMap::new(),
+            zone: chrono_tz::Tz::Asia__Shanghai,
         }
+    }
+
+    /// Partitions by calendar days in `zone` (default Asia/Shanghai).
+    pub fn with_zone(mut self, zone: chrono_tz::Tz) -> Self {
+        self.zone = zone;
+        self
     }
 
     fn file_for(&mut self, part: &str) -> Result<&mut OpenFile, SinkError> {
@@ -157,16 +175,17 @@ impl TableWriter {
                 table: self.table.clone(),
                 message: format!("no timestamp column {col}"),
             })?;
-        let days: Vec<i64> = ts
+        let zone = self.zone;
+        let days: Vec<i32> = ts
             .values()
             .iter()
-            .map(|ms| ms.div_euclid(86_400_000))
+            .map(|ms| crate::time::local_days(*ms, zone))
             .collect();
         let mut distinct = days.clone();
         distinct.sort_unstable();
         distinct.dedup();
         for day in distinct {
-            let part = utc_date(day.saturating_mul(86_400_000));
+            let part = utc_date(i64::from(day) * 86_400_000);
             let sub = if days.iter().all(|d| *d == day) {
                 batch.clone()
             } else {
@@ -238,4 +257,51 @@ pub fn finalize<'a>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::TimestampMillisecondArray;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use std::sync::Arc;
+
+    fn dirs(zone: chrono_tz::Tz) -> Vec<String> {
+        let t = tempfile::tempdir().unwrap();
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "at",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            false,
+        )]));
+        // 2025-11-07T23:30Z (07:30 on 8 Nov in Beijing), 2025-11-08T16:30Z (00:30 on 9 Nov).
+        let a = TimestampMillisecondArray::from(vec![1_762_558_200_000, 1_762_619_400_000])
+            .with_timezone("UTC");
+        let b = RecordBatch::try_new(schema.clone(), vec![Arc::new(a)]).unwrap();
+        let mut w = TableWriter::new(t.path(), "x", schema, Some("at"), "r").with_zone(zone);
+        w.write(&b).unwrap();
+        w.commit().unwrap();
+        let mut v: Vec<String> = fs::read_dir(t.path().join("x"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn partitions_are_local_days_of_the_zone() {
+        assert_eq!(
+            dirs(chrono_tz::Tz::Asia__Shanghai),
+            ["date=2025-11-08", "date=2025-11-09"]
+        );
+        // The same instants in UTC days, and in New York days.
+        assert_eq!(
+            dirs(chrono_tz::Tz::UTC),
+            ["date=2025-11-07", "date=2025-11-08"]
+        );
+        assert_eq!(
+            dirs(chrono_tz::Tz::America__New_York),
+            ["date=2025-11-07", "date=2025-11-08"]
+        );
+    }
 }

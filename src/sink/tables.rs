@@ -34,7 +34,8 @@ pub const DETECTIONS: TableId = 5;
 pub const QUARANTINE: TableId = 6;
 
 /// Name, Arrow schema and Hive-partition timestamp column of every table (DESIGN.md "Tables";
-/// partitions are UTC days of that column, `vehicles` is unpartitioned).
+/// partitions are calendar days of that column in the enforcement zone, `vehicles` is
+/// unpartitioned).
 pub const TABLES: [(&str, fn() -> SchemaRef, Option<&str>); 7] = [
     (schema::RSD_PASSES, schema::rsd_passes, Some("passed_at")),
     (schema::PLATE_READS, schema::plate_reads, Some("read_at")),
@@ -69,6 +70,16 @@ impl TableSet {
                 .map(|(t, s, p)| TableWriter::new(root, t, s(), *p, run_id))
                 .collect(),
         }
+    }
+
+    /// Partitions every table by calendar days in `zone` (the enforcement zone).
+    pub fn with_zone(mut self, zone: chrono_tz::Tz) -> Self {
+        self.writers = self
+            .writers
+            .into_iter()
+            .map(|w| w.with_zone(zone))
+            .collect();
+        self
     }
 
     /// The tables' root directory.

@@ -192,11 +192,11 @@ mod tests {
         assert_eq!(
             f.skipped,
             vec![
+                root.join("rsd_passes/_temporary"),
                 d.join("._part-a-00001.parquet"),
                 d.join(".part-a-00001.parquet.crc"),
                 d.join("_SUCCESS"),
                 d.join("part-x.parquet.tmp"),
-                root.join("rsd_passes/_temporary"),
             ]
         );
         let w = f.warning("rsd_passes").unwrap();

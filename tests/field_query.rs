@@ -893,3 +893,26 @@ fn csv_escapes_minus_at_tab_cr_but_never_numbers() {
         ]
     );
 }
+
+#[test]
+fn plot_refuses_an_extension_it_cannot_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["p.png", "p.pdf", "p"] {
+        let out = tmp.path().join(name);
+        let r = run(&[
+            "plot",
+            "LSIMLOW0000000001",
+            "--tables",
+            tmp.path().to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(!r.ok, "{name}");
+        assert!(
+            r.stderr.contains("plot writes SVG only"),
+            "{name}: {}",
+            r.stderr
+        );
+        assert!(!out.exists(), "{name}");
+    }
+}

@@ -30,7 +30,8 @@ fn colour(rule: &str) -> RGBColor {
 }
 
 /// Draws the plot of `vin` (samples in `[since, until)`, RFC 3339) to `out` (SVG).
-/// Errors when the vehicle has no samples in the period.
+/// Errors when the vehicle has no samples in the period, and before reading anything when
+/// `out` does not end in `.svg` (an SVG named `.png` would not open as one).
 pub async fn plot(
     dir: &Path,
     vin: &str,
@@ -38,6 +39,15 @@ pub async fn plot(
     until: &str,
     out: &Path,
 ) -> anyhow::Result<PlotSummary> {
+    if !out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("svg"))
+    {
+        anyhow::bail!(
+            "plot writes SVG only: give --out a file ending in .svg (got {})",
+            out.display()
+        );
+    }
     let lake = Lake::open(dir).await?;
     let mut p = HashMap::new();
     p.insert(

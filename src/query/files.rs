@@ -86,11 +86,33 @@ fn is_own_temp(name: &str) -> bool {
 
 /// Files named by the commit manifest, per table name, relative to `root`. Errors when a
 /// manifest entry cannot be read (a manifest is never partially written).
+/// Only the `files` of each entry are decoded (entries also carry detector state, which
+/// can be large and is not needed here).
 pub fn committed(root: &Path) -> std::io::Result<std::collections::BTreeMap<String, Vec<PathBuf>>> {
+    #[derive(serde::Deserialize)]
+    struct FilesOnly {
+        files: Vec<manifest::CommittedFile>,
+    }
     let mut out: std::collections::BTreeMap<String, Vec<PathBuf>> = Default::default();
-    for e in manifest::read_all(root)? {
-        for f in e.files {
-            out.entry(f.table.clone()).or_default().push(f.path.clone());
+    let Ok(rd) = std::fs::read_dir(manifest::dir(root)) else {
+        return Ok(out);
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().to_string();
+        // The same entries `manifest::read_all` reads.
+        if name.starts_with('.') || !name.ends_with(".json") {
+            continue;
+        }
+        let bytes = std::fs::read(&p)?;
+        let m: FilesOnly = serde_json::from_slice(&bytes).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", p.display()),
+            )
+        })?;
+        for f in m.files {
+            out.entry(f.table).or_default().push(f.path);
         }
     }
     Ok(out)

@@ -217,20 +217,19 @@ impl<'a> Pipeline<'a> {
                 &mut self.passes.builder,
                 &mut self.det_buf,
             ),
-            Stream::Plates => {
-                let before = self.reads.builder.len();
-                let r = plate_reads::append_read(
-                    rec,
-                    pos,
-                    &self.ctx,
-                    &mut self.reads.builder,
-                    &mut self.det_buf,
-                );
-                if r.is_ok() && self.reads.builder.len() > before {
-                    self.entrance_check(rec);
+            Stream::Plates => plate_reads::append_read(
+                rec,
+                pos,
+                &self.ctx,
+                &mut self.reads.builder,
+                &mut self.det_buf,
+            )
+            .map(|plate| {
+                // Only a recognised plate can raise an entrance alert (never "no plate").
+                if let Some(p) = plate {
+                    self.entrance_check(rec, &p);
                 }
-                r
-            }
+            }),
             Stream::Vehicles => vehicles::parse_vehicle(rec)
                 .map(|v| vehicles::append_vehicle(&v, &mut self.vehicles.builder)),
             Stream::Obd | Stream::Frames => obd::sample_from_record(rec, self.default_vin)
@@ -269,7 +268,8 @@ impl<'a> Pipeline<'a> {
         );
     }
 
-    fn entrance_check(&mut self, rec: &Record) {
+    /// An entrance alert when the read's normalised, recognised `plate` is on the watchlist.
+    fn entrance_check(&mut self, rec: &Record, plate: &str) {
         use crate::decode::fields::pr as F;
         let Some(w) = &self.watch else { return };
         let Some(site) = rec.str(F::SITE_ID) else {
@@ -278,14 +278,11 @@ impl<'a> Pipeline<'a> {
         if !w.entrance_sites.contains(site) {
             return;
         }
-        let Some(plate) = rec.str(F::PLATE).and_then(crate::model::Plate::normalise) else {
-            return;
-        };
-        if let Some(reasons) = w.plates.get(&plate.0) {
+        if let Some(reasons) = w.plates.get(plate) {
             let read_id = rec.str(F::READ_ID).unwrap_or_default().to_string();
             self.alerts.push(Alert {
                 kind: "entrance_alert".into(),
-                plate: Some(plate.0.clone()),
+                plate: Some(plate.to_string()),
                 vin: None,
                 site_id: Some(site.to_string()),
                 at_ms: rec.time(F::READ_AT).unwrap_or_default(),
@@ -394,6 +391,7 @@ impl<'a> Pipeline<'a> {
             }
             if let (Some(w), Some(p)) = (self.watch.as_mut(), d.plate.as_ref())
                 && d.rule_id == crate::detect::china3::RULE_ID
+                && crate::model::Plate(p.clone()).status().is_recognised()
             {
                 let r = w.plates.entry(p.clone()).or_default();
                 if !r.iter().any(|x| x == "china3-diesel") {

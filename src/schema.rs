@@ -96,9 +96,24 @@ pub fn rsd_passes() -> SchemaRef {
             s("source_file", false),
             Field::new("source_offset", DataType::UInt64, false),
         ]);
+        v.extend(plate_columns());
         Arc::new(Schema::new(v))
     })
     .clone()
+}
+
+/// Plate columns added to every table that stores a plate (appended after the original
+/// columns, all nullable, so files written before them still read): `plate_raw` the plate
+/// text as received (control characters written as `\u0000` escapes, never raw), `plate_class`
+/// the kind of plate from its form (`model::PlateClass`: ordinary, new_energy, trailer, coach,
+/// police, embassy, consulate, emergency, hk_macau, military), `plate_color_raw` the colour
+/// text as received (after the mapping's value table).
+pub fn plate_columns() -> [Field; 3] {
+    [
+        s("plate_raw", true),
+        s("plate_class", true),
+        s("plate_color_raw", true),
+    ]
 }
 
 /// Validity status columns of `rsd_passes`, in order (`remote-sensing.md §1.4`).
@@ -119,7 +134,8 @@ pub fn plate_reads() -> SchemaRef {
             s("read_id", false),
             Field::new("read_at", ts(), false),
             s("site_id", true),
-            s("plate", false),
+            // NULL for a "no plate" read (`plate_status` = `no_plate`, text in `plate_raw`).
+            s("plate", true),
             s("plate_color", true),
             s("plate_status", false),
             f("confidence_pct"),
@@ -128,6 +144,11 @@ pub fn plate_reads() -> SchemaRef {
             s("vin", true),
             s("source_file", false),
             Field::new("source_offset", DataType::UInt64, false),
+            plate_columns()[0].clone(),
+            plate_columns()[1].clone(),
+            plate_columns()[2].clone(),
+            // What was done to the plate / colour and why the registry join was (not) made.
+            Field::new("flags", utf8_list(), true),
         ]))
     })
     .clone()
@@ -147,6 +168,10 @@ pub fn vehicles() -> SchemaRef {
             s("emission_standard_raw", true),
             s("vehicle_type", true),
             Field::new("registered_on", DataType::Date32, true),
+            plate_columns()[0].clone(),
+            plate_columns()[1].clone(),
+            plate_columns()[2].clone(),
+            Field::new("flags", utf8_list(), true),
         ]))
     })
     .clone()
@@ -227,6 +252,8 @@ pub struct RsdPassesBuilder {
     pub flags: ListBuilder<StringBuilder>,
     pub source_file: StringBuilder,
     pub source_offset: UInt64Builder,
+    /// [`plate_columns`]: `plate_raw`, `plate_class`, `plate_color_raw`.
+    pub plate_cols: [StringBuilder; 3],
     rows: usize,
 }
 
@@ -251,6 +278,7 @@ impl Default for RsdPassesBuilder {
             flags: ListBuilder::new(StringBuilder::new()),
             source_file: StringBuilder::new(),
             source_offset: UInt64Builder::new(),
+            plate_cols: std::array::from_fn(|_| StringBuilder::new()),
             rows: 0,
         }
     }
@@ -293,12 +321,14 @@ impl TableBuilder for RsdPassesBuilder {
         cols.push(Arc::new(self.flags.finish()));
         cols.push(Arc::new(self.source_file.finish()));
         cols.push(Arc::new(self.source_offset.finish()));
+        for b in self.plate_cols.iter_mut() {
+            cols.push(Arc::new(b.finish()));
+        }
         batch(rsd_passes(), cols)
     }
 }
 
 /// Builder of `plate_reads` rows.
-#[derive(Default)]
 pub struct PlateReadsBuilder {
     pub read_id: StringBuilder,
     pub read_at: TimestampMillisecondBuilder,
@@ -312,6 +342,30 @@ pub struct PlateReadsBuilder {
     pub vin: StringBuilder,
     pub source_file: StringBuilder,
     pub source_offset: UInt64Builder,
+    /// [`plate_columns`]: `plate_raw`, `plate_class`, `plate_color_raw`.
+    pub plate_cols: [StringBuilder; 3],
+    pub flags: ListBuilder<StringBuilder>,
+}
+
+impl Default for PlateReadsBuilder {
+    fn default() -> Self {
+        PlateReadsBuilder {
+            read_id: StringBuilder::new(),
+            read_at: TimestampMillisecondBuilder::new(),
+            site_id: StringBuilder::new(),
+            plate: StringBuilder::new(),
+            plate_color: StringBuilder::new(),
+            plate_status: StringBuilder::new(),
+            confidence_pct: Float64Builder::new(),
+            lon_deg: Float64Builder::new(),
+            lat_deg: Float64Builder::new(),
+            vin: StringBuilder::new(),
+            source_file: StringBuilder::new(),
+            source_offset: UInt64Builder::new(),
+            plate_cols: std::array::from_fn(|_| StringBuilder::new()),
+            flags: ListBuilder::new(StringBuilder::new()),
+        }
+    }
 }
 
 impl TableBuilder for PlateReadsBuilder {
@@ -335,13 +389,16 @@ impl TableBuilder for PlateReadsBuilder {
                 Arc::new(self.vin.finish()),
                 Arc::new(self.source_file.finish()),
                 Arc::new(self.source_offset.finish()),
+                Arc::new(self.plate_cols[0].finish()),
+                Arc::new(self.plate_cols[1].finish()),
+                Arc::new(self.plate_cols[2].finish()),
+                Arc::new(self.flags.finish()),
             ],
         )
     }
 }
 
 /// Builder of `vehicles` rows.
-#[derive(Default)]
 pub struct VehiclesBuilder {
     pub plate: StringBuilder,
     pub plate_color: StringBuilder,
@@ -352,6 +409,27 @@ pub struct VehiclesBuilder {
     pub emission_standard_raw: StringBuilder,
     pub vehicle_type: StringBuilder,
     pub registered_on: Date32Builder,
+    /// [`plate_columns`]: `plate_raw`, `plate_class`, `plate_color_raw`.
+    pub plate_cols: [StringBuilder; 3],
+    pub flags: ListBuilder<StringBuilder>,
+}
+
+impl Default for VehiclesBuilder {
+    fn default() -> Self {
+        VehiclesBuilder {
+            plate: StringBuilder::new(),
+            plate_color: StringBuilder::new(),
+            plate_status: StringBuilder::new(),
+            vin: StringBuilder::new(),
+            fuel: StringBuilder::new(),
+            emission_standard: Int64Builder::new(),
+            emission_standard_raw: StringBuilder::new(),
+            vehicle_type: StringBuilder::new(),
+            registered_on: Date32Builder::new(),
+            plate_cols: std::array::from_fn(|_| StringBuilder::new()),
+            flags: ListBuilder::new(StringBuilder::new()),
+        }
+    }
 }
 
 impl TableBuilder for VehiclesBuilder {
@@ -371,6 +449,10 @@ impl TableBuilder for VehiclesBuilder {
                 Arc::new(self.emission_standard_raw.finish()),
                 Arc::new(self.vehicle_type.finish()),
                 Arc::new(self.registered_on.finish()),
+                Arc::new(self.plate_cols[0].finish()),
+                Arc::new(self.plate_cols[1].finish()),
+                Arc::new(self.plate_cols[2].finish()),
+                Arc::new(self.flags.finish()),
             ],
         )
     }

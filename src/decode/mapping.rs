@@ -51,6 +51,10 @@ struct MappingHeader {
     name: String,
     #[serde(default)]
     missing: Vec<String>,
+    /// Extra "no plate" words of this source (besides `model::DEFAULT_PLATE_PLACEHOLDERS`),
+    /// e.g. `plate_placeholders = ["无号", "NO PLATE"]`.
+    #[serde(default)]
+    plate_placeholders: Vec<String>,
 }
 
 /// One field entry of a mapping file.
@@ -186,6 +190,8 @@ pub struct CompiledMapping {
     entries: Vec<Compiled>,
     by_source: HashMap<String, usize>,
     missing: Vec<String>,
+    /// `[mapping] plate_placeholders`, compared as `model::plate_placeholder_key`.
+    plate_placeholders: Vec<String>,
 }
 
 impl Mapping {
@@ -302,11 +308,21 @@ impl Mapping {
                 }
             }
         }
+        let plate_placeholders = mapping
+            .map(|m| {
+                m.mapping
+                    .plate_placeholders
+                    .iter()
+                    .map(|w| crate::model::plate_placeholder_key(w))
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(CompiledMapping {
             name,
             entries,
             by_source,
             missing,
+            plate_placeholders,
         })
     }
 }
@@ -347,6 +363,20 @@ impl CompiledMapping {
     pub fn apply_text(&self, i: usize, raw: &str, rec: &mut Record) -> Result<(), FieldError> {
         let e = &self.entries[i];
         let t = raw.trim();
+        // A plate that says "no plate" (a missing token or a placeholder word) is kept as
+        // text and marked: the plate normaliser stores it as `no_plate` with its raw text.
+        if e.kind == Kind::Str
+            && e.name == "plate"
+            && (self.missing.iter().any(|m| m == t)
+                || (!self.plate_placeholders.is_empty()
+                    && self
+                        .plate_placeholders
+                        .contains(&crate::model::plate_placeholder_key(t))))
+        {
+            rec.plate_placeholder = true;
+            rec.set_str(e.slot, t);
+            return Ok(());
+        }
         if self.missing.iter().any(|m| m == t) {
             rec.vals[e.slot] = Val::Missing;
             return Ok(());

@@ -40,6 +40,9 @@ pub enum Val {
 pub struct Record {
     pub vals: Vec<Val>,
     pub text: String,
+    /// The `plate` field held one of the mapping's "no plate" words (`plate_placeholders`)
+    /// or missing-value tokens; the text is kept in the slot as received.
+    pub plate_placeholder: bool,
 }
 
 impl Record {
@@ -48,6 +51,7 @@ impl Record {
         Record {
             vals: vec![Val::Missing; n],
             text: String::with_capacity(256),
+            plate_placeholder: false,
         }
     }
 
@@ -55,6 +59,7 @@ impl Record {
     pub fn clear(&mut self) {
         self.vals.iter_mut().for_each(|v| *v = Val::Missing);
         self.text.clear();
+        self.plate_placeholder = false;
     }
 
     /// Stores a string value in slot `i`.

@@ -131,6 +131,15 @@ fn json_error(line: &[u8], e: &simd_json::Error) -> FieldError {
             None => FieldError::record(msg),
         };
     }
+    if let Some((pos, esc)) = lone_surrogate(line) {
+        let msg = format!(
+            "lone surrogate escape {esc} (half of a UTF-16 pair) is not a character; the value cannot be stored"
+        );
+        return match field_at(line, pos) {
+            Some(k) => FieldError::field(&k, msg),
+            None => FieldError::record(msg),
+        };
+    }
     let text = String::from_utf8_lossy(line);
     let t = text.trim();
     if t.is_empty() {
@@ -146,6 +155,44 @@ fn json_error(line: &[u8], e: &simd_json::Error) -> FieldError {
         };
     }
     FieldError::record(format!("invalid JSON: {e} (line starts \"{}\")", clip(t)))
+}
+
+/// The first `\uD800`–`\uDFFF` escape in `line` that is not part of a high+low pair:
+/// its byte position and its text (e.g. `\ud800`).
+fn lone_surrogate(line: &[u8]) -> Option<(usize, String)> {
+    let hex4 = |i: usize| -> Option<u32> {
+        let h = line.get(i..i + 4)?;
+        u32::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()
+    };
+    let mut i = 0;
+    while i + 1 < line.len() {
+        if line[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        if line[i + 1] != b'u' {
+            i += 2; // any other escape, including an escaped backslash
+            continue;
+        }
+        let Some(u) = hex4(i + 2) else {
+            i += 2;
+            continue;
+        };
+        let esc = || String::from_utf8_lossy(&line[i..i + 6]).into_owned();
+        match u {
+            0xD800..=0xDBFF => {
+                let paired = line.get(i + 6) == Some(&b'\\') && line.get(i + 7) == Some(&b'u');
+                let low = if paired { hex4(i + 8) } else { None };
+                if !matches!(low, Some(0xDC00..=0xDFFF)) {
+                    return Some((i, esc()));
+                }
+                i += 12;
+            }
+            0xDC00..=0xDFFF => return Some((i, esc())),
+            _ => i += 6,
+        }
+    }
+    None
 }
 
 /// The JSON key whose value contains byte `pos` (best effort: the last `"key":` before it).
@@ -437,6 +484,27 @@ mod tests {
             "{}",
             c.bad[3]
         );
+    }
+
+    #[test]
+    fn lone_surrogate_escapes_are_found() {
+        assert_eq!(
+            lone_surrogate(br#"{"plate":"A\ud800"}"#),
+            Some((11, "\\ud800".to_string()))
+        );
+        assert_eq!(
+            lone_surrogate(br#"{"plate":"\uDC00A"}"#).map(|x| x.1),
+            Some("\\uDC00".to_string())
+        );
+        // A valid pair, and an escaped backslash before "ud800", are not.
+        assert_eq!(lone_surrogate(br#"{"plate":"\ud83d\ude97"}"#), None);
+        assert_eq!(lone_surrogate(br#"{"plate":"\\ud800"}"#), None);
+        let mut dec = NdjsonDecoder::new(canonical(), RSD_FIELDS);
+        let e = dec
+            .decode_line(br#"{"pass_id":"a","passed_at":1,"plate":"A\udc00"}"#)
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("plate"));
+        assert!(e.message.contains("lone surrogate escape \\udc00"), "{e}");
     }
 
     #[test]

@@ -76,6 +76,11 @@ pub struct Sighting<'a> {
     pub site_id: Option<&'a str>,
     pub lon_deg: Option<f64>,
     pub lat_deg: Option<f64>,
+    /// Plate and colour both matched the registry. False when the pass or read had no colour
+    /// and was joined on the plate number alone (evidence `plate_color_confirmed: false`).
+    pub colour_confirmed: bool,
+    /// Colour on the pass or read, if any (canonical name).
+    pub read_plate_color: Option<&'a str>,
 }
 
 /// The detection row for a sighting of a vehicle the rule applies to.
@@ -102,6 +107,8 @@ pub fn detection(
         "infer_registered_before": rule.infer_registered_before,
         "fuel": v.fuel.map(|f| f.as_str()),
         "vehicle_type": v.vehicle_type,
+        "plate_color_confirmed": s.colour_confirmed,
+        "read_plate_color": s.read_plate_color,
     });
     DetectionRow {
         detection_id: detection_id(RULE_ID, s.stream, s.source_key),

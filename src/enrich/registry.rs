@@ -27,6 +27,22 @@ pub struct VehicleInfo {
     pub registered_on: Option<i32>,
 }
 
+/// Result of [`Registry::lookup`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Lookup<'a> {
+    /// Plate and colour match one registered vehicle.
+    Matched(&'a VehicleInfo),
+    /// Matched on the plate number alone (no colour on the record, or none on file); the
+    /// number is registered once. The colour is not confirmed.
+    PlateOnly(&'a VehicleInfo),
+    /// The plate number is not registered.
+    NotRegistered,
+    /// The plate is registered in other colours only: another vehicle, or a misread.
+    ColourConflict,
+    /// No colour to decide between several registrations of the number.
+    Ambiguous,
+}
+
 /// Plate → vehicles (several when plate colours differ).
 #[derive(Clone, Debug, Default)]
 pub struct Registry {
@@ -63,16 +79,29 @@ impl Registry {
         self.by_plate.is_empty()
     }
 
-    /// The vehicle for a normalised plate; with a colour, the one of that colour (or one
-    /// with no colour on file); without, the only one or the first.
-    pub fn lookup(&self, plate: &str, color: Option<PlateColor>) -> Option<&VehicleInfo> {
-        let list = self.by_plate.get(plate)?;
+    /// The registered vehicle for a normalised plate and colour. Plate + colour identify a
+    /// vehicle (the same number in two colours is two vehicles, DESIGN.md "Time, plates and
+    /// keys"): with a colour, only a vehicle of that colour matches, or the one vehicle of
+    /// that number when its colour is not on file ([`Lookup::PlateOnly`]); without a colour,
+    /// the number must be registered once.
+    pub fn lookup(&self, plate: &str, color: Option<PlateColor>) -> Lookup<'_> {
+        let Some(list) = self.by_plate.get(plate).filter(|l| !l.is_empty()) else {
+            return Lookup::NotRegistered;
+        };
         match color {
-            Some(c) => list
-                .iter()
-                .find(|v| v.plate_color == Some(c))
-                .or_else(|| list.iter().find(|v| v.plate_color.is_none())),
-            None => list.first(),
+            Some(c) => {
+                if let Some(v) = list.iter().find(|v| v.plate_color == Some(c)) {
+                    Lookup::Matched(v)
+                } else if list.len() == 1 && list[0].plate_color.is_none() {
+                    Lookup::PlateOnly(&list[0])
+                } else if list.iter().any(|v| v.plate_color.is_some()) {
+                    Lookup::ColourConflict
+                } else {
+                    Lookup::Ambiguous
+                }
+            }
+            None if list.len() == 1 => Lookup::PlateOnly(&list[0]),
+            None => Lookup::Ambiguous,
         }
     }
 

@@ -7,10 +7,11 @@ use crate::decode::fields::rsd as F;
 use crate::decode::record::{FieldError, Record};
 use crate::decode::text::SourcePos;
 use crate::detect::{china3, rsd_limits};
+use crate::enrich::plate_id::PlateId;
 use crate::enrich::reduce::{self, Ratios};
 use crate::enrich::registry::Registry;
 use crate::limits::LimitSet;
-use crate::model::{Fuel, FuelClass, Plate, PlateColor};
+use crate::model::{Fuel, FuelClass, PlateColor};
 use crate::schema::{DetectionRow, RsdPassesBuilder};
 
 /// Row flags (the `flags` column).
@@ -19,8 +20,9 @@ pub mod flag {
     pub const HC_RATIO_MISSING_AS_ZERO: &str = "hc_ratio_missing_as_zero";
     /// No fuel on the pass or in the registry: MF fell back to the default.
     pub const FUEL_UNKNOWN_DEFAULT_MF: &str = "fuel_unknown_default_mf";
-    /// Plate colour text not understood: stored as null.
-    pub const PLATE_COLOR_UNKNOWN: &str = "plate_color_unknown";
+    /// Plate colour text not understood: `plate_color` NULL, text in `plate_color_raw`
+    /// (see `enrich::plate_id::flag` for every plate flag).
+    pub const PLATE_COLOR_UNKNOWN: &str = crate::enrich::plate_id::flag::PLATE_COLOR_UNKNOWN;
     /// Pass fuel and registry fuel disagree (the registry wins for limits).
     pub const FUEL_MISMATCH_REGISTRY: &str = "fuel_mismatch_registry";
     /// Plate read with no vehicle in the registry.
@@ -48,18 +50,15 @@ pub fn append_pass(
         Some(s) => Some(Fuel::parse(s).map_err(|m| FieldError::field("fuel", m))?),
         None => None,
     };
-    let mut flags: Vec<&'static str> = Vec::new();
-    let plate = rec.str(F::PLATE).and_then(Plate::normalise);
-    let plate_color = rec.str(F::PLATE_COLOR).and_then(|c| {
-        let p = PlateColor::parse(c);
-        if p.is_none() {
-            flags.push(flag::PLATE_COLOR_UNKNOWN);
-        }
-        p
-    });
-    let vehicle = plate
-        .as_ref()
-        .and_then(|p| ctx.registry.lookup(&p.0, plate_color));
+    let mut id = PlateId::from_fields(
+        rec.str(F::PLATE),
+        rec.plate_placeholder,
+        rec.str(F::PLATE_COLOR),
+    )?;
+    let joined = id.join(ctx.registry);
+    let vehicle = joined.map(|j| j.vehicle);
+    let plate_color = id.color;
+    let mut flags: Vec<&'static str> = std::mem::take(&mut id.flags);
     let reg_fuel = vehicle.and_then(|v| v.fuel);
     let (fuel, fuel_source) = match (reg_fuel, pass_fuel) {
         (Some(r), p) => {
@@ -140,9 +139,9 @@ pub fn append_pass(
     let s = &mut out.strs;
     s[0].append_option(rec.str(F::SITE_ID));
     s[1].append_option(rec.str(F::INSTRUMENT));
-    s[2].append_option(plate.as_ref().map(|p| p.0.as_str()));
+    s[2].append_option(id.plate());
     s[3].append_option(plate_color.map(PlateColor::as_str));
-    s[4].append_option(plate.as_ref().map(|p| p.status().as_str()));
+    s[4].append_value(id.status().as_str());
     s[5].append_option(fuel.map(Fuel::as_str));
     s[6].append_option(fuel_source);
     s[7].append_option(rec.str(F::VEHICLE_CATEGORY));
@@ -194,11 +193,15 @@ pub fn append_pass(
     append_list(&mut out.flags, &flags);
     out.source_file.append_value(pos.file);
     out.source_offset.append_value(pos.offset);
+    out.plate_cols[0].append_option(id.raw.as_deref());
+    out.plate_cols[1].append_option(id.class_str());
+    out.plate_cols[2].append_option(id.color_raw.as_deref());
     out.row_done();
 
-    if let Some(v) = vehicle
-        && let Some(basis) = china3::applies(v, &l.china3)
+    if let Some(j) = joined
+        && let Some(basis) = china3::applies(j.vehicle, &l.china3)
     {
+        let v = j.vehicle;
         let s = china3::Sighting {
             stream: "rsd",
             source_key: pass_id,
@@ -206,6 +209,8 @@ pub fn append_pass(
             site_id: rec.str(F::SITE_ID),
             lon_deg: rec.num(F::LON),
             lat_deg: rec.num(F::LAT),
+            colour_confirmed: j.colour_confirmed,
+            read_plate_color: plate_color.map(PlateColor::as_str),
         };
         detections.push(china3::detection(v, basis, &s, &l.china3, ctx.limit_set_id));
     }

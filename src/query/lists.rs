@@ -51,6 +51,8 @@ const UNTIL: ParamDef = ParamDef {
 
 /// `rsd-repeat-exceeders`: vehicles with ≥ N valid failing passes within W days
 /// (`remote-sensing.md §1.5`; N, W and "same pollutant" from the limit set's `[repeat]`).
+/// Only recognised plates (`plate_status` standard or nonstandard) are counted: a "no plate"
+/// placeholder or unrecognised text never reaches a police list.
 pub const RSD_REPEAT_EXCEEDERS: ListDef = ListDef {
     name: "rsd-repeat-exceeders",
     description: "plates with >= min_failing_passes valid failing RSD passes within window_days (same pollutant if same_pollutant)",
@@ -60,6 +62,7 @@ WITH f AS (
          site_id, limit_set, unnest(exceeded) AS pollutant
   FROM rsd_passes
   WHERE verdict = 'fail' AND valid AND plate IS NOT NULL
+    AND plate_status IN ('standard', 'nonstandard')
     AND passed_at >= to_timestamp($since) AND passed_at < to_timestamp($until)
 ),
 w AS (
@@ -131,7 +134,7 @@ SELECT plate,
 FROM (
   SELECT *, regexp_replace(evidence, '.*"basis":"([a-z_]+)".*', '$1') AS json_basis
   FROM detections
-  WHERE rule_id = 'china3_diesel_sighting'
+  WHERE rule_id = 'china3_diesel_sighting' AND plate IS NOT NULL
     AND detected_at >= to_timestamp($since) AND detected_at < to_timestamp($until)
 )
 GROUP BY plate
@@ -142,7 +145,8 @@ ORDER BY last_seen DESC, plate
 
 /// `gas-twc-suspects`: one row per vehicle with TWC / rear-O2 detections (§3.3) or a
 /// catalyst DTC (§2.2), ranked by the strongest evidence; by default only vehicles registered
-/// as natural gas with emission standard VI (registry join by VIN or plate).
+/// as natural gas with emission standard VI (registry join by VIN, or plate + colour for a
+/// detection without VIN; a registered plate that is not recognised is shown as NULL).
 pub const GAS_TWC_SUSPECTS: ListDef = ListDef {
     name: "gas-twc-suspects",
     description: "China VI gas trucks with TWC / rear-O2 detections, one row per vehicle, strongest evidence first",
@@ -154,12 +158,15 @@ WITH d AS (
     AND detected_at >= to_timestamp($since) AND detected_at < to_timestamp($until)
 ),
 v AS (
-  SELECT vin, plate, plate_color, fuel, emission_standard FROM vehicles
+  SELECT vin, plate_color, fuel, emission_standard,
+         CASE WHEN plate_status IN ('standard', 'nonstandard') THEN plate END AS plate
+  FROM vehicles
 ),
 j AS (
   SELECT d.*, v.plate AS reg_plate, v.plate_color AS reg_plate_color,
          (v.fuel = 'natural_gas' AND v.emission_standard = 6) AS gas_vi
-  FROM d LEFT JOIN v ON (d.vin = v.vin OR d.plate = v.plate)
+  FROM d LEFT JOIN v ON (d.vin = v.vin
+    OR (d.vin IS NULL AND d.plate = v.plate AND d.plate_color = v.plate_color))
 ),
 last_pos AS (
   SELECT vin, max(sampled_at) AS last_sampled_at,

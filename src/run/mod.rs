@@ -211,7 +211,8 @@ fn kafka_consumer(
 }
 
 /// Builds the watchlist from the tables: China III diesel trucks, gas TWC suspects and
-/// repeat exceeders (the lists of `query::lists`, default parameters).
+/// repeat exceeders (the lists of `query::lists`, default parameters). Plates that are not
+/// recognised (`model::PlateStatus::is_recognised`) are left out.
 pub fn build_watchlist(
     tables: &Path,
     limits: &LimitSet,
@@ -227,7 +228,11 @@ pub fn build_watchlist(
     for l in crate::query::lists::LISTS {
         let batches = rt.block_on(crate::query::lists::run(tables, l, limits, &[]))?;
         for row in crate::query::output::to_json(&batches)? {
-            if let Some(p) = row.get("plate").and_then(|v| v.as_str()) {
+            // Only recognised plates: a placeholder or unrecognised text (old tables, another
+            // writer) never reaches the watchlist.
+            if let Some(p) = row.get("plate").and_then(|v| v.as_str())
+                && crate::model::Plate(p.to_string()).status().is_recognised()
+            {
                 w.plates
                     .entry(p.to_string())
                     .or_default()

@@ -487,10 +487,8 @@ fn registry_loader_uses_the_same_rule() {
     let reg = plumewatch::enrich::registry::Registry::load(&t.join("vehicles")).unwrap();
     assert_eq!(reg.len(), 1);
     assert_eq!(
-        reg.lookup("苏E9Z981", None)
-            .and_then(|v| v.vin.clone())
-            .as_deref(),
-        Some("LZZ5ELSDXND999901")
+        reg.by_vin("LZZ5ELSDXND999901").map(|v| v.plate.as_str()),
+        Some("苏E9Z981")
     );
     // And ingest (which loads the registry) still joins: both failing passes get the VIN.
     ingest(t, "rsd", &case("tables-appledouble-file", "passes.ndjson"));

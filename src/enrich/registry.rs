@@ -118,8 +118,7 @@ impl Registry {
         if !dir.exists() {
             return Ok(reg);
         }
-        let mut files: Vec<_> = walk_parquet(dir);
-        files.sort();
+        let files = walk_parquet(dir)?;
         for p in files {
             let f = File::open(&p).map_err(|e| format!("{}: {e}", p.display()))?;
             let rdr = ParquetRecordBatchReaderBuilder::try_new(f)
@@ -162,23 +161,18 @@ impl Registry {
     }
 }
 
-/// Every `*.parquet` file below `dir` (not the temporary ones).
-pub fn walk_parquet(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return out;
+/// The data files of the table directory `dir` (`<tables>/<table>`), by the one rule the
+/// query layer uses too (`query::files`): the files the commit manifest names, or, when it
+/// names none of this table, every `*.parquet` whose name does not start with `.` or `_`.
+/// Left-out files are named in one warning. Errors when the manifest cannot be read.
+pub fn walk_parquet(dir: &Path) -> Result<Vec<std::path::PathBuf>, String> {
+    let (Some(root), Some(table)) = (dir.parent(), dir.file_name()) else {
+        return Ok(Vec::new());
     };
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk_parquet(&p));
-        } else if p.extension().is_some_and(|x| x == "parquet")
-            && !p
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-        {
-            out.push(p);
-        }
+    let tf = crate::query::files::table_files(root, &table.to_string_lossy())
+        .map_err(|e| format!("reading the commit manifest under {}: {e}", root.display()))?;
+    if let Some(w) = tf.warning(&dir.display().to_string()) {
+        tracing::warn!("{w}");
     }
-    out
+    Ok(tf.files)
 }

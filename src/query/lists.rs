@@ -188,8 +188,8 @@ SELECT j.vin,
        sum(CASE WHEN j.rule_id = 'rear_o2_missing' THEN 1 ELSE 0 END) AS rear_o2_missing,
        sum(CASE WHEN j.rule_id = 'obd_catalyst_dtc' THEN 1 ELSE 0 END) AS obd_catalyst_dtc,
        max(j.strength) AS max_strength,
-       first_value(j.rule_id ORDER BY j.strength DESC, j.detected_at DESC) AS strongest_rule,
-       first_value(j.evidence ORDER BY j.strength DESC, j.detected_at DESC) AS strongest_evidence,
+       first_value(j.rule_id ORDER BY j.strength DESC NULLS LAST, j.detected_at DESC) AS strongest_rule,
+       first_value(j.evidence ORDER BY j.strength DESC NULLS LAST, j.detected_at DESC) AS strongest_evidence,
        max(j.detected_at) AS last_detected_at,
        max(p.last_sampled_at) AS last_seen_at,
        max(p.last_lon_deg) AS last_lon_deg,
@@ -198,7 +198,7 @@ SELECT j.vin,
 FROM j LEFT JOIN last_pos p ON j.vin = p.vin
 WHERE $all_vehicles OR coalesce(j.gas_vi, false)
 GROUP BY j.vin
-ORDER BY max_strength DESC, detections DESC, j.vin
+ORDER BY max_strength DESC NULLS LAST, detections DESC, j.vin
 "#,
     params: &[
         ParamDef {
@@ -275,14 +275,11 @@ pub async fn run(
     list: &ListDef,
     limits: &LimitSet,
     overrides: &[(String, String)],
-) -> Result<Vec<RecordBatch>> {
+) -> anyhow::Result<Vec<RecordBatch>> {
     let params = bind(list, limits, overrides)?;
-    let ctx = super::context(dir).await?;
-    ctx.sql(list.sql)
-        .await?
-        .with_param_values(params)?
-        .collect()
-        .await
+    let lake = super::Lake::open(dir).await?;
+    let df = lake.sql(list.sql).await?.with_param_values(params)?;
+    lake.collect(df).await
 }
 
 #[cfg(test)]

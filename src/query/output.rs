@@ -4,7 +4,10 @@
 use std::io::Write;
 
 use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, UInt64Type};
+use datafusion::arrow::datatypes::{
+    DataType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type,
+    UInt16Type, UInt32Type, UInt64Type,
+};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 
@@ -42,11 +45,18 @@ pub fn write(
             let opts = FormatOptions::default();
             for b in batches {
                 let fmts = formatters(b, &opts)?;
+                let text: Vec<bool> = b
+                    .columns()
+                    .iter()
+                    .map(|c| is_text_type(c.data_type()))
+                    .collect();
                 for r in 0..b.num_rows() {
                     let row: Vec<String> = (0..b.num_columns())
                         .map(|c| {
                             if b.column(c).is_null(r) {
                                 String::new()
+                            } else if text[c] {
+                                csv_text_cell(&fmts[c].value(r).to_string())
                             } else {
                                 fmts[c].value(r).to_string()
                             }
@@ -95,6 +105,25 @@ pub fn in_zone(batches: &[RecordBatch], zone: &str) -> anyhow::Result<Vec<Record
         )?);
     }
     Ok(out)
+/// A text cell for CSV meant for spreadsheets: a value whose first character is `=`, `+`,
+/// `-`, `@`, TAB or CR would open as a formula (OWASP "CSV injection"), so it gets a leading
+/// `'`, which Excel and LibreOffice show as text and do not evaluate. Other text is unchanged.
+pub fn csv_text_cell(s: &str) -> String {
+    match s.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}"),
+        _ => s.to_string(),
+    }
+}
+
+/// True for columns written as text (everything but numbers, booleans, dates and times),
+/// the columns [`csv_text_cell`] applies to. Numbers are never altered (`-0.02` stays).
+fn is_text_type(t: &DataType) -> bool {
+    !(t.is_numeric()
+        || t.is_temporal()
+        || matches!(
+            t,
+            DataType::Boolean | DataType::Null | DataType::Interval(_)
+        ))
 }
 
 fn formatters<'a>(
@@ -124,8 +153,19 @@ pub fn to_json(
                     Value::Null
                 } else {
                     match col.data_type() {
+                        DataType::Int8 => Value::from(col.as_primitive::<Int8Type>().value(r)),
+                        DataType::Int16 => Value::from(col.as_primitive::<Int16Type>().value(r)),
+                        DataType::Int32 => Value::from(col.as_primitive::<Int32Type>().value(r)),
                         DataType::Int64 => Value::from(col.as_primitive::<Int64Type>().value(r)),
+                        DataType::UInt8 => Value::from(col.as_primitive::<UInt8Type>().value(r)),
+                        DataType::UInt16 => Value::from(col.as_primitive::<UInt16Type>().value(r)),
+                        DataType::UInt32 => Value::from(col.as_primitive::<UInt32Type>().value(r)),
                         DataType::UInt64 => Value::from(col.as_primitive::<UInt64Type>().value(r)),
+                        DataType::Float32 => serde_json::Number::from_f64(
+                            col.as_primitive::<Float32Type>().value(r) as f64,
+                        )
+                        .map(Value::Number)
+                        .unwrap_or(Value::Null),
                         DataType::Float64 => {
                             serde_json::Number::from_f64(col.as_primitive::<Float64Type>().value(r))
                                 .map(Value::Number)

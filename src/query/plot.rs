@@ -8,7 +8,7 @@ use std::path::Path;
 use datafusion::common::{ParamValues, ScalarValue};
 use plotters::prelude::*;
 
-use super::{context, output::to_json};
+use super::{Lake, output::to_json};
 
 /// What a plot contains.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,7 +30,8 @@ fn colour(rule: &str) -> RGBColor {
 }
 
 /// Draws the plot of `vin` (samples in `[since, until)`, RFC 3339) to `out` (SVG).
-/// Errors when the vehicle has no samples in the period.
+/// Errors when the vehicle has no samples in the period, and before reading anything when
+/// `out` does not end in `.svg` (an SVG named `.png` would not open as one).
 pub async fn plot(
     dir: &Path,
     vin: &str,
@@ -38,7 +39,16 @@ pub async fn plot(
     until: &str,
     out: &Path,
 ) -> anyhow::Result<PlotSummary> {
-    let ctx = context(dir).await?;
+    if !out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("svg"))
+    {
+        anyhow::bail!(
+            "plot writes SVG only: give --out a file ending in .svg (got {})",
+            out.display()
+        );
+    }
+    let lake = Lake::open(dir).await?;
     let mut p = HashMap::new();
     p.insert(
         "vin".to_string(),
@@ -52,21 +62,19 @@ pub async fn plot(
         "until".to_string(),
         ScalarValue::Utf8(Some(until.to_string())).into(),
     );
-    let samples = ctx
+    let samples = lake
         .sql(
             "SELECT CAST(sampled_at AS BIGINT) AS t, upstream_lambda, rear_o2_v FROM obd_samples \
              WHERE vin = $vin AND sampled_at >= to_timestamp($since) AND sampled_at < to_timestamp($until) ORDER BY sampled_at",
         )
         .await?
-        .with_param_values(ParamValues::Map(p.clone()))?
-        .collect()
-        .await?;
-    let dets = ctx
+        .with_param_values(ParamValues::Map(p.clone()))?;
+    let samples = lake.collect(samples).await?;
+    let dets = lake
         .sql("SELECT rule_id, evidence FROM detections WHERE vin = $vin AND source_stream = 'obd' ORDER BY detected_at")
         .await?
-        .with_param_values(ParamValues::Map(p))?
-        .collect()
-        .await?;
+        .with_param_values(ParamValues::Map(p))?;
+    let dets = lake.collect(dets).await?;
     let rows = to_json(&samples)?;
     if rows.is_empty() {
         anyhow::bail!("no obd_samples for VIN {vin} in [{since}, {until})");

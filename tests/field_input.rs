@@ -812,3 +812,42 @@ fn empty_input_is_no_records_and_all_rejected_exits_non_zero() {
     );
     assert_eq!(quarantined(&out), 2);
 }
+
+#[test]
+fn run_file_sources_bound_their_lines_too() {
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("passes.ndjson");
+    let good =
+        |id: &str| format!("{{\"pass_id\":\"{id}\",\"passed_at\":\"2025-11-08T02:00:00Z\"}}\n");
+    let mut data = good("r1");
+    data.push_str(&"z".repeat(5000));
+    data.push('\n');
+    data.push_str(&good("r2"));
+    std::fs::write(&f, &data).unwrap();
+    let tables = t.path().join("tables");
+    let cfg = t.path().join("run.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "tables = {:?}\ninstance_id = \"lines\"\nidle_exit_ms = 300\n[[files]]\nstream = \"rsd\"\npath = {:?}\nmax_record_bytes = 1024\n",
+            tables.display().to_string(),
+            f.display().to_string()
+        ),
+    )
+    .unwrap();
+    let o = pw(&["run", "--config", cfg.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        q(&tables, "SELECT pass_id FROM rsd_passes ORDER BY pass_id"),
+        [["r1"], ["r2"]]
+    );
+    let qr = q(
+        &tables,
+        "SELECT source_offset, length(raw), reason FROM quarantine",
+    );
+    assert_eq!(&qr[0][..2], ["52", "1024"]);
+    assert!(
+        qr[0][2].starts_with("line of 5000 bytes exceeds the 1 KiB record limit"),
+        "{qr:?}"
+    );
+}

@@ -88,6 +88,7 @@ pub fn run(out: &Path) -> anyhow::Result<DemoSummary> {
             out,
             inputs: std::slice::from_ref(&input),
             progress: false,
+            max_record_bytes: crate::decode::text::DEFAULT_MAX_RECORD_BYTES,
         })?;
         done.push((what, s));
     }

@@ -14,7 +14,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::decode::hj1239::FrameScanner;
 use crate::decode::mapping::Mapping;
 use crate::decode::record::FieldError;
-use crate::decode::text::{Handler, NdjsonDecoder, SourcePos, read_csv, read_ndjson};
+use crate::decode::record::Record;
+use crate::decode::text::{
+    Handler, NdjsonDecoder, ReadOptions, SourcePos, describe_input, read_csv_with, read_ndjson_with,
+};
 use crate::enrich::registry::Registry;
 use crate::enrich::rsd::RsdContext;
 use crate::limits::LimitSet;
@@ -46,6 +49,9 @@ pub struct IngestOptions<'a> {
     pub inputs: &'a [String],
     /// Show a progress bar (only drawn when stderr is a terminal).
     pub progress: bool,
+    /// Longest record (line) of NDJSON/CSV input, bytes; longer ones are quarantined unread
+    /// (default [`crate::decode::text::DEFAULT_MAX_RECORD_BYTES`], 1 MiB).
+    pub max_record_bytes: usize,
 }
 
 /// What an ingest did.
@@ -61,6 +67,8 @@ pub struct IngestSummary {
     pub bytes_in: u64,
     pub seconds: f64,
     pub files: Vec<PathBuf>,
+    /// Things about the inputs that are not records (repeated CSV headers, empty inputs).
+    pub notices: Vec<String>,
 }
 
 impl IngestSummary {
@@ -72,6 +80,10 @@ impl IngestSummary {
     pub fn mb_per_s(&self) -> f64 {
         self.bytes_in as f64 / 1e6 / self.seconds.max(1e-9)
     }
+    /// Every record was rejected (and there was at least one): nothing usable was stored.
+    pub fn all_rejected(&self) -> bool {
+        self.records_in > 0 && self.quarantined >= self.records_in
+    }
 }
 
 impl fmt::Display for IngestSummary {
@@ -81,6 +93,16 @@ impl fmt::Display for IngestSummary {
             writeln!(f, "  {t:<14}{n}")?;
         }
         writeln!(f, "quarantined:  {}", self.quarantined)?;
+        for n in &self.notices {
+            writeln!(f, "note: {n}")?;
+        }
+        if self.all_rejected() {
+            writeln!(
+                f,
+                "every record was rejected ({} of {} quarantined): nothing usable was stored",
+                self.quarantined, self.records_in
+            )?;
+        }
         if self.frames_other > 0 {
             writeln!(
                 f,
@@ -119,6 +141,9 @@ pub enum IngestError {
     Registry(String),
     #[error("--format hj1239 is only for --stream obd")]
     FramesNotObd,
+    /// The input is plainly not in the chosen format; nothing was written.
+    #[error("{0}; nothing was written")]
+    WrongFormat(String),
 }
 
 /// A unique id for the files of one run: UTC time + random suffix.
@@ -189,12 +214,38 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
         limit_set_id: &limit_set_id,
         registry: &registry,
     };
+    // Every input is checked before anything is written: one plainly in another format
+    // stops the ingest here (stdin's first bytes are kept and replayed).
+    let mut stdin_head: Option<Vec<u8>> = None;
+    if opts.format != Format::Hj1239 {
+        for input in opts.inputs {
+            let (head, eof) = read_head(input)?;
+            sniff(input, &head, eof, opts.format, &compiled, specs)?;
+            if input == "-" {
+                stdin_head = Some(head);
+            }
+        }
+    }
     let mut pipe = Pipeline::new(ctx, opts.out, &run_id)?;
     pipe.default_vin = opts.vin;
     let mut bytes_in = 0u64;
     let mut ndjson = NdjsonDecoder::new(compiled.clone(), specs);
+    let read_opts = ReadOptions {
+        max_record_bytes: opts.max_record_bytes,
+    };
+    let mut notices: Vec<String> = Vec::new();
     for input in opts.inputs {
-        let mut rdr = open_input(input)?;
+        let head = if input == "-" {
+            stdin_head.take()
+        } else {
+            None
+        };
+        let mut rdr = match head {
+            Some(head) => {
+                Box::new(std::io::Cursor::new(head).chain(std::io::stdin().lock())) as Box<dyn Read>
+            }
+            _ => open_input(input)?,
+        };
         let mut h = StreamHandler {
             pipeline: &mut pipe,
             stream,
@@ -229,37 +280,33 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
                     h.pipeline.frame_event(ev, input);
                 }
                 if n == 0 {
-                    let pos = SourcePos {
-                        file: input,
-                        offset: 0,
-                        line: 0,
-                    };
-                    h.on_error(FieldError::record("empty input: no frames"), &pos, b"");
+                    // An empty input is no records, not a quarantined one.
+                    notices.push(format!("{input}: no frames (empty input)"));
                 }
                 n
             }
-            Format::Ndjson => {
+            Format::Ndjson | Format::Csv => {
                 let mut counting = CountingReader {
                     inner: &mut rdr,
                     n: 0,
                 };
-                read_ndjson(&mut ndjson, &mut counting, input, &mut h).map_err(|source| {
-                    IngestError::Input {
-                        path: input.clone(),
-                        source,
-                    }
+                let mut rh = ReadHandler {
+                    inner: &mut h,
+                    notices: &mut notices,
+                };
+                let records = if opts.format == Format::Csv {
+                    read_csv_with(&compiled, specs, &mut counting, input, &read_opts, &mut rh)
+                } else {
+                    read_ndjson_with(&mut ndjson, &mut counting, input, &read_opts, &mut rh)
+                }
+                .map_err(|source| IngestError::Input {
+                    path: input.clone(),
+                    source,
                 })?;
+                if records == 0 {
+                    notices.push(format!("{input}: no records (empty input)"));
+                }
                 counting.n
-            }
-            Format::Csv => {
-                let mut data = Vec::new();
-                rdr.read_to_end(&mut data)
-                    .map_err(|source| IngestError::Input {
-                        path: input.clone(),
-                        source,
-                    })?;
-                read_csv(&compiled, specs, &data, input, &mut h);
-                data.len() as u64
             }
         };
         if let Some(e) = h.error.take() {
@@ -289,7 +336,173 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
         bytes_in,
         seconds: t0.elapsed().as_secs_f64(),
         files,
+        notices,
     })
+}
+
+/// Bytes of each input looked at before anything is written.
+const SNIFF_BYTES: usize = 64 << 10;
+/// Records of each input decoded to check the format.
+const SNIFF_RECORDS: usize = 16;
+
+/// The first [`SNIFF_BYTES`] of an input, and whether that is all of it.
+fn read_head(path: &str) -> Result<(Vec<u8>, bool), IngestError> {
+    let err = |source| IngestError::Input {
+        path: path.to_string(),
+        source,
+    };
+    let mut head = Vec::with_capacity(SNIFF_BYTES);
+    let mut rdr = open_input(path)?.take(SNIFF_BYTES as u64);
+    rdr.read_to_end(&mut head).map_err(err)?;
+    let eof = head.len() < SNIFF_BYTES;
+    Ok((head, eof))
+}
+
+/// Collects the outcome of the first records of an input.
+#[derive(Default)]
+struct SniffCollect {
+    ok: usize,
+    errors: Vec<String>,
+}
+
+impl Handler for SniffCollect {
+    fn on_record(&mut self, _: &Record, _: &SourcePos<'_>, _: &[u8]) {
+        if self.ok + self.errors.len() < SNIFF_RECORDS {
+            self.ok += 1;
+        }
+    }
+    fn on_error(&mut self, err: FieldError, _: &SourcePos<'_>, _: &[u8]) {
+        if self.ok + self.errors.len() < SNIFF_RECORDS {
+            self.errors.push(err.to_string());
+        }
+    }
+}
+
+/// The kind of a reason, without the values quoted in it (for "all fail the same way").
+fn reason_class(r: &str) -> &str {
+    let end = r
+        .find(|c: char| c == '"' || c == '\'' || c == '(' || c.is_ascii_digit())
+        .unwrap_or(r.len());
+    r[..end].trim_end()
+}
+
+/// Stops an ingest whose input is plainly not in `format`: its first records all fail and
+/// it looks like something else (a CSV header fed as NDJSON, a Parquet or other binary file),
+/// or at least three of them fail the same way (a wrong `--stream` or `--mapping`).
+fn sniff(
+    input: &str,
+    head: &[u8],
+    eof: bool,
+    format: Format,
+    mapping: &crate::decode::mapping::CompiledMapping,
+    specs: &'static [crate::decode::record::FieldSpec],
+) -> Result<(), IngestError> {
+    let looks = describe_input(head);
+    let binary = looks.as_deref().is_some_and(|l| {
+        !l.starts_with("the first line") && !l.starts_with("NDJSON") && !l.starts_with("a JSON")
+    });
+    // Only whole records: the head may end inside one.
+    let cut = if eof {
+        head.len()
+    } else {
+        head.iter().rposition(|&b| b == b'\n').map_or(0, |k| k + 1)
+    };
+    let mut c = SniffCollect::default();
+    let mut body = &head[..cut];
+    let _ = match format {
+        Format::Csv => read_csv_with(
+            mapping,
+            specs,
+            &mut body,
+            input,
+            &ReadOptions::default(),
+            &mut c,
+        ),
+        _ => {
+            let mut dec = NdjsonDecoder::new(mapping.clone(), specs);
+            read_ndjson_with(&mut dec, &mut body, input, &ReadOptions::default(), &mut c)
+        }
+    };
+    let fmt_name = match format {
+        Format::Csv => "CSV",
+        Format::Ndjson => "NDJSON",
+        Format::Hj1239 => "HJ 1239 frames",
+    };
+    let n = c.ok + c.errors.len();
+    if c.ok > 0 {
+        return Ok(());
+    }
+    // Evidence: failed records, a file signature, or (CSV) a whole first line that is no CSV
+    // header. An input whose first line is too long to look at is left to the record limit.
+    let magic = binary
+        && looks
+            .as_deref()
+            .is_some_and(|l| !l.starts_with("binary data"));
+    if let Some(l) = &looks {
+        let other = match format {
+            Format::Ndjson => !l.starts_with("NDJSON"),
+            _ => !l.starts_with("the first line is a CSV"),
+        };
+        let header_seen = format == Format::Csv && cut > 0;
+        if other && (magic || n > 0 || header_seen) {
+            let hint = if l.starts_with("the first line is a CSV") {
+                "; use --format csv"
+            } else if l.starts_with("NDJSON") {
+                "; use --format ndjson"
+            } else {
+                ""
+            };
+            return Err(IngestError::WrongFormat(format!(
+                "{input} does not look like {fmt_name} ({l}){hint}"
+            )));
+        }
+    }
+    if n >= 3 {
+        let first = reason_class(&c.errors[0]);
+        if c.errors.iter().all(|e| reason_class(e) == first) {
+            return Err(IngestError::WrongFormat(format!(
+                "{input}: the first {n} records all fail the same way ({}); check --stream, --format and --mapping",
+                c.errors[0]
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Forwards the text decoders' calls to the pipeline, flushes on rejects too (an input of
+/// only bad records must not pile up in memory) and keeps the notices.
+struct ReadHandler<'h, 'p, 'a> {
+    inner: &'h mut StreamHandler<'p, 'a>,
+    notices: &'h mut Vec<String>,
+}
+
+/// Notices kept per ingest (the rest are counted).
+const MAX_NOTICES: usize = 50;
+
+impl Handler for ReadHandler<'_, '_, '_> {
+    fn on_record(&mut self, rec: &Record, pos: &SourcePos<'_>, raw: &[u8]) {
+        self.inner.on_record(rec, pos, raw);
+    }
+    fn on_error(&mut self, err: FieldError, pos: &SourcePos<'_>, raw: &[u8]) {
+        self.inner.on_error(err, pos, raw);
+        let p = &mut self.inner.pipeline;
+        if p.counters.records_in.is_multiple_of(BATCH_ROWS as u64)
+            && self.inner.error.is_none()
+            && let Err(e) = p.flush(BATCH_ROWS)
+        {
+            self.inner.error = Some(e);
+        }
+    }
+    fn on_progress(&mut self, bytes: u64) {
+        self.inner.on_progress(bytes);
+    }
+    fn on_notice(&mut self, pos: &SourcePos<'_>, message: &str) {
+        if self.notices.len() < MAX_NOTICES {
+            self.notices.push(format!("{}: {message}", pos.file));
+        } else if self.notices.len() == MAX_NOTICES {
+            self.notices.push("… more notices not shown".into());
+        }
+    }
 }
 
 struct CountingReader<'a> {

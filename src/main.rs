@@ -56,6 +56,10 @@ enum Cmd {
         /// Hide the progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Longest NDJSON/CSV record (line), bytes (suffixes K, M, G: KiB, MiB, GiB); a longer
+        /// one is quarantined with its length and first 4 KiB, never held in memory.
+        #[arg(long, default_value = "1M", value_parser = parse_bytes)]
+        max_record_bytes: usize,
         #[arg(required = true)]
         inputs: Vec<String>,
     },
@@ -224,6 +228,26 @@ fn show(
     }
     let local = query::output::in_zone(batches, zone.name())?;
     query::output::write(&local, format, w)
+/// `4096`, `64K`, `1M`, `2G` (binary multiples) → bytes.
+fn parse_bytes(s: &str) -> Result<usize, String> {
+    let t = s
+        .trim()
+        .trim_end_matches(['B', 'b'])
+        .trim_end_matches(['i', 'I']);
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 1usize << 10),
+        Some((i, 'm' | 'M')) => (&t[..i], 1 << 20),
+        Some((i, 'g' | 'G')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    match num.trim().parse::<usize>() {
+        Ok(n) if n > 0 => n
+            .checked_mul(mult)
+            .ok_or_else(|| format!("'{s}' is too large")),
+        _ => Err(format!(
+            "expected a positive size such as 4096, 64K or 1M, got '{s}'"
+        )),
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -254,6 +278,7 @@ fn run(cli: Cli) -> Result<()> {
             limits,
             out,
             quiet,
+            max_record_bytes,
             inputs,
         } => {
             let limits = LimitSet::load(limits.as_deref())?;
@@ -266,8 +291,15 @@ fn run(cli: Cli) -> Result<()> {
                 out: &out,
                 inputs: &inputs,
                 progress: !quiet && std::io::stderr().is_terminal(),
+                max_record_bytes,
             })?;
             println!("{s}");
+            if s.all_rejected() {
+                bail!(
+                    "every record ({}) was rejected; see the quarantine table",
+                    s.records_in
+                );
+            }
             Ok(())
         }
         Cmd::Query {

@@ -25,6 +25,7 @@ fn ingest_conox(
         out: dir,
         inputs: &[csv.display().to_string()],
         progress: false,
+        max_record_bytes: plumewatch::decode::text::DEFAULT_MAX_RECORD_BYTES,
     })
     .unwrap()
 }

@@ -19,6 +19,13 @@
 //! source = "FuelType"
 //! values = { DIESEL = "diesel" }
 //! ```
+//!
+//! Reading options under `[mapping]`: `encoding` (an encoding_rs label such as `"gbk"`,
+//! `"gb18030"`, `"utf-8"`: the input is transcoded before decoding, never with lossy
+//! replacement), `delimiter` (CSV, default `","`), `comment` (CSV lines starting with it are
+//! skipped), `decimal_comma` (`0,0100` is 0.01) and `thousands_separator` (`"."`, `","`, `" "`;
+//! groups of three digits are checked). Any key the product does not implement is refused when
+//! the mapping loads, naming the key.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -47,6 +54,7 @@ pub enum MappingError {
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct MappingHeader {
     #[serde(default)]
     name: String,
@@ -56,6 +64,17 @@ struct MappingHeader {
     /// e.g. `plate_placeholders = ["无号", "NO PLATE"]`.
     #[serde(default)]
     plate_placeholders: Vec<String>,
+    /// Input encoding label (encoding_rs / WHATWG names: `gbk`, `gb18030`, `utf-8` …).
+    encoding: Option<String>,
+    /// CSV cell delimiter, one ASCII character (default `,`).
+    delimiter: Option<String>,
+    /// CSV comment prefix: lines starting with it are skipped.
+    comment: Option<String>,
+    /// Numbers use a decimal comma (`0,0100`).
+    #[serde(default)]
+    decimal_comma: bool,
+    /// Thousands separator in numbers (`.`, `,`, ` ` or `'`).
+    thousands_separator: Option<String>,
 }
 
 /// One field entry of a mapping file.
@@ -89,11 +108,35 @@ pub struct FieldEntry {
 }
 
 /// One value or a list of alternatives (tried in order / all mapped to the same field).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(untagged)]
+/// Deserialized by hand (not `untagged`) so an unknown key inside names itself instead of
+/// "did not match any variant".
+#[derive(Clone, Debug)]
 pub enum OneOrMany<T> {
     One(T),
     Many(Vec<T>),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{self, IntoDeserializer, value};
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> de::Visitor<'de> for V<T> {
+            type Value = OneOrMany<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a value or a list of values")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
+                Vec::<T>::deserialize(value::SeqAccessDeserializer::new(a)).map(OneOrMany::Many)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(value::MapAccessDeserializer::new(a)).map(OneOrMany::One)
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                T::deserialize(s.into_deserializer()).map(OneOrMany::One)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
 }
 
 impl<T: Clone> OneOrMany<T> {
@@ -108,6 +151,7 @@ impl<T: Clone> OneOrMany<T> {
 /// A mapping file. A field may list several sources (e.g. `Speed (OBD)(km/h)` and
 /// `Speed (OBD)(mph)` with `unit = "mph"`); whichever the input has is read.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Mapping {
     #[serde(default)]
     mapping: MappingHeader,
@@ -300,6 +344,14 @@ pub struct CompiledMapping {
     policy: TimePolicy,
     /// Last offset seen in a `utc_offset_from` column in this input (seconds east).
     sticky_offset_s: std::cell::Cell<Option<i32>>,
+    /// Input encoding when not UTF-8 (`[mapping] encoding`).
+    pub encoding: Option<&'static encoding_rs::Encoding>,
+    /// CSV delimiter byte.
+    pub delimiter: u8,
+    /// CSV comment prefix.
+    pub comment: Option<String>,
+    decimal_comma: bool,
+    thousands: Option<char>,
 }
 
 impl Mapping {
@@ -331,6 +383,51 @@ impl Mapping {
             Some(m) => (m.mapping.name.clone(), m.mapping.missing.clone()),
             None => ("canonical".to_string(), vec![String::new()]),
         };
+        let hd = mapping.map(|m| m.mapping.clone()).unwrap_or_default();
+        let encoding = match hd.encoding.as_deref() {
+            None => None,
+            Some(label) => {
+                let enc = encoding_rs::Encoding::for_label(label.trim().as_bytes())
+                    .ok_or_else(|| invalid(format!("[mapping] encoding: unknown encoding '{label}' (e.g. \"gbk\", \"gb18030\", \"utf-8\")")))?;
+                if !enc.is_ascii_compatible() {
+                    return Err(invalid(format!(
+                        "[mapping] encoding: '{label}' ({}) is not ASCII-compatible; re-encode the input as UTF-8",
+                        enc.name()
+                    )));
+                }
+                (enc != encoding_rs::UTF_8).then_some(enc)
+            }
+        };
+        let delimiter = match hd.delimiter.as_deref() {
+            None => b',',
+            Some(d) if d.len() == 1 && d.is_ascii() && d != "\"" => d.as_bytes()[0],
+            Some("\\t") => b'\t',
+            Some(d) => {
+                return Err(invalid(format!(
+                    "[mapping] delimiter: '{d}' is not one ASCII character"
+                )));
+            }
+        };
+        let thousands = match hd.thousands_separator.as_deref() {
+            None | Some("") => None,
+            Some(t @ ("." | "," | " " | "'" | "\u{a0}")) => t.chars().next(),
+            Some(t) => {
+                return Err(invalid(format!(
+                    "[mapping] thousands_separator: '{t}' is not one of \".\", \",\", \" \", \"'\""
+                )));
+            }
+        };
+        if thousands == Some(if hd.decimal_comma { ',' } else { '.' }) {
+            return Err(invalid(
+                "[mapping] thousands_separator equals the decimal mark".to_string(),
+            ));
+        }
+        if hd.decimal_comma && delimiter == b',' {
+            return Err(invalid(
+                "[mapping] decimal_comma needs another delimiter (e.g. delimiter = \";\")"
+                    .to_string(),
+            ));
+        }
         match mapping {
             None => {
                 for (slot, s) in specs.iter().enumerate() {
@@ -472,6 +569,11 @@ impl Mapping {
             plate_placeholders,
             policy: TimePolicy::default(),
             sticky_offset_s: Default::default(),
+            encoding,
+            delimiter,
+            comment: hd.comment.filter(|c| !c.is_empty()),
+            decimal_comma: hd.decimal_comma,
+            thousands,
         })
     }
 }
@@ -543,6 +645,60 @@ impl CompiledMapping {
         &self.entries[i]
     }
 
+    /// Number of source names (CSV columns / JSON keys) the mapping reads.
+    pub fn source_count(&self) -> usize {
+        self.by_source.len()
+    }
+
+    /// Shortest and longest source name, bytes (a quick filter for header lines).
+    pub fn source_len_range(&self) -> (usize, usize) {
+        let lens = self.by_source.keys().map(String::len);
+        (
+            lens.clone().min().unwrap_or(0),
+            lens.max().unwrap_or(usize::MAX),
+        )
+    }
+
+    /// Parses a number in the mapping's style (decimal comma, thousands separator); `None`
+    /// when the text is not a number in that style (a misplaced separator is never dropped
+    /// silently: `1.5` with thousands `.` is not 15).
+    pub fn parse_number(&self, t: &str) -> Option<f64> {
+        if !self.decimal_comma && self.thousands.is_none() {
+            return t.parse().ok();
+        }
+        let dec = if self.decimal_comma { ',' } else { '.' };
+        let (int, frac) = match t.split_once(dec) {
+            Some((i, f)) => (i, Some(f)),
+            None => (t, None),
+        };
+        let mut s = String::with_capacity(t.len());
+        match self.thousands {
+            Some(sep) if int.contains(sep) => {
+                let body = int.strip_prefix(['-', '+']).unwrap_or(int);
+                let groups: Vec<&str> = body.split(sep).collect();
+                let ok = groups.first().is_some_and(|g| (1..=3).contains(&g.len()))
+                    && groups[1..].iter().all(|g| g.len() == 3)
+                    && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_digit()));
+                if !ok {
+                    return None;
+                }
+                if int.starts_with('-') {
+                    s.push('-');
+                }
+                groups.iter().for_each(|g| s.push_str(g));
+            }
+            _ => s.push_str(int),
+        }
+        if let Some(f) = frac {
+            if f.contains([',', '.']) {
+                return None;
+            }
+            s.push('.');
+            s.push_str(f);
+        }
+        s.parse().ok()
+    }
+
     /// Applies entry `i` to a text value (CSV cell or JSON string).
     pub fn apply_text(&self, i: usize, raw: &str, rec: &mut Record) -> Result<(), FieldError> {
         let e = &self.entries[i];
@@ -574,12 +730,11 @@ impl CompiledMapping {
         let t = e.values.get(t).map(String::as_str).unwrap_or(t);
         match e.kind {
             Kind::Str => rec.set_str(e.slot, t),
-            Kind::Id => match t.parse::<f64>() {
-                Ok(v) if v.is_finite() && t.contains('.') => rec.set_str(e.slot, &id_from_f64(v)),
-                _ => rec.set_str(e.slot, t),
-            },
+            // Ids are text: `123.0` (a spreadsheet's integer) loses its `.0` textually; the
+            // digits never go through f64.
+            Kind::Id => rec.set_str(e.slot, &super::text::strip_zero_fraction(t)),
             Kind::Num => {
-                let v: f64 = t.parse().map_err(|_| {
+                let v: f64 = self.parse_number(t).ok_or_else(|| {
                     FieldError::field(e.name, format!("expected a number, got \"{}\"", clip(t)))
                 })?;
                 self.put_num(i, v, rec)?;
@@ -673,6 +828,13 @@ impl CompiledMapping {
             Kind::Id | Kind::Str => {
                 if !v.is_finite() {
                     return Err(FieldError::field(e.name, "non-finite number"));
+                }
+                // A float above 2^53 may already be another id: refuse, never store it.
+                if v.abs() > 9_007_199_254_740_992.0 {
+                    return Err(FieldError::field(
+                        e.name,
+                        format!("{} {v} exceeds 2^53; send ids as strings", e.name),
+                    ));
                 }
                 let s = id_from_f64(v);
                 let s = e.values.get(&s).cloned().unwrap_or(s);

@@ -129,20 +129,37 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    /// An error tied to one field.
+    /// An error tied to one field. Control characters in either text are escaped.
     pub fn field(name: &str, message: impl Into<String>) -> Self {
         FieldError {
-            field: Some(name.to_string()),
-            message: message.into(),
+            field: Some(escape_controls(name.to_string())),
+            message: escape_controls(message.into()),
         }
     }
-    /// An error of the whole record.
+    /// An error of the whole record. Control characters are escaped.
     pub fn record(message: impl Into<String>) -> Self {
         FieldError {
             field: None,
-            message: message.into(),
+            message: escape_controls(message.into()),
         }
     }
+}
+
+/// Escapes control characters (C0, DEL, C1) as `\x00` / `\u{85}` so reasons quoted from raw
+/// input never carry NUL bytes or terminal escapes into tables and outputs.
+pub fn escape_controls(s: String) -> String {
+    if !s.chars().any(char::is_control) {
+        return s;
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c as u32 {
+            n @ (0..=0x1F | 0x7F) => out.push_str(&format!("\\x{n:02x}")),
+            n if c.is_control() => out.push_str(&format!("\\u{{{n:x}}}")),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 impl std::fmt::Display for FieldError {

@@ -1,14 +1,28 @@
-//! Text decoders: NDJSON (simd-json tape, buffers reused) and CSV (the `csv` crate), both
-//! driven by a [`CompiledMapping`] into one reused [`Record`]. Every input record ends in
-//! exactly one call: [`Handler::on_record`] or [`Handler::on_error`] with the raw bytes and
-//! the source position, so counts always add up.
+//! Text decoders: NDJSON (simd-json tape, buffers reused) and CSV (streamed, quote-aware, with
+//! header re-binding), both driven by a [`CompiledMapping`] into one reused [`Record`]. Every
+//! input record ends in exactly one call: [`Handler::on_record`] or [`Handler::on_error`] with
+//! the raw bytes and the source position, so counts always add up.
+//!
+//! Both formats are read line by line through [`LineReader`], which holds at most one record
+//! of `max_record_bytes` (default 1 MiB) plus one read chunk: a longer line is skipped without
+//! being held and reported with its length and a bounded prefix ([`RAW_PREFIX_BYTES`]).
 
+use std::borrow::Cow;
 use std::io::Read;
 
+use encoding_rs::Encoding;
+use memchr::{memchr, memchr2};
 use simd_json::{Buffers, Node, StaticNode, Tape};
 
 use super::mapping::{CompiledMapping, clip};
-use super::record::{FieldError, FieldSpec, Record};
+use super::record::{FieldError, FieldSpec, Kind, Record};
+
+/// Default longest record (line) read from a line-based input, bytes (1 MiB).
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
+/// Bytes of an over-long record kept in `quarantine.raw`.
+pub const RAW_PREFIX_BYTES: usize = 4096;
+/// Bytes asked from the input per read.
+const CHUNK: usize = 256 << 10;
 
 /// Where a record came from: file (or `-`), byte offset of its first byte, 1-based line.
 #[derive(Clone, Copy, Debug)]
@@ -26,6 +40,273 @@ pub trait Handler {
     fn on_error(&mut self, err: FieldError, pos: &SourcePos<'_>, raw: &[u8]);
     /// Bytes consumed so far in this input (for progress bars).
     fn on_progress(&mut self, _bytes: u64) {}
+    /// Something about the input that is not a record (a repeated CSV header …), once each.
+    fn on_notice(&mut self, _pos: &SourcePos<'_>, _message: &str) {}
+}
+
+/// Limits of line-based reading.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadOptions {
+    /// Longest record, bytes without the line end; longer ones are quarantined unread.
+    pub max_record_bytes: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+        }
+    }
+}
+
+/// One item out of a [`LineReader`].
+#[derive(Debug)]
+pub enum LineItem<'a> {
+    /// A record without its line end (`\n` or `\r\n`).
+    Record {
+        bytes: &'a [u8],
+        offset: u64,
+        line: u64,
+    },
+    /// A record longer than the limit: skipped; `len` is its full length, `prefix` its start.
+    TooLong {
+        prefix: &'a [u8],
+        offset: u64,
+        line: u64,
+        len: u64,
+    },
+}
+
+/// Splits a byte stream into lines (or, with `csv_quotes`, CSV records whose quoted cells may
+/// hold line ends) in time linear in the input and memory bounded by the record limit plus
+/// one read chunk. A UTF-8 BOM at the start is skipped.
+pub struct LineReader<R> {
+    inner: R,
+    /// Read buffer; valid bytes are `buf[..end]` (the rest is zeroed spare room, so a read
+    /// never zero-fills a chunk again: small reads stay linear).
+    buf: Vec<u8>,
+    end: usize,
+    /// Start of the current record in `buf`.
+    start: usize,
+    /// Next byte of `buf` to scan for the record end (never rescanned: linear time).
+    scan: usize,
+    in_quotes: bool,
+    /// Line ends inside quotes of the current record.
+    nl_inside: u64,
+    /// Stream offset of `buf[0]`.
+    base: u64,
+    line_no: u64,
+    eof: bool,
+    bom_done: bool,
+    csv_quotes: bool,
+    max: usize,
+    prefix: Vec<u8>,
+}
+
+impl<R: Read> LineReader<R> {
+    /// A reader of records of at most `max` bytes.
+    pub fn new(inner: R, max: usize, csv_quotes: bool) -> Self {
+        LineReader {
+            inner,
+            buf: Vec::new(),
+            end: 0,
+            start: 0,
+            scan: 0,
+            in_quotes: false,
+            nl_inside: 0,
+            base: 0,
+            line_no: 1,
+            eof: false,
+            bom_done: false,
+            csv_quotes,
+            max: max.max(1),
+            prefix: Vec::new(),
+        }
+    }
+
+    /// Bytes of the input consumed so far.
+    pub fn consumed(&self) -> u64 {
+        self.base + self.start as u64
+    }
+
+    /// The next record, `None` at the end of the input.
+    pub fn next_line(&mut self) -> std::io::Result<Option<LineItem<'_>>> {
+        loop {
+            let end = self.find_end();
+            let pending = self.end - self.start;
+            let end = match end {
+                Some(e) => Some(e),
+                None if pending > self.max => return self.skip_long().map(Some),
+                None if self.eof && pending == 0 => return Ok(None),
+                None if self.eof => Some(self.end),
+                None => None,
+            };
+            if let Some(end) = end {
+                let s = self.start;
+                let offset = self.base + s as u64;
+                let line = self.line_no;
+                self.line_no += 1 + self.nl_inside;
+                self.nl_inside = 0;
+                self.in_quotes = false;
+                self.start = (end + 1).min(self.end);
+                self.scan = self.start;
+                let mut b = &self.buf[s..end];
+                if b.last() == Some(&b'\r') {
+                    b = &b[..b.len() - 1];
+                }
+                if b.len() > self.max {
+                    return Ok(Some(LineItem::TooLong {
+                        prefix: &b[..RAW_PREFIX_BYTES.min(self.max)],
+                        offset,
+                        line,
+                        len: b.len() as u64,
+                    }));
+                }
+                return Ok(Some(LineItem::Record {
+                    bytes: b,
+                    offset,
+                    line,
+                }));
+            }
+            self.fill()?;
+        }
+    }
+
+    /// Index of the `\n` that ends the current record, scanning only new bytes.
+    fn find_end(&mut self) -> Option<usize> {
+        if !self.csv_quotes {
+            return match memchr(b'\n', &self.buf[self.scan..self.end]) {
+                Some(k) => Some(self.scan + k),
+                None => {
+                    self.scan = self.end;
+                    None
+                }
+            };
+        }
+        let mut i = self.scan;
+        while let Some(k) = memchr2(b'"', b'\n', &self.buf[i..self.end]) {
+            let j = i + k;
+            if self.buf[j] == b'"' {
+                self.in_quotes = !self.in_quotes;
+            } else if !self.in_quotes {
+                self.scan = j;
+                return Some(j);
+            } else {
+                self.nl_inside += 1;
+            }
+            i = j + 1;
+        }
+        self.scan = self.end;
+        None
+    }
+
+    /// Reads one more chunk after dropping the consumed bytes.
+    fn fill(&mut self) -> std::io::Result<()> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.base += self.start as u64;
+            self.scan -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() - self.end < CHUNK / 4 {
+            self.buf.resize(self.end + CHUNK, 0);
+        }
+        let n = loop {
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        self.end += n;
+        if n == 0 {
+            self.eof = true;
+        }
+        if !self.bom_done && (self.end >= 3 || self.eof) {
+            self.bom_done = true;
+            if self.base == 0
+                && self.start == 0
+                && self.buf[..self.end].starts_with(b"\xEF\xBB\xBF")
+            {
+                self.start = 3;
+                self.scan = self.scan.max(3);
+            }
+        }
+        Ok(())
+    }
+
+    /// Skips the rest of an over-long record up to the next line end (quotes ignored, so a
+    /// stray quote cannot swallow the input), keeping only its first bytes.
+    fn skip_long(&mut self) -> std::io::Result<LineItem<'_>> {
+        let offset = self.base + self.start as u64;
+        let line = self.line_no;
+        let pending = &self.buf[self.start..self.end];
+        self.prefix.clear();
+        // The same bounded prefix however the record arrived: min(4 KiB, limit).
+        self.prefix
+            .extend_from_slice(&pending[..RAW_PREFIX_BYTES.min(self.max)]);
+        let mut len = pending.len() as u64;
+        let mut last = pending.last().copied().unwrap_or(0);
+        self.base += self.end as u64;
+        self.end = 0;
+        self.start = 0;
+        self.scan = 0;
+        while !self.eof {
+            self.fill()?;
+            match memchr(b'\n', &self.buf[..self.end]) {
+                Some(k) => {
+                    if k > 0 {
+                        last = self.buf[k - 1];
+                    }
+                    len += k as u64;
+                    self.start = k + 1;
+                    self.scan = k + 1;
+                    break;
+                }
+                None => {
+                    len += self.end as u64;
+                    if let Some(&b) = self.buf[..self.end].last() {
+                        last = b;
+                    }
+                    self.base += self.end as u64;
+                    self.end = 0;
+                }
+            }
+        }
+        if last == b'\r' {
+            len -= 1;
+        }
+        self.line_no += 1 + self.nl_inside;
+        self.nl_inside = 0;
+        self.in_quotes = false;
+        Ok(LineItem::TooLong {
+            prefix: &self.prefix,
+            offset,
+            line,
+            len,
+        })
+    }
+}
+
+/// A byte count for people: `1 MiB`, `64 KiB`, or `1000 bytes`.
+pub fn human_bytes(n: u64) -> String {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
+        format!("{} MiB", n >> 20)
+    } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
+        format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+/// The quarantine reason of an over-long record.
+pub fn too_long_error(len: u64, max: usize) -> FieldError {
+    FieldError::record(format!(
+        "line of {len} bytes exceeds the {} record limit (only the first {} kept in raw)",
+        human_bytes(max as u64),
+        human_bytes(RAW_PREFIX_BYTES.min(max) as u64)
+    ))
 }
 
 /// NDJSON decoder: one JSON object per line.
@@ -35,6 +316,8 @@ pub struct NdjsonDecoder {
     buffers: Buffers,
     tape: Option<Tape<'static>>,
     scratch: Vec<u8>,
+    /// The line transcoded to UTF-8 (mappings with an `encoding`).
+    utf8: String,
     rec: Record,
 }
 
@@ -47,23 +330,38 @@ impl NdjsonDecoder {
             buffers: Buffers::new(4096),
             tape: Some(Tape::null().reset()),
             scratch: Vec::with_capacity(4096),
+            utf8: String::new(),
             rec: Record::new(specs.len()),
         }
     }
 
     /// Decodes one line (no line end). On success the record is in the returned reference.
+    /// With a mapping `encoding` the line is transcoded first (no lossy replacement: an
+    /// undecodable byte is an error naming the field and offset).
     pub fn decode_line(&mut self, line: &[u8]) -> Result<&Record, FieldError> {
         self.rec.clear();
+        let text: &[u8] = match self.mapping.encoding {
+            None => line,
+            Some(enc) => {
+                transcode(enc, line, &mut self.utf8).map_err(|(at, msg)| {
+                    match field_at(line, at) {
+                        Some(k) => FieldError::field(&k, msg),
+                        None => FieldError::record(msg),
+                    }
+                })?;
+                self.utf8.as_bytes()
+            }
+        };
         self.scratch.clear();
-        self.scratch.extend_from_slice(line);
+        self.scratch.extend_from_slice(text);
         let mut tape: Tape<'_> = self
             .tape
             .take()
             .unwrap_or_else(|| Tape::null().reset())
             .reset();
         let res = match simd_json::fill_tape(&mut self.scratch, &mut self.buffers, &mut tape) {
-            Err(e) => Err(json_error(line, &e)),
-            Ok(()) => Self::walk(&self.mapping, &tape, &mut self.rec),
+            Err(e) => Err(json_error(text, &e)),
+            Ok(()) => Self::walk(&self.mapping, &tape, &mut self.rec, text),
         };
         self.tape = Some(tape.reset());
         res?;
@@ -76,13 +374,14 @@ impl NdjsonDecoder {
         mapping: &CompiledMapping,
         tape: &Tape<'_>,
         rec: &mut Record,
+        text: &[u8],
     ) -> Result<(), FieldError> {
         let nodes = &tape.0;
         let Some(Node::Object { len, .. }) = nodes.first() else {
-            return Err(FieldError::record("expected a JSON object per line"));
+            return Err(not_an_object(text));
         };
         let mut i = 1;
-        for _ in 0..*len {
+        for member in 0..*len {
             let Some(Node::String(key)) = nodes.get(i) else {
                 return Err(FieldError::record("malformed object"));
             };
@@ -94,8 +393,21 @@ impl NdjsonDecoder {
                 _ => 1,
             };
             if let Some(e) = mapping.entry_for(key) {
+                let kind = mapping.entry(e).kind;
                 match val {
                     Node::String(s) => mapping.apply_text(e, s, rec)?,
+                    Node::Static(StaticNode::I64(_) | StaticNode::U64(_) | StaticNode::F64(_))
+                        if matches!(kind, Kind::Id | Kind::Str) =>
+                    {
+                        // Ids are text: take the digits as written, never through f64.
+                        let name = mapping.entry(e).name;
+                        let raw = raw_member_value(text, member)
+                            .and_then(|r| std::str::from_utf8(r).ok())
+                            .ok_or_else(|| {
+                                FieldError::field(name, "cannot locate the number in the line")
+                            })?;
+                        mapping.apply_text(e, &number_as_text(name, raw)?, rec)?;
+                    }
                     Node::Static(StaticNode::I64(v)) => mapping.apply_num(e, *v as f64, rec)?,
                     Node::Static(StaticNode::U64(v)) => mapping.apply_num(e, *v as f64, rec)?,
                     Node::Static(StaticNode::F64(v)) => mapping.apply_num(e, *v, rec)?,
@@ -103,7 +415,7 @@ impl NdjsonDecoder {
                     Node::Static(StaticNode::Bool(b)) => {
                         return Err(FieldError::field(
                             mapping.entry(e).name,
-                            format!("expected {:?}, got boolean {b}", mapping.entry(e).kind),
+                            format!("expected {:?}, got boolean {b}", kind),
                         ));
                     }
                     Node::Object { .. } | Node::Array { .. } => {
@@ -120,12 +432,169 @@ impl NdjsonDecoder {
     }
 }
 
+/// A JSON number token used as text (an id, a code): kept as written; an integral
+/// `34.0` loses its `.0` as Excel-made ids do; exponent forms are refused (already rounded by
+/// whoever wrote them, and never an id as sent).
+fn number_as_text<'a>(field: &str, raw: &'a str) -> Result<Cow<'a, str>, FieldError> {
+    if raw.contains(['e', 'E']) {
+        return Err(FieldError::field(
+            field,
+            format!(
+                "{field} written as the number {raw} in exponent form (digits may be lost); send ids as strings"
+            ),
+        ));
+    }
+    Ok(strip_zero_fraction(raw))
+}
+
+/// `123.000` → `123` (text only, no float); anything else unchanged.
+pub fn strip_zero_fraction(t: &str) -> Cow<'_, str> {
+    if let Some((int, frac)) = t.split_once('.') {
+        let digits = int.strip_prefix('-').unwrap_or(int);
+        if !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !frac.is_empty()
+            && frac.bytes().all(|b| b == b'0')
+        {
+            return Cow::Borrowed(int);
+        }
+    }
+    Cow::Borrowed(t)
+}
+
+/// The raw text of the value of the `k`-th member of the top-level object in `s` (source
+/// order, as on the tape). Only used for numbers in text fields, off the hot path.
+fn raw_member_value(s: &[u8], k: usize) -> Option<&[u8]> {
+    let ws = |mut i: usize| {
+        while s.get(i).is_some_and(|b| b.is_ascii_whitespace()) {
+            i += 1;
+        }
+        i
+    };
+    fn skip_string(s: &[u8], mut i: usize) -> Option<usize> {
+        i += 1; // opening quote
+        loop {
+            let j = i + memchr2(b'"', b'\\', s.get(i..)?)?;
+            if s[j] == b'\\' {
+                i = j + 2;
+            } else {
+                return Some(j + 1);
+            }
+        }
+    }
+    fn skip_value(s: &[u8], mut i: usize) -> Option<usize> {
+        match s.get(i)? {
+            b'"' => skip_string(s, i),
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                loop {
+                    match s.get(i)? {
+                        b'"' => {
+                            i = skip_string(s, i)?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                return Some(i + 1);
+                            }
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                }
+            }
+            _ => {
+                while s
+                    .get(i)
+                    .is_some_and(|b| !matches!(b, b',' | b'}' | b']') && !b.is_ascii_whitespace())
+                {
+                    i += 1;
+                }
+                Some(i)
+            }
+        }
+    }
+    let mut i = ws(0);
+    if s.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    let mut m = 0;
+    loop {
+        i = ws(i);
+        if s.get(i) != Some(&b'"') {
+            return None;
+        }
+        i = ws(skip_string(s, i)?);
+        if s.get(i) != Some(&b':') {
+            return None;
+        }
+        i = ws(i + 1);
+        let v = i;
+        i = skip_value(s, i)?;
+        if m == k {
+            return Some(&s[v..i]);
+        }
+        m += 1;
+        i = ws(i);
+        if s.get(i) != Some(&b',') {
+            return None;
+        }
+        i += 1;
+    }
+}
+
+/// Transcodes `bytes` from `enc` into `out` without replacement; on an undecodable sequence,
+/// its byte offset and a message naming the bytes and the encoding.
+pub fn transcode(
+    enc: &'static Encoding,
+    bytes: &[u8],
+    out: &mut String,
+) -> Result<(), (usize, String)> {
+    out.clear();
+    if let Some(s) = enc.decode_without_bom_handling_and_without_replacement(bytes) {
+        out.push_str(&s);
+        return Ok(());
+    }
+    let mut dec = enc.new_decoder_without_bom_handling();
+    out.reserve(bytes.len() * 3 + 16);
+    let (res, read) = dec.decode_to_string_without_replacement(bytes, out, true);
+    let (bad, extra) = match res {
+        encoding_rs::DecoderResult::Malformed(b, e) => (b as usize, e as usize),
+        _ => (1, 0),
+    };
+    let at = read.saturating_sub(bad + extra);
+    let seq: Vec<String> = bytes[at..(at + bad).min(bytes.len())]
+        .iter()
+        .map(|b| format!("0x{b:02X}"))
+        .collect();
+    Err((
+        at,
+        format!(
+            "bytes {} at byte {at} are not valid {} (wrong `encoding` in the mapping?)",
+            seq.join(" "),
+            enc.name()
+        ),
+    ))
+}
+
+/// A line that parsed as JSON but is not an object.
+fn not_an_object(text: &[u8]) -> FieldError {
+    let t = String::from_utf8_lossy(text);
+    FieldError::record(format!(
+        "not a JSON object (one object per line expected); line starts \"{}\"",
+        clip(t.trim())
+    ))
+}
+
 /// Turns a simd-json error into a record error; invalid UTF-8 names the field it sits in.
 fn json_error(line: &[u8], e: &simd_json::Error) -> FieldError {
     if let Err(u) = std::str::from_utf8(line) {
         let pos = u.valid_up_to();
         let msg = format!(
-            "not valid UTF-8 at byte {pos} (GBK or another legacy encoding?); re-encode the source as UTF-8"
+            "not valid UTF-8 at byte {pos} (GBK or another legacy encoding? set `encoding` in the mapping, or re-encode the source as UTF-8)"
         );
         return match field_at(line, pos) {
             Some(k) => FieldError::field(&k, msg),
@@ -141,6 +610,7 @@ fn json_error(line: &[u8], e: &simd_json::Error) -> FieldError {
             None => FieldError::record(msg),
         };
     }
+    // Valid UTF-8 from here on.
     let text = String::from_utf8_lossy(line);
     let t = text.trim();
     if t.is_empty() {
@@ -155,7 +625,48 @@ fn json_error(line: &[u8], e: &simd_json::Error) -> FieldError {
             None => FieldError::record(msg),
         };
     }
-    FieldError::record(format!("invalid JSON: {e} (line starts \"{}\")", clip(t)))
+    if !t.starts_with('{') {
+        let first = t.chars().next().unwrap_or(' ');
+        return FieldError::record(format!(
+            "not a JSON object: the line starts with '{}' (\"{}\")",
+            shown(first),
+            clip(t)
+        ));
+    }
+    use simd_json::ErrorType as E;
+    let what = match e.error() {
+        E::Eof | E::UnterminatedString => "the line ends inside the object (truncated?)",
+        E::InvalidNumber | E::InvalidExponent => "bad number",
+        E::InvalidEscape | E::InvalidUnicodeEscape | E::InvalidUnicodeCodepoint => {
+            "bad escape in a string"
+        }
+        E::TrailingData => "text after the end of the object",
+        E::ExpectedObjectColon => "expected ':' after a key",
+        E::ExpectedMapComma | E::ExpectedArrayComma => "expected ',' between values",
+        E::ExpectedObjectKey | E::KeyMustBeAString => "expected a quoted key",
+        E::DepthLimitExceeded => "nested too deeply",
+        _ => "malformed JSON",
+    };
+    // simd-json's index counts bytes; quote the character there, not a byte as Latin-1.
+    let at = e.index().min(line.len());
+    let ch = text
+        .get(at..)
+        .and_then(|s| s.chars().next())
+        .map(|c| format!(" near '{}'", shown(c)))
+        .unwrap_or_default();
+    FieldError::record(format!(
+        "invalid JSON: {what} at byte {at}{ch} (line starts \"{}\")",
+        clip(t)
+    ))
+}
+
+/// A character as quoted in a reason: itself (`'冀'`), or escaped when it is a control.
+fn shown(c: char) -> String {
+    if c.is_control() {
+        c.escape_default().to_string()
+    } else {
+        c.to_string()
+    }
 }
 
 /// The first `\uD800`–`\uDFFF` escape in `line` that is not part of a high+low pair:
@@ -208,185 +719,336 @@ fn field_at(line: &[u8], pos: usize) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Streams NDJSON from `input` in 1 MiB chunks, calling `h` per line.
+/// Streams NDJSON from `input` with the default record limit, calling `h` per line.
 pub fn read_ndjson(
     dec: &mut NdjsonDecoder,
     input: &mut dyn Read,
     file: &str,
     h: &mut dyn Handler,
 ) -> std::io::Result<u64> {
+    read_ndjson_with(dec, input, file, &ReadOptions::default(), h)
+}
+
+/// Streams NDJSON from `input`, calling `h` per non-blank line; returns the records seen.
+/// A line longer than `opts.max_record_bytes` is one quarantined record, never held whole.
+pub fn read_ndjson_with(
+    dec: &mut NdjsonDecoder,
+    input: &mut dyn Read,
+    file: &str,
+    opts: &ReadOptions,
+    h: &mut dyn Handler,
+) -> std::io::Result<u64> {
     dec.mapping.reset_state();
-    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
-    let mut chunk = vec![0u8; 1 << 20];
-    let mut base: u64 = 0; // stream offset of buf[0]
-    let mut line_no: u64 = 0;
+    let mut lr = LineReader::new(input, opts.max_record_bytes, false);
     let mut records: u64 = 0;
+    let mut next_progress = 1u64 << 20;
     loop {
-        let n = input.read(&mut chunk)?;
-        let eof = n == 0;
-        buf.extend_from_slice(&chunk[..n]);
-        let mut start = 0;
-        loop {
-            let nl = buf[start..].iter().position(|&b| b == b'\n');
-            let end = match nl {
-                Some(k) => start + k,
-                None if eof && start < buf.len() => buf.len(),
-                None => break,
-            };
-            line_no += 1;
-            let mut line = &buf[start..end];
-            if line.last() == Some(&b'\r') {
-                line = &line[..line.len() - 1];
-            }
-            let pos = SourcePos {
-                file,
-                offset: base + start as u64,
-                line: line_no,
-            };
-            if line.iter().any(|b| !b.is_ascii_whitespace()) {
+        match lr.next_line()? {
+            None => break,
+            Some(LineItem::Record {
+                bytes,
+                offset,
+                line,
+            }) => {
+                if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+                    continue;
+                }
                 records += 1;
-                match dec.decode_line(line) {
-                    Ok(rec) => h.on_record(rec, &pos, line),
-                    Err(e) => h.on_error(e, &pos, line),
+                let pos = SourcePos { file, offset, line };
+                match dec.decode_line(bytes) {
+                    Ok(rec) => h.on_record(rec, &pos, bytes),
+                    Err(e) => h.on_error(e, &pos, bytes),
                 }
             }
-            start = (end + 1).min(buf.len());
-            if nl.is_none() {
-                break;
+            Some(LineItem::TooLong {
+                prefix,
+                offset,
+                line,
+                len,
+            }) => {
+                records += 1;
+                let pos = SourcePos { file, offset, line };
+                h.on_error(too_long_error(len, opts.max_record_bytes), &pos, prefix);
             }
         }
-        buf.drain(..start);
-        base += start as u64;
-        h.on_progress(base);
-        if eof {
-            break;
+        if lr.consumed() >= next_progress {
+            h.on_progress(lr.consumed());
+            next_progress = lr.consumed() + (1 << 20);
         }
     }
-    if records == 0 {
-        let pos = SourcePos {
-            file,
-            offset: 0,
-            line: 0,
-        };
-        h.on_error(FieldError::record("empty input: no records"), &pos, b"");
-    }
+    h.on_progress(lr.consumed());
     Ok(records)
 }
 
-/// Reads CSV with a header row from `data` (whole input in memory, so the raw bytes of a bad
-/// row can be quarantined exactly). A UTF-8 BOM is skipped.
+/// Splits one CSV record (RFC 4180 quoting, `""` inside quotes) into unquoted cells.
+fn split_cells(
+    rec: &[u8],
+    delim: u8,
+    out: &mut Vec<u8>,
+    ends: &mut Vec<usize>,
+) -> Result<(), &'static str> {
+    out.clear();
+    ends.clear();
+    let n = rec.len();
+    let mut i = 0;
+    loop {
+        if rec.get(i) == Some(&b'"') {
+            i += 1;
+            loop {
+                let k = memchr(b'"', &rec[i..]).ok_or("unterminated quoted cell")?;
+                out.extend_from_slice(&rec[i..i + k]);
+                i += k + 1;
+                if rec.get(i) == Some(&b'"') {
+                    out.push(b'"');
+                    i += 1;
+                } else {
+                    break;
+                }
+            }
+            // Text after the closing quote belongs to the cell (as the csv crate reads it).
+            let e = memchr(delim, &rec[i..]).map_or(n, |k| i + k);
+            out.extend_from_slice(&rec[i..e]);
+            i = e;
+        } else {
+            let e = memchr(delim, &rec[i..]).map_or(n, |k| i + k);
+            out.extend_from_slice(&rec[i..e]);
+            i = e;
+        }
+        ends.push(out.len());
+        if i >= n {
+            return Ok(());
+        }
+        i += 1; // the delimiter
+        if i == n {
+            ends.push(out.len()); // a trailing delimiter: one more empty cell
+            return Ok(());
+        }
+    }
+}
+
+/// Column binding from one CSV header line.
+struct Header {
+    /// Column → mapping entry.
+    cols: Vec<Option<usize>>,
+    /// Trimmed header cells.
+    names: Vec<String>,
+}
+
+fn cell_text<'a>(
+    mapping: &CompiledMapping,
+    cell: &'a [u8],
+    scratch: &mut String,
+) -> Result<Cow<'a, str>, (usize, String)> {
+    match mapping.encoding {
+        Some(enc) => {
+            transcode(enc, cell, scratch)?;
+            Ok(Cow::Owned(std::mem::take(scratch)))
+        }
+        None => std::str::from_utf8(cell).map(Cow::Borrowed).map_err(|u| {
+            (
+                u.valid_up_to(),
+                format!(
+                    "not valid UTF-8 at byte {} (GBK or another legacy encoding? set `encoding` in the mapping, or re-encode the source as UTF-8)",
+                    u.valid_up_to()
+                ),
+            )
+        }),
+    }
+}
+
+/// Reads CSV with a header row from `input`, streamed record by record (never whole), with
+/// the default record limit.
 pub fn read_csv(
     mapping: &CompiledMapping,
     specs: &'static [FieldSpec],
-    data: &[u8],
+    input: &mut dyn Read,
     file: &str,
     h: &mut dyn Handler,
-) -> u64 {
-    let skip = if data.starts_with(b"\xEF\xBB\xBF") {
-        3
-    } else {
-        0
-    };
-    let body = &data[skip..];
+) -> std::io::Result<u64> {
+    read_csv_with(mapping, specs, input, file, &ReadOptions::default(), h)
+}
+
+/// Reads CSV with a header row from `input`, streamed; returns the records seen.
+///
+/// - The first record is the header; columns are bound by name (trimmed), never by position.
+/// - A later row whose cells name at least two mapped columns (or equal the header) is a
+///   header again (concatenated exports, logger restarts): columns are re-bound from it,
+///   reported once through [`Handler::on_notice`], not stored and not counted. If it lacks a
+///   column the first header bound, the rows under it are quarantined with that reason until
+///   a complete header comes.
+/// - Mapping options: `encoding` (cells transcoded without replacement), `delimiter`,
+///   `comment` (lines starting with it are skipped), number style (see `mapping.rs`).
+/// - A record longer than `opts.max_record_bytes` is quarantined unread.
+pub fn read_csv_with(
+    mapping: &CompiledMapping,
+    specs: &'static [FieldSpec],
+    input: &mut dyn Read,
+    file: &str,
+    opts: &ReadOptions,
+    h: &mut dyn Handler,
+) -> std::io::Result<u64> {
+    let delim = mapping.delimiter;
+    let comment = mapping.comment.as_deref().map(str::as_bytes);
     mapping.reset_state();
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(body);
-    let headers = match rdr.byte_headers() {
-        Ok(hd) => hd.clone(),
-        Err(e) => {
-            let pos = SourcePos {
-                file,
-                offset: 0,
-                line: 1,
-            };
-            h.on_error(
-                FieldError::record(format!("bad CSV header: {e}")),
-                &pos,
-                body,
-            );
-            return 0;
-        }
-    };
-    if headers.is_empty() || body.iter().all(|b| b.is_ascii_whitespace()) {
-        let pos = SourcePos {
-            file,
-            offset: 0,
-            line: 0,
-        };
-        h.on_error(
-            FieldError::record("empty input: no header and no records"),
-            &pos,
-            b"",
-        );
-        return 0;
-    }
-    // Column → mapping entry (header names trimmed: vendors pad them).
-    let cols: Vec<Option<usize>> = headers
-        .iter()
-        .map(|n| {
-            std::str::from_utf8(n)
-                .ok()
-                .and_then(|s| mapping.entry_for(s.trim()))
-        })
-        .collect();
+    let mut lr = LineReader::new(input, opts.max_record_bytes, true);
     let mut rec = Record::new(specs.len());
-    let mut row = csv::ByteRecord::new();
+    let mut cells: Vec<u8> = Vec::new();
+    let mut ends: Vec<usize> = Vec::new();
+    let mut scratch = String::new();
+    let mut header: Option<Header> = None;
+    let mut first_slots: Vec<usize> = Vec::new();
+    let mut block: Option<FieldError> = None;
     let mut records = 0u64;
+    let mut next_progress = 1u64 << 20;
+    let (min_len, max_len) = mapping.source_len_range();
     loop {
-        let start = rdr.position().byte() as usize;
-        let line = rdr.position().line();
-        match rdr.read_byte_record(&mut row) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                let end = (rdr.position().byte() as usize).min(body.len());
-                let pos = SourcePos {
-                    file,
-                    offset: (skip + start) as u64,
-                    line,
-                };
+        let item = lr.next_line()?;
+        let (raw, offset, line) = match item {
+            None => break,
+            Some(LineItem::TooLong {
+                prefix,
+                offset,
+                line,
+                len,
+            }) => {
                 records += 1;
-                h.on_error(
-                    FieldError::record(format!("bad CSV row: {e}")),
-                    &pos,
-                    &body[start..end.max(start)],
-                );
+                let pos = SourcePos { file, offset, line };
+                h.on_error(too_long_error(len, opts.max_record_bytes), &pos, prefix);
                 continue;
             }
-        }
-        records += 1;
-        let end = (rdr.position().byte() as usize).min(body.len());
-        let raw = trim_eol(&body[start.min(end)..end]);
-        let pos = SourcePos {
-            file,
-            offset: (skip + start) as u64,
-            line,
+            Some(LineItem::Record {
+                bytes,
+                offset,
+                line,
+            }) => (bytes, offset, line),
         };
-        if row.len() != headers.len() {
+        if raw.iter().all(|b| b.is_ascii_whitespace()) {
+            continue;
+        }
+        if let Some(c) = comment
+            && raw.trim_ascii_start().starts_with(c)
+        {
+            continue;
+        }
+        let pos = SourcePos { file, offset, line };
+        if let Err(msg) = split_cells(raw, delim, &mut cells, &mut ends) {
+            records += 1;
+            h.on_error(FieldError::record(format!("bad CSV row: {msg}")), &pos, raw);
+            continue;
+        }
+        let cell = |i: usize| &cells[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
+        // Header line? The first record always; later ones by their names.
+        let is_header = match &header {
+            None => true,
+            Some(hd) => {
+                let mut hits = 0usize;
+                let mut same = ends.len() == hd.names.len();
+                for (i, name) in hd.names.iter().enumerate().take(ends.len()) {
+                    if same && cell(i).trim_ascii() != name.as_bytes() {
+                        same = false;
+                    }
+                }
+                if !same {
+                    for i in 0..ends.len() {
+                        let c = cell(i).trim_ascii();
+                        if c.is_empty()
+                            || c.len() < min_len
+                            || c.len() > max_len.saturating_mul(2)
+                            || c[0].is_ascii_digit()
+                        {
+                            continue;
+                        }
+                        if let Ok(t) = cell_text(mapping, c, &mut scratch)
+                            && mapping.entry_for(t.trim()).is_some()
+                        {
+                            hits += 1;
+                            if hits >= 2.min(mapping.source_count()) {
+                                break;
+                            }
+                        }
+                    }
+                }
+                same || hits >= 2.min(mapping.source_count()).max(1)
+            }
+        };
+        if is_header {
+            let mut names = Vec::with_capacity(ends.len());
+            let mut cols = Vec::with_capacity(ends.len());
+            let mut bad = None;
+            for i in 0..ends.len() {
+                match cell_text(mapping, cell(i), &mut scratch) {
+                    Ok(t) => {
+                        let t = t.trim().to_string();
+                        cols.push(mapping.entry_for(&t));
+                        names.push(t);
+                    }
+                    Err((at, msg)) => {
+                        bad = Some(format!("column {}: {msg} (at byte {at})", i + 1));
+                        cols.push(None);
+                        names.push(String::new());
+                    }
+                }
+            }
+            let mut slots: Vec<usize> = cols
+                .iter()
+                .flatten()
+                .map(|&e| mapping.entry(e).slot)
+                .collect();
+            slots.sort_unstable();
+            slots.dedup();
+            let first = header.is_none();
+            if first {
+                first_slots = slots.clone();
+                if let Some(b) = bad {
+                    h.on_notice(&pos, &format!("header at line {line}: {b}"));
+                }
+                block = None;
+            } else {
+                let missing: Vec<&str> = first_slots
+                    .iter()
+                    .filter(|s| slots.binary_search(s).is_err())
+                    .map(|&s| specs[s].name)
+                    .collect();
+                if missing.is_empty() {
+                    block = None;
+                    h.on_notice(
+                        &pos,
+                        &format!("header repeated at line {line}; columns re-bound"),
+                    );
+                } else {
+                    let msg = format!(
+                        "the header at line {line} has no column for {} (the first header had); rows under it are not read until a complete header",
+                        missing.join(", ")
+                    );
+                    h.on_notice(&pos, &msg);
+                    block = Some(FieldError::field(missing[0], msg));
+                }
+            }
+            header = Some(Header { cols, names });
+            continue;
+        }
+        let Some(hd) = &header else { continue };
+        records += 1;
+        if let Some(b) = &block {
+            h.on_error(b.clone(), &pos, raw);
+            continue;
+        }
+        if ends.len() != hd.cols.len() {
             let e = FieldError::record(format!(
                 "row has {} fields, header has {}",
-                row.len(),
-                headers.len()
+                ends.len(),
+                hd.cols.len()
             ));
             h.on_error(e, &pos, raw);
             continue;
         }
         rec.clear();
         let res = (|| {
-            for (ci, cell) in row.iter().enumerate() {
-                let Some(e) = cols[ci] else { continue };
-                let s = std::str::from_utf8(cell).map_err(|u| {
-                    FieldError::field(
-                        mapping.entry(e).name,
-                        format!(
-                            "not valid UTF-8 at byte {} (GBK or another legacy encoding?); re-encode the source as UTF-8",
-                            u.valid_up_to()
-                        ),
-                    )
-                })?;
-                mapping.apply_text(e, s, &mut rec)?;
+            for (ci, col) in hd.cols.iter().enumerate() {
+                let Some(e) = *col else { continue };
+                let s = cell_text(mapping, cell(ci), &mut scratch)
+                    .map_err(|(_, msg)| FieldError::field(mapping.entry(e).name, msg))?;
+                mapping.apply_text(e, &s, &mut rec)?;
             }
             mapping.finish(&mut rec)?;
             CompiledMapping::check_required(specs, &rec)
@@ -395,32 +1057,71 @@ pub fn read_csv(
             Ok(()) => h.on_record(&rec, &pos, raw),
             Err(e) => h.on_error(e, &pos, raw),
         }
-        if records.is_multiple_of(4096) {
-            h.on_progress((skip + end) as u64);
+        if lr.consumed() >= next_progress {
+            h.on_progress(lr.consumed());
+            next_progress = lr.consumed() + (1 << 20);
         }
     }
-    h.on_progress(data.len() as u64);
-    if records == 0 {
-        let pos = SourcePos {
-            file,
-            offset: 0,
-            line: 0,
-        };
-        h.on_error(
-            FieldError::record("empty input: header only, no records"),
-            &pos,
-            b"",
-        );
-    }
-    records
+    h.on_progress(lr.consumed());
+    Ok(records)
 }
 
-fn trim_eol(b: &[u8]) -> &[u8] {
-    let mut e = b.len();
-    while e > 0 && (b[e - 1] == b'\n' || b[e - 1] == b'\r') {
-        e -= 1;
+/// What the start of an input looks like when it is not what was asked for (`None` when
+/// nothing stands out). `prefix` is the first bytes of the input.
+pub fn describe_input(prefix: &[u8]) -> Option<String> {
+    let p = prefix.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(prefix);
+    let magic: [(&[u8], &str); 7] = [
+        (b"PAR1", "a Parquet file"),
+        (b"\x1F\x8B", "gzip-compressed data (decompress it first)"),
+        (b"PK\x03\x04", "a ZIP archive (an .xlsx workbook?)"),
+        (
+            b"##",
+            "HJ 1239 binary frames (use --format hj1239 --stream obd)",
+        ),
+        (b"\x7E", "JT/T 808 frames (0x7E-delimited; not supported)"),
+        (b"ARROW1", "an Arrow IPC file"),
+        (b"SQLite format 3", "an SQLite database"),
+    ];
+    for (m, what) in magic {
+        if p.starts_with(m) {
+            return Some(what.to_string());
+        }
     }
-    &b[..e]
+    let head = &p[..p.len().min(512)];
+    let ctrl = head
+        .iter()
+        .filter(|&&b| b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t'))
+        .count();
+    if ctrl > 0 {
+        let hex: Vec<String> = head.iter().take(8).map(|b| format!("{b:02X}")).collect();
+        return Some(format!("binary data (first bytes {})", hex.join(" ")));
+    }
+    let text = String::from_utf8_lossy(head);
+    let first = text.lines().next().unwrap_or("").trim();
+    if first.starts_with('{') {
+        return Some("NDJSON (the first line is a JSON object)".into());
+    }
+    if first.starts_with('[') {
+        return Some("a JSON array, not one object per line".into());
+    }
+    if first.starts_with('<') {
+        return Some("XML or HTML".into());
+    }
+    for d in [',', ';', '\t', '|'] {
+        let cells: Vec<&str> = first.split(d).collect();
+        if cells.len() >= 2 {
+            let names = cells.iter().all(|c| {
+                let c = c.trim().trim_matches('"');
+                !c.is_empty() && c.parse::<f64>().is_err()
+            });
+            return Some(if names {
+                format!("the first line is a CSV header: {}", clip(first))
+            } else {
+                format!("the first line is CSV data: {}", clip(first))
+            });
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -465,10 +1166,7 @@ mod tests {
         );
         input.extend_from_slice(b"{\"pass_id\":7,\"passed_at\":1700000000000}");
         let mut dec = NdjsonDecoder::new(canonical(), RSD_FIELDS);
-        let mut c = Collect {
-            ok: vec![],
-            bad: vec![],
-        };
+        let mut c = collect();
         read_ndjson(&mut dec, &mut input.as_slice(), "t", &mut c).unwrap();
         assert_eq!(c.ok, vec![("a".into(), Some(42.5)), ("7".into(), None)]);
         assert_eq!(c.bad.len(), 4, "{:?}", c.bad);
@@ -514,20 +1212,157 @@ mod tests {
     #[test]
     fn csv_too_many_fields_and_empty() {
         let data = b"pass_id,passed_at,speed_kmh\nx,1700000000000,10\ny,1700000000000,11,12\n";
-        let mut c = Collect {
-            ok: vec![],
-            bad: vec![],
-        };
-        let n = read_csv(&canonical(), RSD_FIELDS, data, "t", &mut c);
+        let mut c = collect();
+        let n = read_csv(&canonical(), RSD_FIELDS, &mut &data[..], "t", &mut c).unwrap();
         assert_eq!(n, 2);
         assert_eq!(c.ok, vec![("x".into(), Some(10.0))]);
         assert_eq!(c.bad, vec!["row has 4 fields, header has 3".to_string()]);
-        let mut c = Collect {
+        // An empty input, or a header alone, is no records and nothing quarantined.
+        for empty in [&b""[..], b"\n\n", b"pass_id,passed_at\n"] {
+            let mut c = collect();
+            let n = read_csv(&canonical(), RSD_FIELDS, &mut &empty[..], "t", &mut c).unwrap();
+            assert_eq!((n, c.bad.len()), (0, 0));
+            let mut dec = NdjsonDecoder::new(canonical(), RSD_FIELDS);
+            let n = read_ndjson(&mut dec, &mut &empty[..0], "t", &mut c).unwrap();
+            assert_eq!((n, c.bad.len()), (0, 0));
+        }
+    }
+
+    fn collect() -> Collect {
+        Collect {
             ok: vec![],
             bad: vec![],
+        }
+    }
+
+    /// Feeds `data` a few bytes per read, as a pipe does.
+    struct Trickle<'a>(&'a [u8], usize);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(buf.len()).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    fn items(data: &[u8], max: usize, quotes: bool, step: usize) -> Vec<String> {
+        let mut lr = LineReader::new(Trickle(data, step), max, quotes);
+        let mut v = vec![];
+        while let Some(it) = lr.next_line().unwrap() {
+            v.push(match it {
+                LineItem::Record {
+                    bytes,
+                    offset,
+                    line,
+                } => format!("{offset}/{line}:{}", String::from_utf8_lossy(bytes)),
+                LineItem::TooLong {
+                    prefix,
+                    offset,
+                    line,
+                    len,
+                } => format!("{offset}/{line}:long {len} {}", prefix.len()),
+            });
+        }
+        v
+    }
+
+    #[test]
+    fn line_reader_bounds_records_whatever_the_read_size() {
+        let mut data = b"\xEF\xBB\xBFab\r\n".to_vec();
+        data.extend(std::iter::repeat_n(b'x', 10_000));
+        data.extend(b"\r\ncd\n\"q\nq\",1\nlast");
+        for step in [1, 7, 4096, 1 << 20] {
+            assert_eq!(
+                items(&data, 100, false, step),
+                [
+                    "3/1:ab",
+                    "7/2:long 10000 100",
+                    "10009/3:cd",
+                    "10012/4:\"q",
+                    "10015/5:q\",1",
+                    "10020/6:last"
+                ],
+                "step {step}"
+            );
+            // CSV mode: a quoted line end stays inside the record; line numbers count it.
+            assert_eq!(
+                items(&data, 100, true, step)[3..],
+                ["10012/4:\"q\nq\",1", "10020/6:last"],
+                "step {step}"
+            );
+        }
+        // A record of exactly the limit is read; one byte more is not.
+        assert_eq!(
+            items(b"12345\n123456\n", 5, false, 3),
+            ["0/1:12345", "6/2:long 6 5"]
+        );
+    }
+
+    #[test]
+    fn one_endless_line_is_skipped_in_linear_time_and_bounded_memory() {
+        // 16 MiB of NUL bytes without a line end, 64 KiB per read (a pipe).
+        let data = vec![0u8; 16 << 20];
+        let t = std::time::Instant::now();
+        let mut lr = LineReader::new(Trickle(&data, 64 << 10), 1 << 20, false);
+        let Some(LineItem::TooLong { prefix, len, .. }) = lr.next_line().unwrap() else {
+            panic!("expected an over-long line")
         };
-        read_csv(&canonical(), RSD_FIELDS, b"", "t", &mut c);
-        assert_eq!(c.bad.len(), 1);
-        assert!(c.bad[0].starts_with("empty input"));
+        assert_eq!((len, prefix.len()), (16 << 20, RAW_PREFIX_BYTES));
+        assert!(lr.next_line().unwrap().is_none());
+        assert!(lr.buf.len() < 4 << 20, "{}", lr.buf.len());
+        assert!(t.elapsed().as_secs() < 20);
+        let e = too_long_error(50_000_000, 1 << 20).to_string();
+        assert!(
+            e.starts_with("line of 50000000 bytes exceeds the 1 MiB record limit"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn json_numbers_in_text_fields_keep_their_digits() {
+        let line = br#"{"x":{"a":[1,"]"]},"pass_id" : 20251108103059003 ,"passed_at":1700000000000,"site_id":-12345678901234567890}"#;
+        let mut dec = NdjsonDecoder::new(canonical(), RSD_FIELDS);
+        let rec = dec.decode_line(line).unwrap();
+        assert_eq!(rec.str(rsd::PASS_ID), Some("20251108103059003"));
+        assert_eq!(rec.str(rsd::SITE_ID), Some("-12345678901234567890"));
+        let rec = dec
+            .decode_line(br#"{"pass_id":34.000,"passed_at":1700000000000}"#)
+            .unwrap();
+        assert_eq!(rec.str(rsd::PASS_ID), Some("34"));
+        let e = dec
+            .decode_line(br#"{"pass_id":1.2345678901234567e16,"passed_at":1700000000000}"#)
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("pass_id"));
+        assert!(e.message.contains("exponent form"), "{e}");
+        assert_eq!(
+            raw_member_value(br#"{"a":"x\"y","b": 7}"#, 1),
+            Some(&b"7"[..])
+        );
+    }
+
+    #[test]
+    fn json_errors_name_the_problem_and_quote_characters_whole() {
+        let mut dec = NdjsonDecoder::new(canonical(), RSD_FIELDS);
+        let e = dec.decode_line("冀F12345,yellow".as_bytes()).unwrap_err();
+        assert!(e.message.starts_with("not a JSON object"), "{e}");
+        assert!(e.message.contains("'冀'"), "{e}");
+        let e = dec.decode_line(b"\0\0\0\0").unwrap_err().to_string();
+        assert!(!e.contains('\0') && e.contains("\\x00"), "{e}");
+        let e = dec.decode_line(b"[1,2]").unwrap_err().to_string();
+        assert!(e.starts_with("not a JSON object"), "{e}");
+    }
+
+    #[test]
+    fn what_an_input_looks_like() {
+        let d = |b: &[u8]| describe_input(b).unwrap_or_default();
+        assert!(
+            d(b"plate,plate_color,vin\n")
+                .starts_with("the first line is a CSV header: plate,plate_color")
+        );
+        assert_eq!(d(b"PAR1\x15\x04"), "a Parquet file");
+        assert!(d(b"\0\0\0").starts_with("binary data (first bytes 00 00 00)"));
+        assert!(d(b"{\"a\":1}\n").starts_with("NDJSON"));
+        assert_eq!(describe_input(b"hello"), None);
     }
 }

@@ -109,6 +109,9 @@ pub struct FileSource {
     /// Path, or `-` for stdin (stdin cannot resume after a restart).
     pub path: String,
     pub mapping: Option<PathBuf>,
+    /// Longest line, bytes (default 1 MiB); a longer one is quarantined with its length and
+    /// first 4 KiB, never held in memory.
+    pub max_record_bytes: Option<usize>,
 }
 
 /// When a batch is processed and its alerts delivered: rows, bytes or age, first wins.

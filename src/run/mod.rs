@@ -13,7 +13,7 @@ pub mod config;
 pub mod metrics;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead, Read, Seek, Write};
+use std::io::{Read, Seek, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,6 +62,17 @@ enum Msg {
     Assigned(Vec<String>),
     /// Partitions about to be revoked: commit, drop their state, then ack.
     Revoke(Vec<String>, SyncSender<()>),
+    /// A line of a file source longer than its record limit: skipped unread, quarantined
+    /// with its length and first bytes.
+    TooLong {
+        stream: Stream,
+        key: Arc<str>,
+        offset: u64,
+        next: u64,
+        prefix: Vec<u8>,
+        len: u64,
+        max: usize,
+    },
     /// A file source reached its end.
     SourceDone,
     /// The group took partitions away without a clean revoke (session lost), or the
@@ -601,27 +612,45 @@ fn file_loop(
             }
         }
     }
-    let mut r = std::io::BufReader::with_capacity(1 << 20, rdr);
-    let mut pos = start;
-    let mut line = Vec::new();
+    // Lines are bounded: a longer one is skipped unread (memory stays flat on any input).
+    let max = f
+        .max_record_bytes
+        .unwrap_or(crate::decode::text::DEFAULT_MAX_RECORD_BYTES);
+    let mut lr = crate::decode::text::LineReader::new(rdr, max, false);
     loop {
         if stop.load(Ordering::SeqCst) {
             return Ok(());
         }
-        line.clear();
-        let n = r.read_until(b'\n', &mut line)?;
-        if n == 0 {
-            return Ok(());
-        }
-        let offset = pos;
-        pos += n as u64;
-        while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-            line.pop();
-        }
-        if line.iter().all(|b| b.is_ascii_whitespace()) {
-            continue;
-        }
-        if !send(std::mem::take(&mut line), offset, pos) {
+        let ok = match lr.next_line()? {
+            None => return Ok(()),
+            Some(crate::decode::text::LineItem::Record { bytes, offset, .. }) => {
+                if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+                    continue;
+                }
+                let payload = bytes.to_vec();
+                send(payload, start + offset, start + lr.consumed())
+            }
+            Some(crate::decode::text::LineItem::TooLong {
+                prefix,
+                offset,
+                len,
+                ..
+            }) => {
+                let prefix = prefix.to_vec();
+                metrics.source_records.inc();
+                tx.send(Msg::TooLong {
+                    stream: f.stream,
+                    key: key.clone(),
+                    offset: start + offset,
+                    next: start + lr.consumed(),
+                    prefix,
+                    len,
+                    max,
+                })
+                .is_ok()
+            }
+        };
+        if !ok {
             return Ok(());
         }
     }
@@ -747,6 +776,28 @@ impl<'c, 'a> Worker<'c, 'a> {
                         self.vin_part.remove(&v);
                     }
                     let _ = ack.send(());
+                }
+                Ok(Msg::TooLong {
+                    stream,
+                    key,
+                    offset,
+                    next,
+                    prefix,
+                    len,
+                    max,
+                }) => {
+                    last_input = Instant::now();
+                    batch_start.get_or_insert(last_input);
+                    batch_rows += 1;
+                    let pos = SourcePos {
+                        file: key.strip_prefix("file:").unwrap_or(&key),
+                        offset,
+                        line: 0,
+                    };
+                    let err = crate::decode::text::too_long_error(len, max);
+                    self.pipe.reject(stream, err, &pos, &prefix);
+                    self.positions.insert(key, next as i64);
+                    self.pending_positions = true;
                 }
                 Ok(Msg::SourceDone) => files_done += 1,
                 Ok(Msg::Fatal(why)) => {

@@ -146,6 +146,9 @@ pub struct LimitSet {
     /// TWC / rear-O2 detector thresholds (`obd-remote-monitoring.md §3.3`, [D] heuristics).
     #[serde(default)]
     pub twc: crate::detect::twc::TwcThresholds,
+    /// OBD stream de-duplication and ordering (`[obd_stream]`, DESIGN.md "Time, plates and keys").
+    #[serde(default)]
+    pub obd_stream: crate::enrich::obd::ObdStreamConfig,
 }
 
 /// Key of a fuel class in the `[validity.*]` and `[limits.*]` tables.

@@ -21,6 +21,9 @@ pub const QUARANTINE: &str = "quarantine";
 fn ts() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
 }
+fn i64_list() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Int64, true)))
+}
 fn utf8_list() -> DataType {
     DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
 }
@@ -537,6 +540,9 @@ pub fn obd_samples() -> SchemaRef {
         v.extend([
             Field::new("position_valid", DataType::Boolean, true),
             Field::new("time_inferred", DataType::Boolean, false),
+            // HJ 1239 command of the frame the sample came in: 2 live, 3 resend; NULL for
+            // NDJSON/CSV samples (obd-remote-monitoring.md §1.3).
+            Field::new("source_cmd", DataType::Int64, true),
             s("source_file", false),
             Field::new("source_offset", DataType::UInt64, false),
         ]);
@@ -558,12 +564,17 @@ pub fn obd_reports() -> SchemaRef {
             Field::new("diag_readiness", DataType::Int64, true),
             s("calibration_id", true),
             s("cvn", true),
-            Field::new(
-                "iupr",
-                DataType::List(Arc::new(Field::new("item", DataType::Int64, true))),
-                true,
-            ),
+            Field::new("iupr", i64_list(), true),
             Field::new("dtcs", utf8_list(), true),
+            // Per DTC, parallel to `dtcs` (obd-remote-monitoring.md §1.6): the 4 raw bytes
+            // as hex, the ISO/UDS failure-type and status bytes (protocols 0/1), the J1939
+            // conversion method CM and occurrence count OC (protocol 2); NULL where the
+            // protocol has no such field.
+            Field::new("dtc_raw", utf8_list(), true),
+            Field::new("dtc_failure_type", i64_list(), true),
+            Field::new("dtc_status", i64_list(), true),
+            Field::new("dtc_cm", i64_list(), true),
+            Field::new("dtc_oc", i64_list(), true),
             s("source_file", false),
             Field::new("source_offset", DataType::UInt64, false),
         ]))
@@ -582,6 +593,8 @@ pub struct ObdSampleRow {
     pub position_valid: Option<bool>,
     /// The source block had no collection time of its own (1 Hz from the frame time).
     pub time_inferred: bool,
+    /// HJ 1239 command of the source frame (2 real-time, 3 resend); `None` for NDJSON/CSV.
+    pub source_cmd: Option<u8>,
 }
 
 /// Builder of `obd_samples` rows.
@@ -592,6 +605,7 @@ pub struct ObdSamplesBuilder {
     nums: Vec<Float64Builder>,
     position_valid: BooleanBuilder,
     time_inferred: BooleanBuilder,
+    source_cmd: Int64Builder,
     source_file: StringBuilder,
     source_offset: UInt64Builder,
 }
@@ -605,6 +619,7 @@ impl Default for ObdSamplesBuilder {
             nums: (0..23).map(|_| Float64Builder::new()).collect(),
             position_valid: BooleanBuilder::new(),
             time_inferred: BooleanBuilder::new(),
+            source_cmd: Int64Builder::new(),
             source_file: StringBuilder::new(),
             source_offset: UInt64Builder::new(),
         }
@@ -622,6 +637,7 @@ impl ObdSamplesBuilder {
         }
         self.position_valid.append_option(r.position_valid);
         self.time_inferred.append_value(r.time_inferred);
+        self.source_cmd.append_option(r.source_cmd.map(i64::from));
         self.source_file.append_value(file);
         self.source_offset.append_value(offset);
     }
@@ -642,6 +658,7 @@ impl TableBuilder for ObdSamplesBuilder {
         }
         cols.push(Arc::new(self.position_valid.finish()));
         cols.push(Arc::new(self.time_inferred.finish()));
+        cols.push(Arc::new(self.source_cmd.finish()));
         cols.push(Arc::new(self.source_file.finish()));
         cols.push(Arc::new(self.source_offset.finish()));
         batch(obd_samples(), cols)
@@ -661,6 +678,24 @@ pub struct ObdReportRow {
     pub cvn: Option<String>,
     pub iupr: Vec<Option<u16>>,
     pub dtcs: Vec<String>,
+    /// Per DTC (parallel to `dtcs`): raw bytes, ISO failure type / status, J1939 CM / OC.
+    pub dtc_details: Vec<DtcDetail>,
+}
+
+/// The bytes of one DTC beside its code (`obd-remote-monitoring.md §1.6`): nothing of what the
+/// terminal sent is dropped.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DtcDetail {
+    /// The 4 raw bytes, big-endian.
+    pub raw: u32,
+    /// ISO 15765 / ISO 27145 (UDS) failure-type byte.
+    pub failure_type: Option<u8>,
+    /// ISO 15765 / ISO 27145 (UDS) status byte.
+    pub status: Option<u8>,
+    /// SAE J1939 SPN conversion method (0/1).
+    pub conversion_method: Option<u8>,
+    /// SAE J1939 occurrence count (0–126; 127 = not available).
+    pub occurrence_count: Option<u8>,
 }
 
 /// Builder of `obd_reports` rows.
@@ -675,6 +710,11 @@ pub struct ObdReportsBuilder {
     cvn: StringBuilder,
     iupr: ListBuilder<Int64Builder>,
     dtcs: ListBuilder<StringBuilder>,
+    dtc_raw: ListBuilder<StringBuilder>,
+    dtc_ft: ListBuilder<Int64Builder>,
+    dtc_st: ListBuilder<Int64Builder>,
+    dtc_cm: ListBuilder<Int64Builder>,
+    dtc_oc: ListBuilder<Int64Builder>,
     source_file: StringBuilder,
     source_offset: UInt64Builder,
 }
@@ -692,6 +732,11 @@ impl Default for ObdReportsBuilder {
             cvn: StringBuilder::new(),
             iupr: ListBuilder::new(Int64Builder::new()),
             dtcs: ListBuilder::new(StringBuilder::new()),
+            dtc_raw: ListBuilder::new(StringBuilder::new()),
+            dtc_ft: ListBuilder::new(Int64Builder::new()),
+            dtc_st: ListBuilder::new(Int64Builder::new()),
+            dtc_cm: ListBuilder::new(Int64Builder::new()),
+            dtc_oc: ListBuilder::new(Int64Builder::new()),
             source_file: StringBuilder::new(),
             source_offset: UInt64Builder::new(),
         }
@@ -718,6 +763,24 @@ impl ObdReportsBuilder {
             self.dtcs.values().append_value(d);
         }
         self.dtcs.append(true);
+        for d in &r.dtc_details {
+            self.dtc_raw.values().append_value(format!("{:08X}", d.raw));
+            self.dtc_ft
+                .values()
+                .append_option(d.failure_type.map(i64::from));
+            self.dtc_st.values().append_option(d.status.map(i64::from));
+            self.dtc_cm
+                .values()
+                .append_option(d.conversion_method.map(i64::from));
+            self.dtc_oc
+                .values()
+                .append_option(d.occurrence_count.map(i64::from));
+        }
+        self.dtc_raw.append(true);
+        self.dtc_ft.append(true);
+        self.dtc_st.append(true);
+        self.dtc_cm.append(true);
+        self.dtc_oc.append(true);
         self.source_file.append_value(file);
         self.source_offset.append_value(offset);
     }
@@ -741,6 +804,11 @@ impl TableBuilder for ObdReportsBuilder {
                 Arc::new(self.cvn.finish()),
                 Arc::new(self.iupr.finish()),
                 Arc::new(self.dtcs.finish()),
+                Arc::new(self.dtc_raw.finish()),
+                Arc::new(self.dtc_ft.finish()),
+                Arc::new(self.dtc_st.finish()),
+                Arc::new(self.dtc_cm.finish()),
+                Arc::new(self.dtc_oc.finish()),
                 Arc::new(self.source_file.finish()),
                 Arc::new(self.source_offset.finish()),
             ],

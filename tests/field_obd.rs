@@ -326,8 +326,10 @@ fn conflicting_resend_repeated_records_and_lateness() {
 
     // Lateness 2 s: the resend case's :03, :04, :05 arrive after :09 was handed over → late.
     let limits = t.path().join("limits.toml");
-    let text = std::fs::read_to_string(repo("fixtures/limits/cn-observed.toml")).unwrap()
-        + "\n[obd_stream]\nallowed_lateness_s = 2.0\n";
+    let text = std::fs::read_to_string(repo("fixtures/limits/cn-observed.toml"))
+        .unwrap()
+        .replace("allowed_lateness_s = 30.0", "allowed_lateness_s = 2.0");
+    assert!(text.contains("allowed_lateness_s = 2.0"));
     std::fs::write(&limits, text).unwrap();
     let out3 = t.path().join("tables3");
     let s = ok(&[

@@ -18,6 +18,15 @@
 //!   still 25 bytes, so the length sits at offset 22 in both header styles ([`HeaderStyle`]).
 //! * The 2-byte information serial number is placed differently in the wild
 //!   ([`SerialLayout`]); the decoder takes the layout that consumes the data unit exactly.
+//!
+//! From field cases (shared/field-cases):
+//! * Terminals that sign every info block put an SM2 signature part (`R-len R S-len S`, lengths
+//!   16–33) after *each* block, not only at the end of the data unit; such parts are skipped
+//!   wherever they follow a block and counted in `signature_len` / `signature_parts`.
+//! * A position whose status bit 0 says "invalid" (or whose status byte is a sentinel, or which
+//!   reads exactly (0, 0)) has no coordinates: `lon_deg` / `lat_deg` are `None`.
+//! * Bytes of another protocol are named: JT/T 808 (0x7E-delimited, XOR check code) is
+//!   rejected as [`FrameError::OtherProtocol`], GB/T 32960 as [`FrameError::Gb32960`].
 #![forbid(unsafe_code)]
 
 use serde::Serialize;
@@ -1827,7 +1836,7 @@ fn other_protocol(b: &[u8]) -> Option<FrameError> {
 /// Checks `##`, the declared length (≤ 65531 and equal to what is present), the BCC, the
 /// header style ([`HeaderStyle`]), the command and the encryption byte (only 0x01 "none" data
 /// units are decoded). Real-time/resend data units are tried under every [`SerialLayout`], with
-/// and without per-block collection times and an optional trailing SM2 signature; the layout
+/// and without per-block collection times, with SM2 signature parts after any block; the layout
 /// that consumes the body exactly wins. When several do, one whose collection times are all
 /// valid wins, then the order: HJ 1239.3 (serial once + block times), serial once,
 /// after each info type, first unit only. Frames with a GB/T 32960 header whose body does not

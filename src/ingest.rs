@@ -61,6 +61,18 @@ pub struct IngestSummary {
     pub frames_other: u64,
     /// Vehicles with TWC detector state (obd stream).
     pub vehicles_tracked: u64,
+    /// OBD samples/reports repeating a stored key (VIN, collection time, info type) with the
+    /// same values: not stored (resends 0x03, repeated records).
+    pub duplicates: u64,
+    /// Repeats of a stored key with different values: not stored, quarantined.
+    pub duplicates_conflicting: u64,
+    /// OBD keys older than the in-process key memory: stored without the check.
+    pub dedup_unchecked: u64,
+    /// OBD samples older than a sample already handed to the detectors (beyond the allowed
+    /// lateness): stored, not seen by the detectors.
+    pub late: u64,
+    /// `lambda_implausible` data-quality detections (vehicles the λ-based rules cannot judge).
+    pub data_quality: u64,
     pub records_in: u64,
     pub rows: BTreeMap<&'static str, u64>,
     pub quarantined: u64,
@@ -112,6 +124,35 @@ impl fmt::Display for IngestSummary {
         }
         if self.vehicles_tracked > 0 {
             writeln!(f, "vehicles with detector state: {}", self.vehicles_tracked)?;
+        }
+        if self.duplicates + self.duplicates_conflicting > 0 {
+            writeln!(
+                f,
+                "duplicates (same VIN, collection time, info type; not stored): {} ({} with different values, quarantined)",
+                self.duplicates + self.duplicates_conflicting,
+                self.duplicates_conflicting
+            )?;
+        }
+        if self.dedup_unchecked > 0 {
+            writeln!(
+                f,
+                "keys older than the de-duplication memory (stored unchecked): {}",
+                self.dedup_unchecked
+            )?;
+        }
+        if self.late > 0 {
+            writeln!(
+                f,
+                "late samples (older than the allowed lateness; stored, not seen by the detectors): {}",
+                self.late
+            )?;
+        }
+        if self.data_quality > 0 {
+            writeln!(
+                f,
+                "data-quality detections (lambda_implausible: vehicle not evaluable): {}",
+                self.data_quality
+            )?;
         }
         write!(
             f,
@@ -330,6 +371,11 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
     Ok(IngestSummary {
         frames_other: pipe.counters.frames_other,
         vehicles_tracked: pipe.twc.vehicles() as u64,
+        duplicates: pipe.counters.duplicates,
+        duplicates_conflicting: pipe.counters.duplicates_conflicting,
+        dedup_unchecked: pipe.counters.dedup_unchecked,
+        late: pipe.twc.late,
+        data_quality: pipe.counters.data_quality,
         records_in: pipe.counters.records_in,
         rows,
         quarantined: pipe.counters.quarantined,

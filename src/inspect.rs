@@ -62,6 +62,7 @@ fn sample_json(s: &ObdSampleRow) -> Value {
     }
     m.insert("position_valid".into(), json!(s.position_valid));
     m.insert("time_inferred".into(), json!(s.time_inferred));
+    m.insert("source_cmd".into(), json!(s.source_cmd));
     Value::Object(m)
 }
 
@@ -70,6 +71,11 @@ fn report_json(r: &ObdReportRow) -> Value {
         "vin": r.vin, "reported_at": iso(r.reported_at_ms), "protocol": r.protocol, "mil_on": r.mil_on,
         "diag_support": r.diag_support, "diag_readiness": r.diag_readiness,
         "calibration_id": r.calibration_id, "cvn": r.cvn, "iupr": r.iupr, "dtcs": r.dtcs,
+        "dtc_raw": r.dtc_details.iter().map(|d| format!("{:08X}", d.raw)).collect::<Vec<_>>(),
+        "dtc_failure_type": r.dtc_details.iter().map(|d| d.failure_type).collect::<Vec<_>>(),
+        "dtc_status": r.dtc_details.iter().map(|d| d.status).collect::<Vec<_>>(),
+        "dtc_cm": r.dtc_details.iter().map(|d| d.conversion_method).collect::<Vec<_>>(),
+        "dtc_oc": r.dtc_details.iter().map(|d| d.occurrence_count).collect::<Vec<_>>(),
     })
 }
 
@@ -89,6 +95,7 @@ fn header_json(f: &Frame) -> Value {
         seq,
         serial_layout,
         signature_len,
+        signature_parts,
         ..
     } = &f.body
     {
@@ -96,6 +103,7 @@ fn header_json(f: &Frame) -> Value {
         h["seq"] = json!(seq);
         h["serial_layout"] = json!(serial_layout.name());
         h["signature_len"] = json!(signature_len);
+        h["signature_parts"] = json!(signature_parts);
     }
     h
 }

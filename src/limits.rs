@@ -187,6 +187,9 @@ impl Default for TimeConfig {
             max_ahead_s: d_max_ahead(),
         }
     }
+    /// OBD stream de-duplication and ordering (`[obd_stream]`, DESIGN.md "Time, plates and keys").
+    #[serde(default)]
+    pub obd_stream: crate::enrich::obd::ObdStreamConfig,
 }
 
 /// Key of a fuel class in the `[validity.*]` and `[limits.*]` tables.

@@ -10,7 +10,7 @@ use crate::decode::hj1239::{ScanEvent, decode_frame};
 use crate::decode::record::{FieldError, Record};
 use crate::decode::text::{Handler, SourcePos};
 use crate::detect::obd_dtc;
-use crate::enrich::obd::{self, TwcDetectors};
+use crate::enrich::obd::{self, KeyCheck, RecentKeys, TwcDetectors};
 use crate::enrich::rsd::RsdContext;
 use crate::enrich::{plate_reads, rsd, vehicles};
 use crate::schema::{
@@ -134,6 +134,16 @@ pub struct Counters {
     pub detections: u64,
     pub alerts: u64,
     pub frames_other: u64,
+    /// OBD samples/reports whose key (VIN, collection time, info type) was already stored
+    /// with the same values (resends 0x03, repeated records): not stored again.
+    pub duplicates: u64,
+    /// Of those keys, deliveries with different values: not stored (first delivery wins),
+    /// quarantined so the conflict is visible.
+    pub duplicates_conflicting: u64,
+    /// OBD keys older than the in-process key memory (`[obd_stream]`): stored unchecked.
+    pub dedup_unchecked: u64,
+    /// `lambda_implausible` data-quality detections (vehicles the λ rules cannot judge).
+    pub data_quality: u64,
 }
 
 /// The processing core. Borrow-only context; owns builders, detector state and the sink
@@ -155,6 +165,8 @@ pub struct Pipeline<'a> {
     rows_out: [u64; tables::TABLES.len()],
     det_buf: Vec<DetectionRow>,
     pub twc: TwcDetectors,
+    /// Recent OBD keys for de-duplication within this process.
+    pub obd_keys: RecentKeys,
     pub counters: Counters,
     /// Alerts raised since the last [`Pipeline::take_alerts`].
     pub alerts: Vec<Alert>,
@@ -190,6 +202,7 @@ impl<'a> Pipeline<'a> {
             rows_out: [0; tables::TABLES.len()],
             det_buf: Vec::new(),
             twc: TwcDetectors::default(),
+            obd_keys: RecentKeys::default(),
             counters: Counters::default(),
             alerts: Vec::new(),
             alert_kinds: HashSet::new(),
@@ -240,7 +253,7 @@ impl<'a> Pipeline<'a> {
             Stream::Vehicles => vehicles::parse_vehicle(rec)
                 .map(|v| vehicles::append_vehicle(&v, &mut self.vehicles.builder)),
             Stream::Obd | Stream::Frames => obd::sample_from_record(rec, self.default_vin)
-                .map(|row| self.obd_sample(&row, pos.file, pos.offset)),
+                .map(|row| self.obd_sample(stream, &row, pos, raw)),
         };
         if let Err(e) = res {
             self.quarantine_record(stream, e, pos, raw);
@@ -302,18 +315,99 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    fn obd_sample(&mut self, row: &ObdSampleRow, file: &str, offset: u64) {
-        self.obd_samples.builder.append(row, file, offset);
+    /// De-duplication on (VIN, collection time, info type): `false` when the row must not be
+    /// stored (a repeat is counted; a conflicting repeat is also quarantined).
+    fn obd_key_new(
+        &mut self,
+        stream: Stream,
+        vin: &str,
+        key: obd::SampleKey,
+        fp: u32,
+        pos: &SourcePos<'_>,
+        raw: &[u8],
+    ) -> bool {
+        match self
+            .obd_keys
+            .check(vin, key, fp, &self.ctx.limits.obd_stream)
+        {
+            KeyCheck::New => true,
+            KeyCheck::Unchecked => {
+                self.counters.dedup_unchecked += 1;
+                true
+            }
+            KeyCheck::Duplicate => {
+                self.counters.duplicates += 1;
+                false
+            }
+            KeyCheck::Conflict => {
+                self.counters.duplicates_conflicting += 1;
+                let at = chrono::DateTime::from_timestamp_millis(key.at_ms)
+                    .map(|d| d.to_rfc3339())
+                    .unwrap_or_else(|| key.at_ms.to_string());
+                let err = FieldError::record(format!(
+                    "duplicate_key_conflict: (VIN {vin}, collection time {at}, info type {}) was \
+                     already delivered with different values; the first delivery is kept",
+                    if key.info_type > 0xFF {
+                        "none".to_string()
+                    } else {
+                        key.info_type.to_string()
+                    }
+                ));
+                self.quarantine_record(stream, err, pos, raw);
+                false
+            }
+        }
+    }
+
+    fn obd_sample(&mut self, stream: Stream, row: &ObdSampleRow, pos: &SourcePos<'_>, raw: &[u8]) {
+        let (vin, key) = obd::sample_key(row);
+        if !self.obd_key_new(stream, vin, key, obd::sample_fingerprint(row), pos, raw) {
+            return;
+        }
+        self.obd_samples.builder.append(row, pos.file, pos.offset);
         self.twc.update(
             row,
             &self.ctx.limits.twc,
+            &self.ctx.limits.obd_stream,
             self.ctx.limit_set_id,
             &mut self.det_buf,
         );
     }
 
-    fn obd_report(&mut self, row: &ObdReportRow, file: &str, offset: u64) {
-        self.obd_reports.builder.append(row, file, offset);
+    /// Hands the samples the detectors still hold to them (a streaming commit: the detector
+    /// snapshot then covers every committed sample).
+    pub fn release_obd(&mut self) {
+        self.twc.release_all(
+            &self.ctx.limits.twc,
+            self.ctx.limit_set_id,
+            &mut self.det_buf,
+        );
+        self.after_record();
+    }
+
+    /// End of the input: held samples to the detectors, then their end-of-input verdicts.
+    pub fn finish_obd(&mut self) {
+        self.twc.finish_all(
+            &self.ctx.limits.twc,
+            self.ctx.limit_set_id,
+            &mut self.det_buf,
+        );
+        self.after_record();
+    }
+
+    fn obd_report(&mut self, row: &ObdReportRow, pos: &SourcePos<'_>, raw: &[u8]) {
+        let (vin, key) = obd::report_key(row);
+        if !self.obd_key_new(
+            Stream::Frames,
+            vin,
+            key,
+            obd::report_fingerprint(row),
+            pos,
+            raw,
+        ) {
+            return;
+        }
+        self.obd_reports.builder.append(row, pos.file, pos.offset);
         if let Some(d) = obd_dtc::check(row, &self.ctx.limits.obd_dtc, self.ctx.limit_set_id, "obd")
         {
             self.det_buf.push(d);
@@ -338,10 +432,10 @@ impl<'a> Pipeline<'a> {
                     self.counters.frames_other += 1;
                 }
                 for r in &reports {
-                    self.obd_report(r, pos.file, pos.offset);
+                    self.obd_report(r, pos, bytes);
                 }
                 for s in &samples {
-                    self.obd_sample(s, pos.file, pos.offset);
+                    self.obd_sample(Stream::Frames, s, pos, bytes);
                 }
             }
         }
@@ -385,6 +479,9 @@ impl<'a> Pipeline<'a> {
         }
         for d in self.det_buf.drain(..) {
             self.counters.detections += 1;
+            if d.rule_id == crate::detect::twc::TwcRule::LambdaImplausible.rule_id() {
+                self.counters.data_quality += 1;
+            }
             if self.alert_kinds.contains(&d.rule_id) {
                 self.alerts.push(Alert {
                     kind: d.rule_id.clone(),
@@ -433,6 +530,7 @@ impl<'a> Pipeline<'a> {
 
     /// Flushes everything and commits the files directly (file ingest); waits for the sink.
     pub fn commit_files(&mut self) -> Result<Vec<std::path::PathBuf>, SinkError> {
+        self.finish_obd();
         self.flush(1)?;
         self.sink.run(|t| t.commit())
     }

@@ -22,6 +22,9 @@ pub const QUARANTINE: &str = "quarantine";
 fn ts() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
 }
+fn i64_list() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Int64, true)))
+}
 fn utf8_list() -> DataType {
     DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
 }
@@ -624,6 +627,9 @@ pub fn obd_samples() -> SchemaRef {
             Field::new("time_relative", DataType::Boolean, false),
             // HJ 1239: terminal send time − receive time (Kafka message time), s; NULL unknown.
             f("clock_skew_s"),
+            // HJ 1239 command of the frame the sample came in: 2 live, 3 resend; NULL for
+            // NDJSON/CSV samples (obd-remote-monitoring.md §1.3).
+            Field::new("source_cmd", DataType::Int64, true),
             s("source_file", false),
             Field::new("source_offset", DataType::UInt64, false),
         ]);
@@ -645,12 +651,17 @@ pub fn obd_reports() -> SchemaRef {
             Field::new("diag_readiness", DataType::Int64, true),
             s("calibration_id", true),
             s("cvn", true),
-            Field::new(
-                "iupr",
-                DataType::List(Arc::new(Field::new("item", DataType::Int64, true))),
-                true,
-            ),
+            Field::new("iupr", i64_list(), true),
             Field::new("dtcs", utf8_list(), true),
+            // Per DTC, parallel to `dtcs` (obd-remote-monitoring.md §1.6): the 4 raw bytes
+            // as hex, the ISO/UDS failure-type and status bytes (protocols 0/1), the J1939
+            // conversion method CM and occurrence count OC (protocol 2); NULL where the
+            // protocol has no such field.
+            Field::new("dtc_raw", utf8_list(), true),
+            Field::new("dtc_failure_type", i64_list(), true),
+            Field::new("dtc_status", i64_list(), true),
+            Field::new("dtc_cm", i64_list(), true),
+            Field::new("dtc_oc", i64_list(), true),
             s("source_file", false),
             Field::new("source_offset", DataType::UInt64, false),
         ]))
@@ -675,6 +686,8 @@ pub struct ObdSampleRow {
     /// HJ 1239 frames: the terminal's send time minus the receive time (Kafka message
     /// timestamp), seconds; positive = terminal clock ahead. `None` without a receive time.
     pub clock_skew_s: Option<f64>,
+    /// HJ 1239 command of the source frame (2 real-time, 3 resend); `None` for NDJSON/CSV.
+    pub source_cmd: Option<u8>,
 }
 
 /// Builder of `obd_samples` rows.
@@ -687,6 +700,7 @@ pub struct ObdSamplesBuilder {
     time_inferred: BooleanBuilder,
     time_relative: BooleanBuilder,
     clock_skew_s: Float64Builder,
+    source_cmd: Int64Builder,
     source_file: StringBuilder,
     source_offset: UInt64Builder,
 }
@@ -702,6 +716,7 @@ impl Default for ObdSamplesBuilder {
             time_inferred: BooleanBuilder::new(),
             time_relative: BooleanBuilder::new(),
             clock_skew_s: Float64Builder::new(),
+            source_cmd: Int64Builder::new(),
             source_file: StringBuilder::new(),
             source_offset: UInt64Builder::new(),
         }
@@ -721,6 +736,7 @@ impl ObdSamplesBuilder {
         self.time_inferred.append_value(r.time_inferred);
         self.time_relative.append_value(r.time_relative);
         self.clock_skew_s.append_option(r.clock_skew_s);
+        self.source_cmd.append_option(r.source_cmd.map(i64::from));
         self.source_file.append_value(file);
         self.source_offset.append_value(offset);
     }
@@ -743,6 +759,7 @@ impl TableBuilder for ObdSamplesBuilder {
         cols.push(Arc::new(self.time_inferred.finish()));
         cols.push(Arc::new(self.time_relative.finish()));
         cols.push(Arc::new(self.clock_skew_s.finish()));
+        cols.push(Arc::new(self.source_cmd.finish()));
         cols.push(Arc::new(self.source_file.finish()));
         cols.push(Arc::new(self.source_offset.finish()));
         batch(obd_samples(), cols)
@@ -762,6 +779,24 @@ pub struct ObdReportRow {
     pub cvn: Option<String>,
     pub iupr: Vec<Option<u16>>,
     pub dtcs: Vec<String>,
+    /// Per DTC (parallel to `dtcs`): raw bytes, ISO failure type / status, J1939 CM / OC.
+    pub dtc_details: Vec<DtcDetail>,
+}
+
+/// The bytes of one DTC beside its code (`obd-remote-monitoring.md §1.6`): nothing of what the
+/// terminal sent is dropped.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DtcDetail {
+    /// The 4 raw bytes, big-endian.
+    pub raw: u32,
+    /// ISO 15765 / ISO 27145 (UDS) failure-type byte.
+    pub failure_type: Option<u8>,
+    /// ISO 15765 / ISO 27145 (UDS) status byte.
+    pub status: Option<u8>,
+    /// SAE J1939 SPN conversion method (0/1).
+    pub conversion_method: Option<u8>,
+    /// SAE J1939 occurrence count (0–126; 127 = not available).
+    pub occurrence_count: Option<u8>,
 }
 
 /// Builder of `obd_reports` rows.
@@ -776,6 +811,11 @@ pub struct ObdReportsBuilder {
     cvn: StringBuilder,
     iupr: ListBuilder<Int64Builder>,
     dtcs: ListBuilder<StringBuilder>,
+    dtc_raw: ListBuilder<StringBuilder>,
+    dtc_ft: ListBuilder<Int64Builder>,
+    dtc_st: ListBuilder<Int64Builder>,
+    dtc_cm: ListBuilder<Int64Builder>,
+    dtc_oc: ListBuilder<Int64Builder>,
     source_file: StringBuilder,
     source_offset: UInt64Builder,
 }
@@ -793,6 +833,11 @@ impl Default for ObdReportsBuilder {
             cvn: StringBuilder::new(),
             iupr: ListBuilder::new(Int64Builder::new()),
             dtcs: ListBuilder::new(StringBuilder::new()),
+            dtc_raw: ListBuilder::new(StringBuilder::new()),
+            dtc_ft: ListBuilder::new(Int64Builder::new()),
+            dtc_st: ListBuilder::new(Int64Builder::new()),
+            dtc_cm: ListBuilder::new(Int64Builder::new()),
+            dtc_oc: ListBuilder::new(Int64Builder::new()),
             source_file: StringBuilder::new(),
             source_offset: UInt64Builder::new(),
         }
@@ -819,6 +864,24 @@ impl ObdReportsBuilder {
             self.dtcs.values().append_value(d);
         }
         self.dtcs.append(true);
+        for d in &r.dtc_details {
+            self.dtc_raw.values().append_value(format!("{:08X}", d.raw));
+            self.dtc_ft
+                .values()
+                .append_option(d.failure_type.map(i64::from));
+            self.dtc_st.values().append_option(d.status.map(i64::from));
+            self.dtc_cm
+                .values()
+                .append_option(d.conversion_method.map(i64::from));
+            self.dtc_oc
+                .values()
+                .append_option(d.occurrence_count.map(i64::from));
+        }
+        self.dtc_raw.append(true);
+        self.dtc_ft.append(true);
+        self.dtc_st.append(true);
+        self.dtc_cm.append(true);
+        self.dtc_oc.append(true);
         self.source_file.append_value(file);
         self.source_offset.append_value(offset);
     }
@@ -842,6 +905,11 @@ impl TableBuilder for ObdReportsBuilder {
                 Arc::new(self.cvn.finish()),
                 Arc::new(self.iupr.finish()),
                 Arc::new(self.dtcs.finish()),
+                Arc::new(self.dtc_raw.finish()),
+                Arc::new(self.dtc_ft.finish()),
+                Arc::new(self.dtc_st.finish()),
+                Arc::new(self.dtc_cm.finish()),
+                Arc::new(self.dtc_oc.finish()),
                 Arc::new(self.source_file.finish()),
                 Arc::new(self.source_offset.finish()),
             ],

@@ -18,6 +18,15 @@
 //!   still 25 bytes, so the length sits at offset 22 in both header styles ([`HeaderStyle`]).
 //! * The 2-byte information serial number is placed differently in the wild
 //!   ([`SerialLayout`]); the decoder takes the layout that consumes the data unit exactly.
+//!
+//! From field cases (shared/field-cases):
+//! * Terminals that sign every info block put an SM2 signature part (`R-len R S-len S`, lengths
+//!   16–33) after *each* block, not only at the end of the data unit; such parts are skipped
+//!   wherever they follow a block and counted in `signature_len` / `signature_parts`.
+//! * A position whose status bit 0 says "invalid" (or whose status byte is a sentinel, or which
+//!   reads exactly (0, 0)) has no coordinates: `lon_deg` / `lat_deg` are `None`.
+//! * Bytes of another protocol are named: JT/T 808 (0x7E-delimited, XOR check code) is
+//!   rejected as [`FrameError::OtherProtocol`], GB/T 32960 as [`FrameError::Gb32960`].
 #![forbid(unsafe_code)]
 
 use serde::Serialize;
@@ -337,8 +346,11 @@ pub enum Body {
         serial_layout: SerialLayout,
         /// True when each block carried its own 6-byte collection time (HJ 1239.3 layout).
         block_times: bool,
-        /// Bytes of the trailing SM2 signature `R-len R S-len S` (0 when absent, §1.4).
+        /// Bytes of SM2 signature parts `R-len R S-len S` (0 when absent, §1.4), summed over
+        /// every part: at the end of the data unit and/or after any info block.
         signature_len: usize,
+        /// Number of signature parts found (0, 1 at the end, or one after each signed block).
+        signature_parts: u8,
         /// How many candidate layouts consumed the body exactly (1 = unambiguous; >1 means the
         /// preference order chose, see [`decode_frame`]).
         layouts_matched: u8,
@@ -426,8 +438,10 @@ pub struct Dtc {
     pub failure_type: Option<u8>,
     /// ISO/UDS status byte (fourth byte).
     pub status: Option<u8>,
-    /// J1939 occurrence count (7 bits of the fourth byte).
+    /// J1939 occurrence count OC (low 7 bits of the fourth byte).
     pub occurrence_count: Option<u8>,
+    /// J1939 SPN conversion method CM (bit 7 of the fourth byte).
+    pub conversion_method: Option<u8>,
 }
 
 /// OBD information block, type 0x01: 96 bytes + 4·N (obd-remote-monitoring.md §1.6).
@@ -636,6 +650,13 @@ pub enum FrameError {
         /// Actual data-unit length.
         actual: usize,
     },
+    /// The bytes are a message of another protocol (e.g. JT/T 808, 0x7E-delimited), not HJ 1239.
+    OtherProtocol {
+        /// Protocol name, e.g. `"JT/T 808"`.
+        protocol: &'static str,
+        /// How it was recognised.
+        why: String,
+    },
     /// No real-time layout consumes the data unit exactly (§1.5).
     LayoutMismatch {
         /// Command (realtime or resend).
@@ -662,6 +683,7 @@ impl FrameError {
             FrameError::Encrypted { .. } => "encrypted",
             FrameError::BodyLength { .. } => "bad_body_length",
             FrameError::LayoutMismatch { .. } => "layout_mismatch",
+            FrameError::OtherProtocol { .. } => "other_protocol",
         }
     }
 }
@@ -721,14 +743,18 @@ impl fmt::Display for FrameError {
                 actual,
             } => write!(
                 f,
-                "bad data-unit length for {}: {actual} bytes, expected {expected}",
+                "bad data-unit length for {}: declared data-unit length {actual}, expected {expected}",
                 command.name()
             ),
             FrameError::LayoutMismatch { command, body_len } => write!(
                 f,
-                "body not consumed exactly by any serial-number layout ({}, {body_len} bytes)",
+                "declared data-unit length {body_len} not consumed exactly by any real-time layout \
+                 (serial-number placements, with/without collection times, signature parts) ({})",
                 command.name()
             ),
+            FrameError::OtherProtocol { protocol, why } => {
+                write!(f, "{protocol} data, not HJ 1239: {why}")
+            }
         }
     }
 }
@@ -855,9 +881,15 @@ impl FrameScanner {
 
     fn emit_rejected(&mut self, end: usize, reason: FrameError) -> ScanEvent {
         let end = end.min(self.buf.len()).max(self.start);
+        let bytes = self.slice(self.start, end);
+        // A run without any frame start may be another protocol: name it.
+        let reason = match reason {
+            FrameError::NoFrameStart { .. } => other_protocol(&bytes).unwrap_or(reason),
+            r => r,
+        };
         let ev = ScanEvent::Rejected {
             offset: self.base + self.start as u64,
-            bytes: self.slice(self.start, end),
+            bytes,
             reason,
         };
         self.start = end;
@@ -1171,6 +1203,7 @@ fn decode_dtc(protocol: Option<u8>, b: [u8; 4]) -> Dtc {
                 failure_type: Some(b2),
                 status: Some(b3),
                 occurrence_count: None,
+                conversion_method: None,
             }
         }
         Some(2) => {
@@ -1182,6 +1215,7 @@ fn decode_dtc(protocol: Option<u8>, b: [u8; 4]) -> Dtc {
                 failure_type: None,
                 status: None,
                 occurrence_count: Some(b3 & 0x7F),
+                conversion_method: Some(b3 >> 7),
             }
         }
         _ => Dtc {
@@ -1190,6 +1224,7 @@ fn decode_dtc(protocol: Option<u8>, b: [u8; 4]) -> Dtc {
             failure_type: None,
             status: None,
             occurrence_count: None,
+            conversion_method: None,
         },
     }
 }
@@ -1212,6 +1247,14 @@ fn block_body_len(info_type: u8, rest: &[u8], lenient: bool) -> Option<usize> {
 /// SM2 signature `R-len R S-len S` (§1.4) occupying exactly `b`; lengths 16–33 only, which
 /// cannot collide with an info-type byte.
 fn exact_signature_len(b: &[u8]) -> Option<usize> {
+    let n = signature_part_len(b)?;
+    (n == b.len()).then_some(n)
+}
+
+/// Length of an SM2 signature part `R-len R S-len S` (§1.4) at the start of `b` (more bytes may
+/// follow). R/S lengths 16–33 only: those bytes are no info type (0x01–0x05, 0x80–0xFE), so a
+/// signature part after an info block cannot be mistaken for the next block.
+fn signature_part_len(b: &[u8]) -> Option<usize> {
     let mut r = Rd::new(b);
     let rl = r.u8()?;
     if !(16..=33).contains(&rl) {
@@ -1223,7 +1266,7 @@ fn exact_signature_len(b: &[u8]) -> Option<usize> {
         return None;
     }
     r.take(usize::from(sl))?;
-    (r.remaining() == 0).then_some(b.len())
+    Some(b.len() - r.remaining())
 }
 
 #[derive(Clone, Copy)]
@@ -1286,9 +1329,20 @@ fn walk_realtime(
     while r.remaining() > 0 {
         if let Some(n) = exact_signature_len(r.rest()) {
             if let Some(o) = out.as_deref_mut() {
-                o.signature_len = n;
+                o.signature_len += n;
+                o.signature_parts = o.signature_parts.saturating_add(1);
             }
             break;
+        }
+        // Terminals that sign every info block put a signature part after each block, not only
+        // at the end of the data unit (field case hj1239-signature-after-each-block).
+        if !first && let Some(n) = signature_part_len(r.rest()) {
+            r.take(n)?;
+            if let Some(o) = out.as_deref_mut() {
+                o.signature_len += n;
+                o.signature_parts = o.signature_parts.saturating_add(1);
+            }
+            continue;
         }
         let t = r.u8()?;
         let has_serial = match layout.serial {
@@ -1324,6 +1378,7 @@ struct RealtimeOut {
     seq: Option<u16>,
     blocks: Vec<InfoBlock>,
     signature_len: usize,
+    signature_parts: u8,
 }
 
 fn decode_block(t: u8, ct: Option<FrameTime>, b: &[u8]) -> Option<InfoBlock> {
@@ -1397,11 +1452,20 @@ fn decode_obd(ct: Option<FrameTime>, r: &mut Rd<'_>) -> Option<ObdReport> {
 }
 
 /// Position status byte and coordinates (§1.7 "Position status"): `(valid, lon, lat)`.
+///
+/// Coordinates are given only for a usable fix: status bit 0 clear (valid) and a known status
+/// byte (≤ 0xFA, §1.8). An invalid or unknown fix gives `None` for both, never the (0, 0) or
+/// stale numbers the terminal put in the fields; so does (0, 0) itself, which is an
+/// uninitialised receiver, not a place (field case obd-invalid-position-zero).
 fn decode_position(status: u8, lon: u32, lat: u32) -> (Option<bool>, Option<f64>, Option<f64>) {
     let known = status <= 0xFA;
-    let sign = |neg: bool| if known && neg { -1.0 } else { 1.0 };
+    let valid = known.then_some(status & 0x01 == 0);
+    if valid != Some(true) || (lon == 0 && lat == 0) {
+        return (valid, None, None);
+    }
+    let sign = |neg: bool| if neg { -1.0 } else { 1.0 };
     (
-        known.then_some(status & 0x01 == 0),
+        valid,
         v4(lon, DEG_SCALE, 0.0).map(|v| v * sign(status & 0x04 != 0)),
         v4(lat, DEG_SCALE, 0.0).map(|v| v * sign(status & 0x02 != 0)),
     )
@@ -1482,6 +1546,7 @@ fn decode_realtime(command: Command, d: &[u8], lenient: bool) -> Result<Body, Fr
         serial_layout: layout.serial,
         block_times: layout.times,
         signature_len: out.signature_len,
+        signature_parts: out.signature_parts,
         layouts_matched: matched,
     })
 }
@@ -1682,13 +1747,96 @@ fn gb32960_why(cmd: u8, flag: u8, d: &[u8]) -> Option<String> {
     Some(head + &body)
 }
 
+/// JT/T 808 message names for the rejection message (JT/T 808-2013/2019 message ids).
+fn jtt808_msg_name(id: u16) -> &'static str {
+    match id {
+        0x0001 => "terminal general reply",
+        0x0002 => "heartbeat",
+        0x0100 => "terminal registration",
+        0x0102 => "terminal authentication",
+        0x0200 => "location report",
+        0x0704 => "batch location upload",
+        0x0900 => "transparent data",
+        _ => "message",
+    }
+}
+
+/// One JT/T 808 message between two 0x7E flags (flags excluded): unescape (0x7D 0x02 → 0x7E,
+/// 0x7D 0x01 → 0x7D), then check the XOR check code and the body length of the message
+/// properties (2013 header 12 bytes, 2019 header 17 bytes, +4 when subpackaged). The message id
+/// when it is one.
+fn jtt808_message(esc: &[u8]) -> Option<u16> {
+    let mut m = Vec::with_capacity(esc.len());
+    let mut it = esc.iter();
+    while let Some(&b) = it.next() {
+        if b == 0x7D {
+            match it.next()? {
+                0x01 => m.push(0x7D),
+                0x02 => m.push(0x7E),
+                _ => return None,
+            }
+        } else {
+            m.push(b);
+        }
+    }
+    let (&check, body) = m.split_last()?;
+    if body.iter().fold(0u8, |a, &b| a ^ b) != check {
+        return None;
+    }
+    let id = u16::from_be_bytes([*body.first()?, *body.get(1)?]);
+    let props = u16::from_be_bytes([*body.get(2)?, *body.get(3)?]);
+    let body_len = usize::from(props & 0x03FF);
+    let header =
+        if props & 0x4000 != 0 { 17 } else { 12 } + if props & 0x2000 != 0 { 4 } else { 0 };
+    (body.len() == header + body_len).then_some(id)
+}
+
+/// Recognise bytes of another protocol than HJ 1239 (so far JT/T 808, 0x7E-delimited with a
+/// XOR check code); the rejection when they are.
+fn other_protocol(b: &[u8]) -> Option<FrameError> {
+    if b.first() != Some(&0x7E) {
+        return None;
+    }
+    let mut ids: Vec<u16> = Vec::new();
+    let mut n = 0usize;
+    let mut rest = b.get(1..)?;
+    while let Some(end) = rest.iter().position(|&c| c == 0x7E) {
+        let msg = rest.get(..end)?;
+        if !msg.is_empty() {
+            let id = jtt808_message(msg)?;
+            n += 1;
+            if !ids.contains(&id) && ids.len() < 4 {
+                ids.push(id);
+            }
+        }
+        rest = rest.get(end + 1..)?;
+        if rest.first() == Some(&0x7E) {
+            rest = rest.get(1..)?;
+        }
+    }
+    if n == 0 {
+        return None;
+    }
+    let list: Vec<String> = ids
+        .iter()
+        .map(|id| format!("0x{id:04X} {}", jtt808_msg_name(*id)))
+        .collect();
+    Some(FrameError::OtherProtocol {
+        protocol: "JT/T 808",
+        why: format!(
+            "{n} message(s) delimited by 0x7E with valid XOR check codes ({}); HJ 1239 frames start with \"##\" (0x23 0x23)",
+            list.join(", ")
+        ),
+    })
+}
+
 /// Decode one complete frame (as found by [`FrameScanner`], or given whole, e.g. one Kafka
 /// message), obd-remote-monitoring.md §1.2–§1.8.
 ///
 /// Checks `##`, the declared length (≤ 65531 and equal to what is present), the BCC, the
 /// header style ([`HeaderStyle`]), the command and the encryption byte (only 0x01 "none" data
 /// units are decoded). Real-time/resend data units are tried under every [`SerialLayout`], with
-/// and without per-block collection times and an optional trailing SM2 signature; the layout
+/// and without per-block collection times, with SM2 signature parts after any block; the layout
 /// that consumes the body exactly wins. When several do, one whose collection times are all
 /// valid wins, then the order: HJ 1239.3 (serial once + block times), serial once,
 /// after each info type, first unit only. Frames with a GB/T 32960 header whose body does not
@@ -1708,6 +1856,9 @@ pub fn decode_frame(bytes: &[u8]) -> Result<Frame, FrameError> {
         .ok_or(FrameError::TooShort { len: bytes.len() })?;
     let cmd = r.u8().ok_or(FrameError::TooShort { len: bytes.len() })?;
     if &start != b"##" || cmd == b'#' {
+        if let Some(e) = other_protocol(bytes) {
+            return Err(e);
+        }
         return Err(FrameError::BadStart {
             found: bytes.get(..3).unwrap_or(bytes).to_vec(),
         });
@@ -2259,9 +2410,11 @@ mod tests {
         assert_eq!(d.rear_o2_v, None);
         assert_eq!(d.speed_kmh, None);
         assert_eq!(d.collected_at, Some(sent));
-        assert_eq!(d.position_valid, Some(false));
-        close(d.lon_deg, -0.5);
-        close(d.lat_deg, 10.0);
+        // An invalid fix has no coordinates (never the numbers in the fields).
+        assert_eq!(
+            (d.position_valid, d.lon_deg, d.lat_deg),
+            (Some(false), None, None)
+        );
         // rear O2 1.27 V is still valid; all-None position encodes status 0xFF.
         let s = StreamSample {
             rear_o2_v: Some(1.27),
@@ -2458,13 +2611,10 @@ mod tests {
             Body::RemovalAlarm {
                 seq: 7,
                 position_valid: Some(false),
-                lon_deg,
-                lat_deg,
+                lon_deg: None,
+                lat_deg: None,
                 ..
-            } => {
-                close(lon_deg, 116.4);
-                close(lat_deg, 39.9);
-            }
+            } => {}
             b => panic!("{b:?}"),
         }
         let mut act = tm.to_bytes().to_vec();
@@ -2496,8 +2646,85 @@ mod tests {
         let e = decode_frame(&encode_frame(1, "V", 1, 1, &d[..27]).unwrap()).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "bad data-unit length for login: 27 bytes, expected 28"
+            "bad data-unit length for login: declared data-unit length 27, expected 28"
         );
+    }
+
+    /// Field case hj1239-signature-after-each-block, as a kind: a signature part may follow any
+    /// info block (here after the 1st of 3, and after the 2nd and 3rd), counted in
+    /// `signature_len` / `signature_parts`; R/S lengths outside 16–33 are not a signature.
+    #[test]
+    fn signature_parts_after_any_block() {
+        let at = t(2025, 11, 8, 10, 30, 0);
+        let samples: Vec<StreamSample> = (0..3).map(twc_sample).collect();
+        let plain = encode_twc_realtime_frame("LSIG", at, 3, &samples);
+        let unit = &plain[HEADER_LEN..plain.len() - 1];
+        let block = |k: usize| &unit[8 + TWC_BLOCK_LEN * k..8 + TWC_BLOCK_LEN * (k + 1)];
+        let sig = [vec![0x20], vec![1; 32], vec![0x10], vec![2; 16]].concat();
+        for (d, parts) in [
+            (
+                [&unit[..8], block(0), &sig, block(1), block(2)].concat(),
+                1u8,
+            ),
+            (
+                [&unit[..8], block(0), block(1), &sig, block(2), &sig].concat(),
+                2,
+            ),
+        ] {
+            let f = decode_frame(&encode_frame(2, "LSIG", 1, 1, &d).unwrap()).expect("decodes");
+            let Body::Realtime {
+                blocks,
+                signature_len,
+                signature_parts,
+                ..
+            } = &f.body
+            else {
+                panic!("not realtime")
+            };
+            assert_eq!(blocks.len(), 3);
+            assert_eq!(*signature_parts, parts);
+            assert_eq!(*signature_len, 50 * usize::from(parts));
+            assert_eq!(stream(&blocks[2]).collected_at, samples[2].collected_at);
+        }
+        // R length 0x22 (34) is no signature part: not skipped as one.
+        let bad = [vec![0x22], vec![1; 34], vec![0x20], vec![2; 32]].concat();
+        let d = [&unit[..8], block(0), &bad, block(1)].concat();
+        let f = decode_frame(&encode_frame(2, "LSIG", 1, 1, &d).unwrap());
+        assert!(
+            !matches!(
+                f,
+                Ok(Frame {
+                    body: Body::Realtime {
+                        signature_parts: 1..,
+                        ..
+                    },
+                    ..
+                })
+            ),
+            "{f:?}"
+        );
+    }
+
+    /// JT/T 808 (0x7E-delimited, XOR check code) is named, by the decoder and the scanner;
+    /// noise starting with 0x7E is not.
+    #[test]
+    fn jtt808_is_named_as_another_protocol() {
+        // 0x0002 heartbeat, 2013 header, empty body, phone 013800138000, serial 1.
+        let mut m = vec![
+            0x00, 0x02, 0x00, 0x00, 0x01, 0x38, 0x00, 0x13, 0x80, 0x00, 0x00, 0x01,
+        ];
+        m.push(m.iter().fold(0, |a, &b| a ^ b));
+        let msg = [vec![0x7E], m, vec![0x7E]].concat();
+        let e = decode_frame(&[msg.clone(), vec![0; 20]].concat()).unwrap_err();
+        assert_eq!(e.reason_code(), "other_protocol");
+        assert!(e.to_string().contains("JT/T 808") && e.to_string().contains("0x0002 heartbeat"));
+        let input = [msg.clone(), msg].concat();
+        let (evs, _, _) = scan_all(&input, 7);
+        assert_eq!(reasons_of(&evs), vec!["other_protocol"]);
+        let noise = [
+            0x7E, 1, 2, 3, 0x7E, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9,
+        ];
+        assert_eq!(decode_frame(&noise).unwrap_err().reason_code(), "bad_start");
     }
 
     #[test]
@@ -2556,7 +2783,8 @@ mod tests {
         let e = decode_frame(&encode_frame(0x02, "V", 1, 1, &d).unwrap()).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "body not consumed exactly by any serial-number layout (realtime, 11 bytes)"
+            "declared data-unit length 11 not consumed exactly by any real-time layout \
+             (serial-number placements, with/without collection times, signature parts) (realtime)"
         );
         assert_eq!(e.reason_code(), "layout_mismatch");
         let mut big = good.clone();
@@ -2902,8 +3130,9 @@ mod tests {
                 intake_air_kgph: Some(f64::from(a) * 0.05),
                 coolant_c: Some(f64::from(b) - 40.0),
                 twc_temp_c: Some(f64::from(c) * TEMP_SCALE + TEMP_OFFSET),
-                position_valid: Some(st & 1 == 0),
-                lon_deg: Some(f64::from(lon) * DEG_SCALE * if st & 4 != 0 && lon != 0 { -1.0 } else { 1.0 }),
+                // Valid fixes only: an invalid one decodes without coordinates (not re-encodable).
+                position_valid: Some(true),
+                lon_deg: Some(f64::from(lon.max(1)) * DEG_SCALE * if st & 4 != 0 { -1.0 } else { 1.0 }),
                 lat_deg: Some(f64::from(lat) * DEG_SCALE * if st & 2 != 0 && lat != 0 { -1.0 } else { 1.0 }),
                 odometer_km: Some(f64::from(odo) * 0.1),
                 ..Default::default()

@@ -30,6 +30,10 @@ impl Counter {
     pub fn add(&self, n: u64) {
         self.0.fetch_add(n, Ordering::Relaxed);
     }
+    /// Sets the value (a counter kept elsewhere, mirrored here).
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
     /// Current value.
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
@@ -47,6 +51,11 @@ pub struct Metrics {
     /// Rows made visible by commits, all tables.
     pub committed_rows: Counter,
     pub errors: Counter,
+    /// OBD samples/reports not stored because their key (VIN, collection time, info type) was
+    /// already stored (resends, repeats; conflicting ones included).
+    pub obd_duplicates: Counter,
+    /// OBD samples older than the allowed lateness (stored, not seen by the detectors).
+    pub obd_late: Counter,
     /// When the run started; the two marks below are µs after it (0 = not yet).
     started: Instant,
     first_record_us: AtomicU64,
@@ -193,6 +202,8 @@ impl Default for Metrics {
             commits: Counter::default(),
             committed_rows: Counter::default(),
             errors: Counter::default(),
+            obd_duplicates: Counter::default(),
+            obd_late: Counter::default(),
             started: Instant::now(),
             first_record_us: AtomicU64::new(0),
             last_record_us: AtomicU64::new(0),
@@ -380,6 +391,18 @@ impl Metrics {
             "errors_total",
             "Source, sink and alert errors.",
             self.errors.get(),
+        );
+        c(
+            &mut s,
+            "obd_duplicates_total",
+            "OBD samples/reports not stored: key (VIN, collection time, info type) already stored.",
+            self.obd_duplicates.get(),
+        );
+        c(
+            &mut s,
+            "obd_late_total",
+            "OBD samples older than the allowed lateness (stored, not seen by the detectors).",
+            self.obd_late.get(),
         );
         s.push_str("# HELP plumewatch_alert_latency_seconds Input timestamp to alert delivery (sane timestamps only).\n# TYPE plumewatch_alert_latency_seconds histogram\n");
         let mut total = 0;

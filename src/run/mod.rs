@@ -912,6 +912,11 @@ impl<'c, 'a> Worker<'c, 'a> {
         }
         self.metrics.worker_records.inc();
         self.metrics.mark_record();
+        let c = &self.pipe.counters;
+        self.metrics
+            .obd_duplicates
+            .set(c.duplicates + c.duplicates_conflicting);
+        self.metrics.obd_late.set(self.pipe.twc.late);
     }
 
     fn load_state(&mut self, keys: &[String]) -> anyhow::Result<()> {
@@ -952,6 +957,9 @@ impl<'c, 'a> Worker<'c, 'a> {
     fn commit(&mut self, wait: bool) -> anyhow::Result<()> {
         // A commit that failed on the sink thread stops the run here, input or not.
         self.pipe.sink.check()?;
+        // Samples held for ordering go to the detectors now, so the state snapshot below
+        // covers every sample of this commit.
+        self.pipe.release_obd();
         self.pipe.flush(1)?;
         let rows = self.pipe.rows_total();
         if rows == self.rows_committed && !self.pending_positions {

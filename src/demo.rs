@@ -88,6 +88,7 @@ pub fn run(out: &Path) -> anyhow::Result<DemoSummary> {
             out,
             inputs: std::slice::from_ref(&input),
             progress: false,
+            force: false,
         })?;
         done.push((what, s));
     }

@@ -56,6 +56,10 @@ enum Cmd {
         /// Hide the progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Read inputs again even when the manifest shows the same content already ingested
+        /// (rows whose key is already stored are still not written twice).
+        #[arg(long)]
+        force: bool,
         #[arg(required = true)]
         inputs: Vec<String>,
     },
@@ -214,11 +218,42 @@ fn main() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(tracing::Level::WARN)
+        // Colour codes only on a terminal: logs piped to a file or journald stay plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     if let Err(e) = run(Cli::parse()) {
-        eprintln!("error: {e:#}");
+        // `plumewatch query … | head`: the reader went away; that is not an error.
+        if is_broken_pipe(&e) {
+            std::process::exit(0);
+        }
+        eprintln!("error: {}", error_text(&e));
         std::process::exit(1);
     }
+}
+
+/// True when the error is a write to a closed pipe (EPIPE).
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// The error and its causes, `: `-separated, each said once (an error whose text already
+/// includes its cause, like "path: No such file", is not followed by the cause again).
+fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for c in e.chain() {
+        let t = c.to_string();
+        if out.contains(&t) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&t);
+    }
+    out
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -232,6 +267,7 @@ fn run(cli: Cli) -> Result<()> {
             limits,
             out,
             quiet,
+            force,
             inputs,
         } => {
             let limits = LimitSet::load(limits.as_deref())?;
@@ -244,6 +280,7 @@ fn run(cli: Cli) -> Result<()> {
                 out: &out,
                 inputs: &inputs,
                 progress: !quiet && std::io::stderr().is_terminal(),
+                force,
             })?;
             println!("{s}");
             Ok(())
@@ -391,6 +428,8 @@ fn run(cli: Cli) -> Result<()> {
             cfg.check()?;
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                // A second signal while stopping ends the process at once (exit 1).
+                signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone())?;
                 signal_hook::flag::register(sig, stop.clone())?;
             }
             let summary = plumewatch::run::run(cfg, stop)?;

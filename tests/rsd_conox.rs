@@ -25,6 +25,7 @@ fn ingest_conox(
         out: dir,
         inputs: &[csv.display().to_string()],
         progress: false,
+        force: false,
     })
     .unwrap()
 }

@@ -153,34 +153,38 @@ struct KafkaCtx {
 /// (`reconnect.backoff.ms`, `reconnect.backoff.max.ms`).
 #[derive(Default)]
 pub struct BrokerLog {
-    state: std::sync::Mutex<(Option<String>, u64)>,
+    /// Kinds of trouble logged since messages last flowed, and the repeats not logged.
+    state: std::sync::Mutex<(Vec<String>, u64)>,
 }
 
 impl BrokerLog {
-    /// A problem of kind `kind` (error code or log facility), described by `text`. Returns
-    /// true when it was logged (a new state).
+    /// A problem of kind `kind` (error code), described by `text`. Returns true when it was
+    /// logged (the first of its kind since messages last flowed).
     pub fn trouble(&self, kind: &str, text: &str) -> bool {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if s.0.as_deref() == Some(kind) {
+        if s.0.iter().any(|k| k == kind) {
             s.1 += 1;
             return false;
         }
-        *s = (Some(kind.to_string()), 0);
-        tracing::warn!("kafka: {text} (repeats are counted, not logged, until it changes)");
+        s.0.push(kind.to_string());
+        tracing::warn!(
+            "kafka: {text} (repeats are counted, not logged, until messages flow again)"
+        );
         true
     }
 
     /// Messages flow again. Returns true when that ended a logged problem.
     pub fn ok(&self) -> bool {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(kind) = s.0.take() else {
+        if s.0.is_empty() {
             return false;
-        };
+        }
         tracing::warn!(
-            "kafka: receiving again after {kind} ({} repeats not logged)",
+            "kafka: receiving again after {} ({} repeats not logged)",
+            s.0.join(", "),
             s.1
         );
-        s.1 = 0;
+        *s = (Vec::new(), 0);
         true
     }
 }
@@ -194,10 +198,11 @@ fn kafka_error_kind(e: &rdkafka::error::KafkaError) -> String {
 
 impl ClientContext for KafkaCtx {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        // librdkafka logs each connection failure and also reports it through `error`:
+        // only `error` (and the poll loop) log it, once per kind (see `BrokerLog`).
         use rdkafka::config::RDKafkaLogLevel as L;
         match level {
-            L::Emerg | L::Alert | L::Critical | L::Error | L::Warning => {
-                self.metrics.errors.inc();
+            L::Emerg | L::Alert | L::Critical => {
                 self.broker.trouble(fac, &format!("{fac}: {log_message}"));
             }
             _ => tracing::debug!("librdkafka {fac}: {log_message}"),

@@ -79,6 +79,9 @@ pub struct Watch {
     /// Plate → reasons (list names).
     pub plates: HashMap<String, Vec<String>>,
     pub entrance_sites: HashSet<String>,
+    /// Plate → (GA 802 vehicle type, VIN) of listed vehicles as the registry had them when
+    /// the list was built (for alerts when the registry was updated while running).
+    pub vehicles: HashMap<String, (Option<String>, Option<String>)>,
 }
 
 /// An alert to deliver (NDJSON / Kafka, keyed by plate).
@@ -317,6 +320,7 @@ impl<'a> Pipeline<'a> {
         let read_id = rec.str(F::READ_ID).unwrap_or_default().to_string();
         let color = rec.str(F::PLATE_COLOR).and_then(PlateColor::parse);
         let vehicle = self.ctx.registry.lookup(&plate.0, color);
+        let listed = w.vehicles.get(&plate.0);
         let row = AlertRow {
             detection_id: crate::detect::china3::detection_id("entrance_alert", "plates", &read_id),
             kind: "entrance_alert".into(),
@@ -324,8 +328,12 @@ impl<'a> Pipeline<'a> {
             seen_at_local: crate::run::alerts::local_time(at_ms, self.alert_utc_offset_min),
             plate: plate.0.clone(),
             plate_color: color.map(|c| c.as_str().to_string()),
-            vehicle_type: vehicle.and_then(|v| v.vehicle_type.clone()),
-            vin: vehicle.and_then(|v| v.vin.clone()),
+            vehicle_type: vehicle
+                .and_then(|v| v.vehicle_type.clone())
+                .or_else(|| listed.and_then(|l| l.0.clone())),
+            vin: vehicle
+                .and_then(|v| v.vin.clone())
+                .or_else(|| listed.and_then(|l| l.1.clone())),
             site_id: site.to_string(),
             reasons,
             source_key: read_id,

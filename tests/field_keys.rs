@@ -724,3 +724,71 @@ fn io_errors_are_printed_once() {
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
     assert!(err.contains("missing.ndjson"), "{err}");
 }
+
+/// A plate listed while `run` runs is watched from then on: the registry that lists it is
+/// ingested by another command mid-run; the read before gives no alert, the read after does.
+#[test]
+fn kafka_watchlist_is_refreshed_while_running() {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let mock = rdkafka::mocking::MockCluster::new(1).unwrap();
+    mock.create_topic("plates", 1, 1).unwrap();
+    let bs = mock.bootstrap_servers();
+    let t = tempfile::tempdir().unwrap();
+    let tables = t.path().join("tables");
+    std::fs::create_dir_all(&tables).unwrap();
+    let alerts = t.path().join("alerts.ndjson");
+    let cfg: RunConfig = toml::from_str(&format!(
+        "tables = {:?}\ninstance_id = \"w\"\nidle_exit_ms = 2500\n[commit]\ninterval_ms = 200\n[alerts]\nndjson = {:?}\nkinds = [\"entrance_alert\"]\nwatchlist_refresh_ms = 200\n[sites]\nurban_entrances = [\"E1\"]\n[kafka]\nbrokers = \"{bs}\"\ngroup = \"g-refresh\"\ntopics = [{{ stream = \"plates\", topic = \"plates\" }}]\n",
+        tables.display().to_string(),
+        alerts.display().to_string()
+    ))
+    .unwrap();
+    let runner = std::thread::spawn(move || {
+        plumewatch::run::run(cfg, Arc::new(AtomicBool::new(false))).unwrap()
+    });
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bs)
+        .create()
+        .unwrap();
+    let send = |id: &str| {
+        let v = format!(
+            "{{\"read_id\":\"{id}\",\"read_at\":\"2026-10-03T08:00:00+08:00\",\"site_id\":\"E1\",\"plate\":\"冀A12345\",\"plate_color\":\"yellow\"}}"
+        );
+        p.send(BaseRecord::to("plates").key("冀A12345").payload(&v))
+            .unwrap();
+        p.flush(Duration::from_secs(10)).unwrap();
+    };
+    let reads = |dir: &Path| {
+        plumewatch::sink::manifest::read_all(dir)
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|e| e.files.iter())
+            .filter(|f| f.table == "plate_reads")
+            .map(|f| f.rows)
+            .sum::<u64>()
+    };
+    send("r1");
+    let t0 = Instant::now();
+    while reads(&tables) < 1 {
+        assert!(t0.elapsed() < Duration::from_secs(30), "r1 not committed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let reg = t.path().join("reg.csv");
+    std::fs::write(&reg, REGISTRY).unwrap();
+    assert!(ingest(&tables, "vehicles", "csv", &reg, &[]).0);
+    std::thread::sleep(Duration::from_millis(1500));
+    send("r2");
+    let s = runner.join().unwrap();
+    assert_eq!(s.records_in, 2);
+    let text = std::fs::read_to_string(&alerts).unwrap_or_default();
+    let sent: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(sent.len(), 1, "{text}");
+    assert_eq!(sent[0]["source_key"], "r2");
+    // The registry came after `run` started: the listed vehicle's type comes with the list.
+    assert_eq!(sent[0]["vehicle_type"], "H11", "{text}");
+    assert_eq!(sent[0]["vin"], "LZZ1CCND0JW000001", "{text}");
+}

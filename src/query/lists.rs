@@ -114,11 +114,12 @@ ORDER BY h.max_failing_in_window DESC, last_fail DESC, f.plate
 /// The registered vehicles the China III rule applies to (`obd-remote-monitoring.md §5`,
 /// as `detect::china3::applies`): diesel (or diesel hybrid) medium/heavy truck (GA 802
 /// H1x/H2x/Q1x/Q2x/Z51), emission stage ≤ `$max_emission_standard`, or no stage on file and
-/// registered before `$infer_registered_before`. Columns plate, plate_color, vin, basis.
+/// registered before `$infer_registered_before`. Columns plate, plate_color, vin,
+/// vehicle_type, basis.
 macro_rules! china3_registered_sql {
     () => {
         r#"
-  SELECT plate, plate_color, vin,
+  SELECT plate, plate_color, vin, vehicle_type,
          CASE WHEN emission_standard IS NOT NULL THEN 'registry_emission_standard'
               ELSE 'registered_before_cutoff' END AS basis
   FROM vehicles

@@ -332,6 +332,10 @@ pub fn build_watchlist(
                 if !r.iter().any(|x| x == reason) {
                     r.push(reason.to_string());
                 }
+                let text = |c: &str| row.get(c).and_then(|v| v.as_str()).map(str::to_string);
+                if let Some(vt) = text("vehicle_type") {
+                    w.vehicles.insert(p.to_string(), (Some(vt), text("vin")));
+                }
             }
         }
     }

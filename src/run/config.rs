@@ -210,6 +210,26 @@ pub struct SitesConfig {
 pub struct MetricsConfig {
     /// `host:port` of the Prometheus text endpoint (`/metrics`). Default: none.
     pub listen: Option<String>,
+    /// Alert latency is measured only for input timestamps at most this many seconds old;
+    /// older ones are counted as `old`. Default 600.
+    pub latency_max_age_s: Option<u64>,
+    /// Input timestamps more than this many ms ahead of now are counted as `future`.
+    /// Default 1000.
+    pub latency_max_future_ms: Option<u64>,
+    /// Window of the recent latency quantiles on `/metrics`, seconds. Default 60.
+    pub latency_window_s: Option<u64>,
+}
+
+impl MetricsConfig {
+    /// The latency window these settings describe (defaults filled in).
+    pub fn latency_window(&self) -> super::metrics::LatencyWindow {
+        let d = super::metrics::LatencyWindow::default();
+        super::metrics::LatencyWindow {
+            max_age_s: self.latency_max_age_s.unwrap_or(d.max_age_s),
+            max_future_ms: self.latency_max_future_ms.unwrap_or(d.max_future_ms),
+            window_s: self.latency_window_s.unwrap_or(d.window_s),
+        }
+    }
 }
 
 impl RunConfig {

@@ -370,9 +370,7 @@ impl AlertSink {
                     self.metrics.errors.inc();
                 }
             }
-            if let Some(ts) = a.input_ts_ms {
-                self.metrics.record_latency_ms((now - ts).max(0) as u64);
-            }
+            self.metrics.record_alert_latency(a.input_ts_ms, now);
         }
         if let Some(w) = self.ndjson.as_mut() {
             let _ = w.flush();
@@ -399,7 +397,7 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
     let registry =
         Registry::load(&cfg.tables.join(schema::VEHICLES)).map_err(|e| anyhow::anyhow!(e))?;
     let watch = build_watchlist(&cfg.tables, &limits, &cfg.sites.urban_entrances)?;
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics::with_latency_window(cfg.metrics.latency_window()));
     let metrics_server = match &cfg.metrics.listen {
         Some(addr) => Some(metrics::serve(addr, metrics.clone(), stop.clone())?),
         None => None,

@@ -89,6 +89,7 @@ pub fn run(out: &Path) -> anyhow::Result<DemoSummary> {
             inputs: std::slice::from_ref(&input),
             progress: false,
             max_record_bytes: crate::decode::text::DEFAULT_MAX_RECORD_BYTES,
+            force: false,
         })?;
         done.push((what, s));
     }

@@ -23,6 +23,10 @@ use crate::enrich::rsd::RsdContext;
 use crate::limits::LimitSet;
 use crate::pipeline::{Pipeline, StreamHandler};
 use crate::schema;
+use crate::sink::keys::KeyStats;
+use crate::sink::manifest;
+use crate::sink::parquet::SinkError;
+use crate::sink::tables::TableSet;
 
 pub use crate::pipeline::{BATCH_ROWS, Stream};
 
@@ -52,6 +56,9 @@ pub struct IngestOptions<'a> {
     /// Longest record (line) of NDJSON/CSV input, bytes; longer ones are quarantined unread
     /// (default [`crate::decode::text::DEFAULT_MAX_RECORD_BYTES`], 1 MiB).
     pub max_record_bytes: usize,
+    /// Read inputs again even when the manifest says the same content was ingested (rows
+    /// whose key is already stored are still not written twice).
+    pub force: bool,
 }
 
 /// What an ingest did.
@@ -81,6 +88,13 @@ pub struct IngestSummary {
     pub files: Vec<PathBuf>,
     /// Things about the inputs that are not records (repeated CSV headers, empty inputs).
     pub notices: Vec<String>,
+    /// Rows not written because their key was already stored with the same content.
+    pub present: BTreeMap<&'static str, u64>,
+    /// Rows not written because their key was stored with different content (quarantined,
+    /// naming both versions).
+    pub conflicts: u64,
+    /// Inputs skipped because the manifest shows the same content ingested (one line each).
+    pub skipped: Vec<String>,
 }
 
 impl IngestSummary {
@@ -100,9 +114,22 @@ impl IngestSummary {
 
 impl fmt::Display for IngestSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for s in &self.skipped {
+            writeln!(f, "{s}")?;
+        }
         writeln!(f, "records in:   {}", self.records_in)?;
         for (t, n) in &self.rows {
-            writeln!(f, "  {t:<14}{n}")?;
+            match self.present.get(t).copied().unwrap_or(0) {
+                0 => writeln!(f, "  {t:<14}{n}")?,
+                p => writeln!(f, "  {t:<14}{n} new, {p} already present")?,
+            }
+        }
+        if self.conflicts > 0 {
+            writeln!(
+                f,
+                "key conflicts: {} (a known key with different content; quarantined, naming both versions)",
+                self.conflicts
+            )?;
         }
         writeln!(f, "quarantined:  {}", self.quarantined)?;
         for n in &self.notices {
@@ -210,6 +237,32 @@ fn open_input(path: &str) -> Result<Box<dyn Read>, IngestError> {
 /// Runs one ingest. Registry joins use the `vehicles` table already under `out`.
 pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
     let t0 = Instant::now();
+    // Committed but not yet renamed files of an earlier, interrupted commit become visible
+    // first (the manifest is what was committed).
+    let (_, entries) =
+        manifest::recover(opts.out, "ingest").map_err(|source| IngestError::Input {
+            path: manifest::dir(opts.out).display().to_string(),
+            source,
+        })?;
+    let stream_name = match (opts.stream, opts.format) {
+        (Stream::Obd | Stream::Frames, Format::Hj1239) => Stream::Frames,
+        (Stream::Frames, _) => Stream::Obd,
+        (s, _) => s,
+    }
+    .name();
+    let (kept, skipped) = skip_ingested(opts.inputs, &entries, stream_name, opts.force)?;
+    let opts = &IngestOptions {
+        inputs: &kept,
+        ..*opts
+    };
+    if opts.inputs.is_empty() {
+        return Ok(IngestSummary {
+            skipped,
+            seconds: t0.elapsed().as_secs_f64(),
+            ..Default::default()
+        });
+    }
+    let hashing = InputHashes::start(opts.inputs, stream_name);
     let stream = match (opts.stream, opts.format) {
         (Stream::Obd | Stream::Frames, Format::Hj1239) => Stream::Frames,
         (_, Format::Hj1239) => return Err(IngestError::FramesNotObd),
@@ -355,7 +408,9 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
         }
         bytes_in += n;
     }
-    let files = pipe.commit_files()?;
+    pipe.flush(1)?;
+    let hashes = hashing.finish()?;
+    let (files, key_stats) = commit_ingest(&mut pipe, opts.out, &run_id, stream, hashes)?;
     bar.finish_and_clear();
     let main_table = match stream {
         Stream::Rsd => schema::RSD_PASSES,
@@ -363,12 +418,21 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
         Stream::Vehicles => schema::VEHICLES,
         Stream::Obd | Stream::Frames => schema::OBD_SAMPLES,
     };
-    let rows = pipe
-        .rows()
-        .into_iter()
+    let rows = key_stats
+        .iter()
+        .map(|(t, k)| (*t, k.new))
         .filter(|(t, n)| *n > 0 || *t == main_table || *t == schema::QUARANTINE)
         .collect();
+    let present = key_stats
+        .iter()
+        .filter(|(_, k)| k.present > 0)
+        .map(|(t, k)| (*t, k.present))
+        .collect();
+    let conflicts = key_stats.iter().map(|(_, k)| k.conflicts).sum();
     Ok(IngestSummary {
+        present,
+        conflicts,
+        skipped,
         frames_other: pipe.counters.frames_other,
         vehicles_tracked: pipe.twc.vehicles() as u64,
         duplicates: pipe.counters.duplicates,
@@ -378,7 +442,7 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
         data_quality: pipe.counters.data_quality,
         records_in: pipe.counters.records_in,
         rows,
-        quarantined: pipe.counters.quarantined,
+        quarantined: pipe.counters.quarantined + conflicts,
         bytes_in,
         seconds: t0.elapsed().as_secs_f64(),
         files,
@@ -549,6 +613,185 @@ impl Handler for ReadHandler<'_, '_, '_> {
             self.notices.push("… more notices not shown".into());
         }
     }
+/// SHA-256 and length of a file, hex.
+fn sha256_file(path: &str) -> std::io::Result<(String, u64)> {
+    use sha2::{Digest, Sha256};
+    let mut f = File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = f.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        n += k as u64;
+        h.update(&buf[..k]);
+    }
+    Ok((hex::encode(h.finalize()), n))
+}
+
+/// Splits `inputs` into those to read and one message per input skipped because a manifest
+/// entry records the same content (SHA-256 over the whole file) of the same stream. Only
+/// files of the same length as a recorded input are hashed here; stdin is never skipped.
+fn skip_ingested(
+    inputs: &[String],
+    entries: &[manifest::ManifestEntry],
+    stream: &str,
+    force: bool,
+) -> Result<(Vec<String>, Vec<String>), IngestError> {
+    let mut kept = Vec::new();
+    let mut skipped = Vec::new();
+    for input in inputs {
+        let len = std::fs::metadata(input).map(|m| m.len()).ok();
+        let candidate = input != "-"
+            && len.is_some_and(|len| {
+                entries.iter().any(|e| {
+                    e.inputs
+                        .iter()
+                        .any(|i| i.stream == stream && i.bytes_from == 0 && i.bytes_to == len)
+                })
+            });
+        if !candidate {
+            kept.push(input.clone());
+            continue;
+        }
+        let (sha, len) = sha256_file(input).map_err(|source| IngestError::Input {
+            path: input.clone(),
+            source,
+        })?;
+        match manifest::find_ingested(entries, stream, &sha, len) {
+            Some((e, i)) if !force => {
+                let when = chrono::DateTime::from_timestamp_millis(e.committed_at_ms)
+                    .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                    .unwrap_or_default();
+                skipped.push(format!(
+                    "skipped {input}: the same content ({len} bytes, sha256 {}…) was ingested as {} on {when} (manifest entry {}-{}); nothing new to store. Use --force to read it again (rows already stored are still not written twice).",
+                    &sha[..12],
+                    i.path,
+                    e.instance,
+                    e.seq
+                ));
+            }
+            _ => kept.push(input.clone()),
+        }
+    }
+    Ok((kept, skipped))
+}
+
+/// SHA-256 of the ingested files, computed on a thread of its own while they are read
+/// (recorded in the manifest entry of the ingest).
+struct InputHashes {
+    handle: std::thread::JoinHandle<Vec<std::io::Result<manifest::IngestedInput>>>,
+}
+
+impl InputHashes {
+    fn start(inputs: &[String], stream: &str) -> Self {
+        let inputs: Vec<String> = inputs.iter().filter(|p| *p != "-").cloned().collect();
+        let stream = stream.to_string();
+        let handle = std::thread::spawn(move || {
+            inputs
+                .into_iter()
+                .map(|p| {
+                    let (sha256, len) = sha256_file(&p)?;
+                    Ok(manifest::IngestedInput {
+                        path: p,
+                        stream: stream.clone(),
+                        sha256,
+                        bytes_from: 0,
+                        bytes_to: len,
+                    })
+                })
+                .collect()
+        });
+        InputHashes { handle }
+    }
+
+    /// The hashes; a file that could not be hashed is not recorded (it was read, or the
+    /// ingest failed before).
+    fn finish(self) -> Result<Vec<manifest::IngestedInput>, IngestError> {
+        let all = self
+            .handle
+            .join()
+            .map_err(|_| IngestError::Registry("the input hashing thread panicked".into()))?;
+        Ok(all.into_iter().filter_map(Result::ok).collect())
+    }
+}
+
+/// Commits a file ingest like `run` does: the files are closed under hidden names, one
+/// manifest entry names them with the inputs' content hashes and byte ranges, then they are
+/// renamed into place. A `vehicles` ingest is a new registry snapshot: the files of the
+/// previous one move to `_versions/vehicles/<UTC time>-<run id>/` (kept, no longer read)
+/// in the same commit. Returns the visible paths and the key statistics.
+fn commit_ingest(
+    pipe: &mut Pipeline<'_>,
+    root: &Path,
+    run_id: &str,
+    stream: Stream,
+    inputs: Vec<manifest::IngestedInput>,
+) -> Result<(Vec<PathBuf>, Vec<(&'static str, KeyStats)>), IngestError> {
+    let root = root.to_path_buf();
+    let instance = format!("ingest-{run_id}");
+    let snapshot = stream == Stream::Vehicles;
+    let version = format!("{}-{run_id}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
+    let r = pipe.sink.run(move |t: &mut TableSet| {
+        let io = |p: &Path| {
+            let path = p.display().to_string();
+            move |source| SinkError::Io { path, source }
+        };
+        let mut files = t.prepare()?;
+        for f in &mut files {
+            for p in [&mut f.tmp, &mut f.path] {
+                if let Ok(rel) = p.strip_prefix(&root) {
+                    *p = rel.to_path_buf();
+                }
+            }
+        }
+        let mut archived = Vec::new();
+        if snapshot && files.iter().any(|f| f.table == schema::VEHICLES) {
+            let table = root.join(schema::VEHICLES);
+            for old in crate::enrich::registry::walk_parquet(&table) {
+                let Ok(rel) = old.strip_prefix(&root) else {
+                    continue;
+                };
+                let Ok(inner) = old.strip_prefix(&table) else {
+                    continue;
+                };
+                archived.push(manifest::ArchivedFile {
+                    from: rel.to_path_buf(),
+                    to: Path::new("_versions")
+                        .join(schema::VEHICLES)
+                        .join(&version)
+                        .join(inner),
+                });
+            }
+        }
+        let entry = manifest::ManifestEntry {
+            instance,
+            seq: 0,
+            committed_at_ms: chrono::Utc::now().timestamp_millis(),
+            files,
+            inputs,
+            archived,
+            ..Default::default()
+        };
+        manifest::write_entry(&root, &entry).map_err(io(&manifest::dir(&root)))?;
+        for a in &entry.archived {
+            let to = root.join(&a.to);
+            if let Some(d) = to.parent() {
+                std::fs::create_dir_all(d).map_err(io(d))?;
+            }
+            crate::sink::manifest::rename_idempotent(&root.join(&a.from), &to).map_err(io(&to))?;
+        }
+        let abs: Vec<_> = entry
+            .files
+            .iter()
+            .map(|f| (root.join(&f.tmp), root.join(&f.path)))
+            .collect();
+        crate::sink::parquet::finalize(abs.iter().map(|(t, p)| (t.as_path(), p.as_path())))?;
+        Ok((abs.into_iter().map(|(_, p)| p).collect(), t.key_stats()))
+    })?;
+    Ok(r)
 }
 
 struct CountingReader<'a> {

@@ -60,6 +60,10 @@ enum Cmd {
         /// one is quarantined with its length and first 4 KiB, never held in memory.
         #[arg(long, default_value = "1M", value_parser = parse_bytes)]
         max_record_bytes: usize,
+        /// Read inputs again even when the manifest shows the same content already ingested
+        /// (rows whose key is already stored are still not written twice).
+        #[arg(long)]
+        force: bool,
         #[arg(required = true)]
         inputs: Vec<String>,
     },
@@ -260,11 +264,48 @@ fn main() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(tracing::Level::WARN)
+        // Colour codes only on a terminal: logs piped to a file or journald stay plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     if let Err(e) = run(Cli::parse()) {
-        eprintln!("error: {e:#}");
+        // `plumewatch query … | head`: the reader went away; that is not an error.
+        if is_broken_pipe(&e) {
+            std::process::exit(0);
+        }
+        eprintln!("error: {}", error_text(&e));
         std::process::exit(1);
     }
+}
+
+/// True when the error is a write to a closed pipe (EPIPE).
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::BrokenPipe;
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == BrokenPipe)
+            || c.downcast_ref::<csv::Error>().is_some_and(
+                |e| matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == BrokenPipe),
+            )
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|e| e.io_error_kind() == Some(BrokenPipe))
+    })
+}
+
+/// The error and its causes, `: `-separated, each said once (an error whose text already
+/// includes its cause, like "path: No such file", is not followed by the cause again).
+fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for c in e.chain() {
+        let t = c.to_string();
+        if out.contains(&t) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&t);
+    }
+    out
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -279,6 +320,7 @@ fn run(cli: Cli) -> Result<()> {
             out,
             quiet,
             max_record_bytes,
+            force,
             inputs,
         } => {
             let limits = LimitSet::load(limits.as_deref())?;
@@ -292,6 +334,7 @@ fn run(cli: Cli) -> Result<()> {
                 inputs: &inputs,
                 progress: !quiet && std::io::stderr().is_terminal(),
                 max_record_bytes,
+                force,
             })?;
             println!("{s}");
             if s.all_rejected() {
@@ -455,6 +498,8 @@ fn run(cli: Cli) -> Result<()> {
             cfg.check()?;
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                // A second signal while stopping ends the process at once (exit 1).
+                signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone())?;
                 signal_hook::flag::register(sig, stop.clone())?;
             }
             let summary = plumewatch::run::run(cfg, stop)?;

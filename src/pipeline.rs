@@ -14,9 +14,9 @@ use crate::enrich::obd::{self, KeyCheck, RecentKeys, TwcDetectors};
 use crate::enrich::rsd::RsdContext;
 use crate::enrich::{plate_reads, rsd, vehicles};
 use crate::schema::{
-    DetectionRow, DetectionsBuilder, ObdReportRow, ObdReportsBuilder, ObdSampleRow,
-    ObdSamplesBuilder, PlateReadsBuilder, QuarantineBuilder, RsdPassesBuilder, TableBuilder,
-    VehiclesBuilder,
+    AlertRow, AlertsBuilder, DetectionRow, DetectionsBuilder, ObdReportRow, ObdReportsBuilder,
+    ObdSampleRow, ObdSamplesBuilder, PlateReadsBuilder, QuarantineBuilder, RsdPassesBuilder,
+    TableBuilder, VehiclesBuilder,
 };
 use crate::sink::parquet::SinkError;
 use crate::sink::tables::{self as tables, BatchSink, TableId};
@@ -79,6 +79,9 @@ pub struct Watch {
     /// Plate → reasons (list names).
     pub plates: HashMap<String, Vec<String>>,
     pub entrance_sites: HashSet<String>,
+    /// Plate → (GA 802 vehicle type, VIN) of listed vehicles as the registry had them when
+    /// the list was built (for alerts when the registry was updated while running).
+    pub vehicles: HashMap<String, (Option<String>, Option<String>)>,
 }
 
 /// An alert to deliver (NDJSON / Kafka, keyed by plate).
@@ -92,6 +95,15 @@ pub struct Alert {
     pub reasons: Vec<String>,
     pub detection_id: Option<String>,
     pub source_key: String,
+    /// Plate colour as read (entrance alerts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plate_color: Option<String>,
+    /// GA 802 vehicle type from the registry (entrance alerts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vehicle_type: Option<String>,
+    /// `at_ms` in the enforcement zone (`[alerts].utc_offset_minutes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_time: Option<String>,
     /// Kafka message timestamp of the input (for end-to-end latency), if any.
     #[serde(skip)]
     pub input_ts_ms: Option<i64>,
@@ -159,6 +171,12 @@ pub struct Pipeline<'a> {
     obd_reports: Out<ObdReportsBuilder>,
     detections: Out<DetectionsBuilder>,
     quarantine: Out<QuarantineBuilder>,
+    /// Entrance alerts that went out (the `alerts` table).
+    alert_rows: Out<AlertsBuilder>,
+    /// De-duplication of alerts per (vehicle, site, reason); `None` sends every alert.
+    pub alert_dedup: Option<crate::run::alerts::AlertDedup>,
+    /// Offset of the enforcement zone from UTC, minutes (local times of alerts).
+    pub alert_utc_offset_min: i32,
     /// The sink thread finished batches go to.
     pub sink: BatchSink,
     /// Rows handed to the sink per table (index: `sink::tables` ids).
@@ -198,6 +216,9 @@ impl<'a> Pipeline<'a> {
             obd_reports: Out::new(tables::OBD_REPORTS),
             detections: Out::new(tables::DETECTIONS),
             quarantine: Out::new(tables::QUARANTINE),
+            alert_rows: Out::new(tables::ALERTS),
+            alert_dedup: None,
+            alert_utc_offset_min: 480,
             sink,
             rows_out: [0; tables::TABLES.len()],
             det_buf: Vec::new(),
@@ -247,6 +268,8 @@ impl<'a> Pipeline<'a> {
             .map(|plate| {
                 // Only a recognised plate can raise an entrance alert (never "no plate").
                 if let Some(p) = plate {
+                    // A banned truck's first read: watched before its entrance check.
+                    self.watch_china3();
                     self.entrance_check(rec, &p);
                 }
             }),
@@ -291,6 +314,7 @@ impl<'a> Pipeline<'a> {
     /// An entrance alert when the read's normalised, recognised `plate` is on the watchlist.
     fn entrance_check(&mut self, rec: &Record, plate: &str) {
         use crate::decode::fields::pr as F;
+        use crate::model::PlateColor;
         let Some(w) = &self.watch else { return };
         let Some(site) = rec.str(F::SITE_ID) else {
             return;
@@ -298,20 +322,75 @@ impl<'a> Pipeline<'a> {
         if !w.entrance_sites.contains(site) {
             return;
         }
-        if let Some(reasons) = w.plates.get(plate) {
-            let read_id = rec.str(F::READ_ID).unwrap_or_default().to_string();
-            self.alerts.push(Alert {
-                kind: "entrance_alert".into(),
-                plate: Some(plate.to_string()),
-                vin: None,
-                site_id: Some(site.to_string()),
-                at_ms: rec.time(F::READ_AT).unwrap_or_default(),
-                reasons: reasons.clone(),
-                detection_id: None,
-                source_key: read_id,
-                input_ts_ms: self.input_ts_ms,
-            });
-            self.counters.alerts += 1;
+        let plate = crate::model::Plate(plate.to_string());
+        let Some(reasons) = w.plates.get(&plate.0) else {
+            return;
+        };
+        let mut reasons = reasons.clone();
+        reasons.sort();
+        reasons.dedup();
+        let at_ms = rec.time(F::READ_AT).unwrap_or_default();
+        if let Some(d) = self.alert_dedup.as_mut()
+            && !d.admit(&plate.0, site, &reasons.join(","), at_ms)
+        {
+            return;
+        }
+        let read_id = rec.str(F::READ_ID).unwrap_or_default().to_string();
+        let color = rec.str(F::PLATE_COLOR).and_then(PlateColor::parse);
+        let vehicle = match self.ctx.registry.lookup(&plate.0, color) {
+            crate::enrich::registry::Lookup::Matched(v)
+            | crate::enrich::registry::Lookup::PlateOnly(v) => Some(v),
+            _ => None,
+        };
+        let listed = w.vehicles.get(&plate.0);
+        let row = AlertRow {
+            detection_id: crate::detect::china3::detection_id("entrance_alert", "plates", &read_id),
+            kind: "entrance_alert".into(),
+            seen_at_ms: at_ms,
+            seen_at_local: crate::run::alerts::local_time(at_ms, self.alert_utc_offset_min),
+            plate: plate.0.clone(),
+            plate_color: color.map(|c| c.as_str().to_string()),
+            vehicle_type: vehicle
+                .and_then(|v| v.vehicle_type.clone())
+                .or_else(|| listed.and_then(|l| l.0.clone())),
+            vin: vehicle
+                .and_then(|v| v.vin.clone())
+                .or_else(|| listed.and_then(|l| l.1.clone())),
+            site_id: site.to_string(),
+            reasons,
+            source_key: read_id,
+        };
+        self.alert_rows.builder.append(&row);
+        self.alerts.push(Alert {
+            kind: row.kind,
+            plate: Some(row.plate),
+            vin: row.vin,
+            site_id: Some(row.site_id),
+            at_ms,
+            reasons: row.reasons,
+            detection_id: Some(row.detection_id),
+            source_key: row.source_key,
+            plate_color: row.plate_color,
+            vehicle_type: row.vehicle_type,
+            local_time: Some(row.seen_at_local),
+            input_ts_ms: self.input_ts_ms,
+        });
+        self.counters.alerts += 1;
+    }
+
+    /// Adds the plates of China III detections waiting in `det_buf` to the watchlist.
+    fn watch_china3(&mut self) {
+        let Some(w) = self.watch.as_mut() else { return };
+        for d in &self.det_buf {
+            if let Some(p) = d.plate.as_ref()
+                && d.rule_id == crate::detect::china3::RULE_ID
+                && crate::model::Plate(p.clone()).status().is_recognised()
+            {
+                let r = w.plates.entry(p.clone()).or_default();
+                if !r.iter().any(|x| x == "china3-diesel") {
+                    r.push("china3-diesel".into());
+                }
+            }
         }
     }
 
@@ -482,7 +561,17 @@ impl<'a> Pipeline<'a> {
             if d.rule_id == crate::detect::twc::TwcRule::LambdaImplausible.rule_id() {
                 self.counters.data_quality += 1;
             }
-            if self.alert_kinds.contains(&d.rule_id) {
+            let who = d.plate.as_deref().or(d.vin.as_deref()).unwrap_or_default();
+            let admitted = self.alert_kinds.contains(&d.rule_id)
+                && self.alert_dedup.as_mut().is_none_or(|x| {
+                    x.admit(
+                        who,
+                        d.site_id.as_deref().unwrap_or_default(),
+                        &d.rule_id,
+                        d.detected_at_ms,
+                    )
+                });
+            if admitted {
                 self.alerts.push(Alert {
                     kind: d.rule_id.clone(),
                     plate: d.plate.clone(),
@@ -492,6 +581,12 @@ impl<'a> Pipeline<'a> {
                     reasons: vec![d.rule_id.clone()],
                     detection_id: Some(d.detection_id.clone()),
                     source_key: d.source_key.clone(),
+                    plate_color: d.plate_color.clone(),
+                    vehicle_type: None,
+                    local_time: Some(crate::run::alerts::local_time(
+                        d.detected_at_ms,
+                        self.alert_utc_offset_min,
+                    )),
                     input_ts_ms: self.input_ts_ms,
                 });
                 self.counters.alerts += 1;
@@ -525,6 +620,7 @@ impl<'a> Pipeline<'a> {
         self.obd_reports.flush_if(min, s, r)?;
         self.detections.flush_if(min, s, r)?;
         self.quarantine.flush_if(min, s, r)?;
+        self.alert_rows.flush_if(min, s, r)?;
         Ok(())
     }
 

@@ -916,3 +916,101 @@ impl TableBuilder for ObdReportsBuilder {
         )
     }
 }
+
+/// Table name of the entrance alerts.
+pub const ALERTS: &str = "alerts";
+
+/// `alerts`: one entrance alert sent to patrols (issue 9 item 6): a watch-listed vehicle read
+/// at an urban-entrance site, after de-duplication per (plate, site, reasons) within the run
+/// config's `[alerts].dedup_window_ms`. `seen_at` is the read instant (UTC); `seen_at_local`
+/// the same instant as text in the enforcement zone (`[alerts].utc_offset_minutes`).
+pub fn alerts() -> SchemaRef {
+    static S: OnceLock<SchemaRef> = OnceLock::new();
+    S.get_or_init(|| {
+        Arc::new(Schema::new(vec![
+            s("detection_id", false),
+            s("kind", false),
+            Field::new("seen_at", ts(), false),
+            s("seen_at_local", false),
+            s("plate", false),
+            s("plate_color", true),
+            s("vehicle_type", true),
+            s("vin", true),
+            s("site_id", false),
+            Field::new("reasons", utf8_list(), false),
+            s("source_key", false),
+        ]))
+    })
+    .clone()
+}
+
+/// One `alerts` row.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AlertRow {
+    pub detection_id: String,
+    pub kind: String,
+    pub seen_at_ms: i64,
+    pub seen_at_local: String,
+    pub plate: String,
+    pub plate_color: Option<String>,
+    pub vehicle_type: Option<String>,
+    pub vin: Option<String>,
+    pub site_id: String,
+    pub reasons: Vec<String>,
+    pub source_key: String,
+}
+
+/// Builder of `alerts` rows.
+#[derive(Default)]
+pub struct AlertsBuilder {
+    cols: [StringBuilder; 9],
+    seen_at: TimestampMillisecondBuilder,
+    reasons: ListBuilder<StringBuilder>,
+}
+
+impl AlertsBuilder {
+    /// Appends one alert.
+    pub fn append(&mut self, a: &AlertRow) {
+        let c = &mut self.cols;
+        c[0].append_value(&a.detection_id);
+        c[1].append_value(&a.kind);
+        c[2].append_value(&a.seen_at_local);
+        c[3].append_value(&a.plate);
+        c[4].append_option(a.plate_color.as_deref());
+        c[5].append_option(a.vehicle_type.as_deref());
+        c[6].append_option(a.vin.as_deref());
+        c[7].append_value(&a.site_id);
+        c[8].append_value(&a.source_key);
+        self.seen_at.append_value(a.seen_at_ms);
+        for r in &a.reasons {
+            self.reasons.values().append_value(r);
+        }
+        self.reasons.append(true);
+    }
+}
+
+impl TableBuilder for AlertsBuilder {
+    fn len(&self) -> usize {
+        self.cols[0].len()
+    }
+    fn finish(&mut self) -> RecordBatch {
+        let c = &mut self.cols;
+        let at = self.seen_at.finish().with_timezone("UTC");
+        batch(
+            alerts(),
+            vec![
+                Arc::new(c[0].finish()),
+                Arc::new(c[1].finish()),
+                Arc::new(at),
+                Arc::new(c[2].finish()),
+                Arc::new(c[3].finish()),
+                Arc::new(c[4].finish()),
+                Arc::new(c[5].finish()),
+                Arc::new(c[6].finish()),
+                Arc::new(c[7].finish()),
+                Arc::new(self.reasons.finish()),
+                Arc::new(c[8].finish()),
+            ],
+        )
+    }
+}

@@ -26,6 +26,7 @@ fn ingest_conox(
         inputs: &[csv.display().to_string()],
         progress: false,
         max_record_bytes: plumewatch::decode::text::DEFAULT_MAX_RECORD_BYTES,
+        force: false,
     })
     .unwrap()
 }

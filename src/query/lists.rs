@@ -117,33 +117,112 @@ ORDER BY h.max_failing_in_window DESC, last_fail DESC, f.plate
     ],
 };
 
+/// The registered vehicles the China III rule applies to (`obd-remote-monitoring.md §5`,
+/// as `detect::china3::applies`): diesel (or diesel hybrid) medium/heavy truck (GA 802
+/// H1x/H2x/Q1x/Q2x/Z51), emission stage ≤ `$max_emission_standard`, or no stage on file and
+/// registered before `$infer_registered_before`. Only recognised registry plates. Columns
+/// plate, plate_color, vin, vehicle_type, plate_regs (registry rows with this plate number,
+/// any colour, for the plate-only join rule), basis.
+macro_rules! china3_registered_sql {
+    () => {
+        r#"
+  SELECT plate, plate_color, vin, vehicle_type, plate_regs,
+         CASE WHEN emission_standard IS NOT NULL THEN 'registry_emission_standard'
+              ELSE 'registered_before_cutoff' END AS basis
+  FROM (SELECT *, count(*) OVER (PARTITION BY plate) AS plate_regs
+        FROM vehicles WHERE plate IS NOT NULL AND plate_status IN ('standard', 'nonstandard'))
+  WHERE fuel IN ('diesel', 'hybrid_diesel')
+    AND length(trim(vehicle_type)) = 3
+    AND (upper(substr(trim(vehicle_type), 1, 2)) IN ('H1', 'H2', 'Q1', 'Q2')
+         OR upper(trim(vehicle_type)) = 'Z51')
+    AND (emission_standard <= $max_emission_standard
+         OR (emission_standard IS NULL
+             AND registered_on < CAST(to_timestamp($infer_registered_before) AS DATE)))
+"#
+    };
+}
+
+const MAX_EMISSION_STANDARD: ParamDef = ParamDef {
+    name: "max_emission_standard",
+    ty: ParamType::Int,
+    doc: "highest banned emission stage (limit set [china3].max_emission_standard)",
+    default: |l| l.china3.max_emission_standard.to_string(),
+};
+const INFER_REGISTERED_BEFORE: ParamDef = ParamDef {
+    name: "infer_registered_before",
+    ty: ParamType::Time,
+    doc: "no stage on file: registered before this date counts (limit set [china3].infer_registered_before)",
+    default: |l| {
+        if l.china3.infer_registered_before.is_empty() {
+            "1900-01-01".into()
+        } else {
+            l.china3.infer_registered_before.clone()
+        }
+    },
+};
+
 /// `china3-diesel`: one row per plate of a China III-or-older diesel medium/heavy truck
-/// seen in the period (`obd-remote-monitoring.md §5`).
+/// seen in the period (`obd-remote-monitoring.md §5`). Judged by the CURRENT registry at
+/// query time (issue 9 item 4): every RSD pass and plate read of the period with a recognised
+/// plate joined with the `vehicles` snapshot, so a vehicle seen before a registry update is
+/// judged by the update. The join is the one of `enrich::plate_id` (DESIGN.md "Time, plates
+/// and keys"): plate + colour; on the plate number alone only when the number is registered
+/// once and one side has no colour (`plate_colour_confirmed` false); never for a colour that
+/// was given but not understood (flag `plate_color_unknown`).
 pub const CHINA3_DIESEL: ListDef = ListDef {
     name: "china3-diesel",
-    description: "China III-or-older diesel medium/heavy trucks seen (RSD passes and plate reads), one row per plate",
-    sql: r#"
+    description: "China III-or-older diesel medium/heavy trucks seen (RSD passes and plate reads), one row per plate, judged by the current registry",
+    sql: concat!(
+        r#"
+WITH v AS ("#,
+        china3_registered_sql!(),
+        r#"),
+s AS (
+  SELECT plate, plate_color, 'rsd:' || pass_id AS sighting, passed_at AS seen_at, site_id, flags
+  FROM rsd_passes
+  WHERE plate IS NOT NULL AND plate_status IN ('standard', 'nonstandard')
+    AND passed_at >= to_timestamp($since) AND passed_at < to_timestamp($until)
+  UNION ALL
+  SELECT plate, plate_color, 'plates:' || read_id, read_at, site_id, flags
+  FROM plate_reads
+  WHERE plate IS NOT NULL AND plate_status IN ('standard', 'nonstandard')
+    AND read_at >= to_timestamp($since) AND read_at < to_timestamp($until)
+),
+j AS (
+  SELECT s.plate, coalesce(v.plate_color, s.plate_color) AS plate_color, v.vin, v.basis,
+         s.sighting, s.seen_at, s.site_id,
+         (s.plate_color IS NOT NULL AND v.plate_color = s.plate_color) AS colour_confirmed
+  FROM s JOIN v ON s.plate = v.plate
+   AND ((s.plate_color IS NOT NULL AND v.plate_color = s.plate_color)
+        OR (v.plate_regs = 1 AND (s.plate_color IS NULL OR v.plate_color IS NULL)))
+  WHERE NOT array_has(coalesce(s.flags, make_array()), 'plate_color_unknown')
+)
 SELECT plate,
        max(plate_color) AS plate_color,
        max(vin) AS vin,
-       count(DISTINCT detection_id) AS sightings,
-       min(detected_at) AS first_seen,
-       max(detected_at) AS last_seen,
-       last_value(site_id ORDER BY detected_at) AS last_site,
+       count(DISTINCT sighting) AS sightings,
+       min(seen_at) AS first_seen,
+       max(seen_at) AS last_seen,
+       last_value(site_id ORDER BY seen_at) AS last_site,
        array_to_string(array_sort(array_agg(DISTINCT site_id)), ',') AS sites,
-       max(json_basis) AS basis,
-       max(rule_version) AS rule_version,
-       max(limit_set) AS limit_set
-FROM (
-  SELECT *, regexp_replace(evidence, '.*"basis":"([a-z_]+)".*', '$1') AS json_basis
-  FROM detections
-  WHERE rule_id = 'china3_diesel_sighting' AND plate IS NOT NULL
-    AND detected_at >= to_timestamp($since) AND detected_at < to_timestamp($until)
-)
+       max(basis) AS basis,
+       bool_and(colour_confirmed) AS plate_colour_confirmed,
+       '1' AS rule_version
+FROM j
 GROUP BY plate
 ORDER BY last_seen DESC, plate
-"#,
-    params: &[SINCE, UNTIL],
+"#
+    ),
+    params: &[MAX_EMISSION_STANDARD, INFER_REGISTERED_BEFORE, SINCE, UNTIL],
+};
+
+/// The registry's China III vehicles, seen or not (the entrance watchlist of `run`, so a
+/// banned truck's first read at an entrance alerts; issue 10 item 6). Not a named list.
+pub const CHINA3_REGISTERED: ListDef = ListDef {
+    name: "china3-registered",
+    description: "registered China III-or-older diesel medium/heavy trucks (registry only)",
+    sql: concat!(china3_registered_sql!(), "ORDER BY plate"),
+    params: &[MAX_EMISSION_STANDARD, INFER_REGISTERED_BEFORE],
 };
 
 /// `gas-twc-suspects`: one row per vehicle with TWC / rear-O2 detections (§3.3) or a

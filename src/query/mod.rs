@@ -62,6 +62,7 @@ pub fn tables() -> Vec<(&'static str, SchemaRef, bool)> {
         (schema::OBD_REPORTS, schema::obd_reports(), true),
         (schema::DETECTIONS, schema::detections(), true),
         (schema::QUARANTINE, schema::quarantine(), true),
+        (schema::ALERTS, schema::alerts(), true),
     ]
 }
 

@@ -29,6 +29,15 @@ fn d_commit() -> u64 {
 fn d_capacity() -> usize {
     20_000
 }
+fn d_dedup() -> u64 {
+    600_000
+}
+fn d_offset() -> i32 {
+    480
+}
+fn d_refresh() -> u64 {
+    10_000
+}
 fn d_kinds() -> Vec<String> {
     vec!["entrance_alert".into(), "china3_diesel_sighting".into()]
 }
@@ -163,6 +172,20 @@ pub struct AlertConfig {
     pub kinds: Vec<String>,
     /// NDJSON file to append alerts to (`-` = stdout). Default: none.
     pub ndjson: Option<String>,
+    /// An alert for the same (plate, site, reason) within this many ms of event time after
+    /// the last one sent is held back (counted, not sent, not stored). Default 600000
+    /// (10 minutes); 0 sends every alert.
+    #[serde(default = "d_dedup")]
+    pub dedup_window_ms: u64,
+    /// Offset of the enforcement zone from UTC in minutes, for the local times of alerts.
+    /// Default 480 (Asia/Shanghai, UTC+8, no daylight saving).
+    #[serde(default = "d_offset")]
+    pub utc_offset_minutes: i32,
+    /// The watchlist is rebuilt from the tables after every commit that wrote rows, and at
+    /// least this often otherwise (ms), so plates listed by other processes (a registry
+    /// ingest, another instance) are watched. Default 10000.
+    #[serde(default = "d_refresh")]
+    pub watchlist_refresh_ms: u64,
 }
 
 impl Default for AlertConfig {
@@ -170,6 +193,9 @@ impl Default for AlertConfig {
         AlertConfig {
             kinds: d_kinds(),
             ndjson: None,
+            dedup_window_ms: d_dedup(),
+            utc_offset_minutes: d_offset(),
+            watchlist_refresh_ms: d_refresh(),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! channels (source → worker → sink) carry backpressure: a slow worker or disk slows the
 //! consumer instead of growing memory.
 
+pub mod alerts;
 pub mod config;
 pub mod metrics;
 
@@ -96,6 +97,12 @@ pub struct RunSummary {
     pub processing_s: Option<f64>,
     /// Seconds from the first record processed to the last commit that made rows visible.
     pub consume_to_commit_s: Option<f64>,
+    /// Rows not written because their key was already stored (same content).
+    pub already_present: u64,
+    /// Rows not written because their key was stored with different content (quarantined).
+    pub key_conflicts: u64,
+    /// Alerts held back as repeats within `[alerts].dedup_window_ms`.
+    pub alerts_suppressed: u64,
 }
 
 impl std::fmt::Display for RunSummary {
@@ -109,6 +116,20 @@ impl std::fmt::Display for RunSummary {
             if *n > 0 {
                 writeln!(f, "  {t:<14}{n}")?;
             }
+        }
+        if self.already_present > 0 || self.key_conflicts > 0 {
+            writeln!(
+                f,
+                "rows not written: {} already present, {} with a known key and different content (quarantined)",
+                self.already_present, self.key_conflicts
+            )?;
+        }
+        if self.alerts_suppressed > 0 {
+            writeln!(
+                f,
+                "alerts held back as repeats within the window: {}",
+                self.alerts_suppressed
+            )?;
         }
         if let (Some(a), Some(b)) = (self.latency_p50_ms, self.latency_p99_ms) {
             writeln!(
@@ -133,9 +154,78 @@ struct KafkaCtx {
     instance: String,
     tx: SyncSender<Msg>,
     metrics: Arc<Metrics>,
+    broker: Arc<BrokerLog>,
 }
 
-impl ClientContext for KafkaCtx {}
+/// Logs Kafka client trouble once per state change (issue 9 item 7: a broker that is down
+/// gave 40 lines a second, each error twice): the first error of a kind is logged, repeats
+/// are only counted (`errors` metric) until a message arrives again, which is logged once
+/// with the number of repeats. librdkafka itself backs off between reconnects
+/// (`reconnect.backoff.ms`, `reconnect.backoff.max.ms`).
+#[derive(Default)]
+pub struct BrokerLog {
+    /// Kinds of trouble logged since messages last flowed, and the repeats not logged.
+    state: std::sync::Mutex<(Vec<String>, u64)>,
+}
+
+impl BrokerLog {
+    /// A problem of kind `kind` (error code), described by `text`. Returns true when it was
+    /// logged (the first of its kind since messages last flowed).
+    pub fn trouble(&self, kind: &str, text: &str) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.0.iter().any(|k| k == kind) {
+            s.1 += 1;
+            return false;
+        }
+        s.0.push(kind.to_string());
+        tracing::warn!(
+            "kafka: {text} (repeats are counted, not logged, until messages flow again)"
+        );
+        true
+    }
+
+    /// Messages flow again. Returns true when that ended a logged problem.
+    pub fn ok(&self) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.0.is_empty() {
+            return false;
+        }
+        tracing::warn!(
+            "kafka: receiving again after {} ({} repeats not logged)",
+            s.0.join(", "),
+            s.1
+        );
+        *s = (Vec::new(), 0);
+        true
+    }
+}
+
+fn kafka_error_kind(e: &rdkafka::error::KafkaError) -> String {
+    match e.rdkafka_error_code() {
+        Some(c) => format!("{c:?}"),
+        None => e.to_string(),
+    }
+}
+
+impl ClientContext for KafkaCtx {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        // librdkafka logs each connection failure and also reports it through `error`:
+        // only `error` (and the poll loop) log it, once per kind (see `BrokerLog`).
+        use rdkafka::config::RDKafkaLogLevel as L;
+        match level {
+            L::Emerg | L::Alert | L::Critical => {
+                self.broker.trouble(fac, &format!("{fac}: {log_message}"));
+            }
+            _ => tracing::debug!("librdkafka {fac}: {log_message}"),
+        }
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.metrics.errors.inc();
+        self.broker
+            .trouble(&kafka_error_kind(&error), &format!("{error}: {reason}"));
+    }
+}
 
 impl ConsumerContext for KafkaCtx {
     fn rebalance(&self, c: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
@@ -236,7 +326,17 @@ pub fn build_watchlist(
         entrance_sites: entrances.iter().cloned().collect(),
         ..Default::default()
     };
-    for l in crate::query::lists::LISTS {
+    // The registry's banned vehicles are watched before their first sighting: the first
+    // read of a China III truck at an entrance is the one that matters (issue 10 item 6).
+    let registered = (
+        &crate::query::lists::CHINA3_REGISTERED,
+        crate::query::lists::CHINA3_DIESEL.name,
+    );
+    let lists = crate::query::lists::LISTS
+        .iter()
+        .map(|l| (*l, l.name))
+        .chain(std::iter::once(registered));
+    for (l, reason) in lists {
         let batches = rt.block_on(crate::query::lists::run(tables, l, limits, &[]))?;
         for row in crate::query::output::to_json(&batches)? {
             // Only recognised plates: a placeholder or unrecognised text (old tables, another
@@ -244,10 +344,14 @@ pub fn build_watchlist(
             if let Some(p) = row.get("plate").and_then(|v| v.as_str())
                 && crate::model::Plate(p.to_string()).status().is_recognised()
             {
-                w.plates
-                    .entry(p.to_string())
-                    .or_default()
-                    .push(l.name.to_string());
+                let r = w.plates.entry(p.to_string()).or_default();
+                if !r.iter().any(|x| x == reason) {
+                    r.push(reason.to_string());
+                }
+                let text = |c: &str| row.get(c).and_then(|v| v.as_str()).map(str::to_string);
+                if let Some(vt) = text("vehicle_type") {
+                    w.vehicles.insert(p.to_string(), (Some(vt), text("vin")));
+                }
             }
         }
     }
@@ -307,6 +411,9 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
             .map_err(|m| anyhow::anyhow!("run config time_zone: {m}"))?;
     }
     let limit_set_id = limits.id();
+    // One process per instance id, taken before recovery (recovery deletes this instance's
+    // uncommitted files, which a running twin is writing). Held until `run` returns.
+    let _lock = manifest::lock_instance(&cfg.tables, &cfg.instance_id)?;
     let (resume, _) =
         manifest::recover(&cfg.tables, &cfg.instance_id).context("manifest recovery")?;
     let registry =
@@ -345,13 +452,17 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
 
     // Kafka source thread.
     let (commit_tx, commit_rx) = std::sync::mpsc::channel::<Vec<(String, i32, i64)>>();
+    // Only the Kafka thread is joined: a file source blocked reading stdin must not keep a
+    // stopped run from exiting (it ends with the process).
     let mut threads = Vec::new();
+    let broker = Arc::new(BrokerLog::default());
     if let Some(kcfg) = cfg.kafka.clone() {
         let ctx = KafkaCtx {
             root: cfg.tables.clone(),
             instance: cfg.instance_id.clone(),
             tx: tx.clone(),
             metrics: metrics.clone(),
+            broker: broker.clone(),
         };
         let consumer = kafka_consumer(&kcfg, ctx)?;
         let stop2 = stop.clone();
@@ -361,7 +472,7 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
             std::thread::Builder::new()
                 .name("kafka-source".into())
                 .spawn(move || {
-                    kafka_loop(consumer, topic_streams, tx2, commit_rx, stop2, m2);
+                    kafka_loop(consumer, topic_streams, tx2, commit_rx, stop2, m2, &broker);
                 })?,
         );
     } else {
@@ -377,7 +488,8 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
         let tx2 = tx.clone();
         let stop2 = stop.clone();
         let m2 = metrics.clone();
-        threads.push(
+        // Detached (see `threads`).
+        drop(
             std::thread::Builder::new()
                 .name("file-source".into())
                 .spawn(move || {
@@ -442,6 +554,45 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
     w.pipe.watch = Some(watch);
     w.pipe.twc.track_touched = true;
     w.pipe.alert_kinds = cfg.alerts.kinds.iter().cloned().collect();
+    w.pipe.alert_dedup = Some(alerts::AlertDedup::new(cfg.alerts.dedup_window_ms));
+    w.pipe.alert_utc_offset_min = cfg.alerts.utc_offset_minutes;
+    // The watchlist is rebuilt from the committed tables on a thread of its own after each
+    // commit (and every `watchlist_refresh_ms`): a plate listed while `run` runs is watched
+    // from then on.
+    let (refresh_tx, refresh_rx) = std::sync::mpsc::channel::<()>();
+    let (watch_tx, watch_rx) = std::sync::mpsc::channel::<Watch>();
+    {
+        let tables = cfg.tables.clone();
+        let entrances = cfg.sites.urban_entrances.clone();
+        let limits = limits.clone();
+        let m2 = metrics.clone();
+        drop(
+            std::thread::Builder::new()
+                .name("watchlist".into())
+                .spawn(move || {
+                    let mut failing = false;
+                    while refresh_rx.recv().is_ok() {
+                        while refresh_rx.try_recv().is_ok() {}
+                        match build_watchlist(&tables, &limits, &entrances) {
+                            Ok(w) => {
+                                failing = false;
+                                if watch_tx.send(w).is_err() {
+                                    return;
+                                }
+                            }
+                            Err(e) => {
+                                m2.errors.inc();
+                                if !failing {
+                                    tracing::warn!("watchlist refresh failed (the previous list stays in use): {e:#}");
+                                }
+                                failing = true;
+                            }
+                        }
+                    }
+                })?,
+        );
+    }
+    w.refresh = Some((refresh_tx, watch_rx));
     // File sources own their state from the start.
     for f in &cfg.files {
         let key = format!("file:{}", f.path);
@@ -454,6 +605,11 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
     if res.is_err() {
         w.pipe.sink.abandon();
     }
+    let key_stats = if res.is_ok() {
+        w.pipe.sink.run(|t| Ok(t.key_stats())).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     let sink_res = w.pipe.sink.close();
     stop.store(true, Ordering::SeqCst);
     drop(rx);
@@ -478,6 +634,9 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
         seconds: t0.elapsed().as_secs_f64(),
         processing_s: metrics.processing_s(),
         consume_to_commit_s: metrics.consume_to_commit_s(),
+        already_present: key_stats.iter().map(|(_, k)| k.present).sum(),
+        key_conflicts: key_stats.iter().map(|(_, k)| k.conflicts).sum(),
+        alerts_suppressed: w.pipe.alert_dedup.as_ref().map_or(0, |d| d.suppressed),
     })
 }
 
@@ -492,6 +651,7 @@ fn kafka_loop(
     commits: Receiver<Vec<(String, i32, i64)>>,
     stop: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
+    broker: &BrokerLog,
 ) {
     let mut keys: HashMap<(String, i32), Arc<str>> = HashMap::new();
     while !stop.load(Ordering::SeqCst) {
@@ -507,10 +667,11 @@ fn kafka_loop(
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
             Some(Err(e)) => {
-                tracing::warn!("kafka: {e}");
+                broker.trouble(&kafka_error_kind(&e), &e.to_string());
                 metrics.errors.inc();
             }
             Some(Ok(m)) => {
+                broker.ok();
                 let topic = m.topic().to_string();
                 let Some((stream, mapping)) = topics.get(&topic).copied() else {
                     continue;
@@ -674,6 +835,8 @@ struct Worker<'c, 'a> {
     commit_tx: std::sync::mpsc::Sender<Vec<(String, i32, i64)>>,
     metrics: Arc<Metrics>,
     pending_positions: bool,
+    /// Watchlist refresh: requests to the refresher thread, new lists from it.
+    refresh: Option<(std::sync::mpsc::Sender<()>, Receiver<Watch>)>,
 }
 
 impl<'c, 'a> Worker<'c, 'a> {
@@ -701,6 +864,7 @@ impl<'c, 'a> Worker<'c, 'a> {
             commit_tx,
             metrics,
             pending_positions: false,
+            refresh: None,
         }
     }
 
@@ -722,7 +886,18 @@ impl<'c, 'a> Worker<'c, 'a> {
         let mut files_done = 0usize;
         // With Kafka, idleness counts only once the group gave this instance partitions.
         let mut assigned_once = self.cfg.kafka.is_none();
+        let refresh_every = Duration::from_millis(self.cfg.alerts.watchlist_refresh_ms.max(1));
+        let mut last_refresh = Instant::now();
         loop {
+            if let Some((tx, rx)) = &self.refresh {
+                while let Ok(w) = rx.try_recv() {
+                    self.pipe.watch = Some(w);
+                }
+                if last_refresh.elapsed() >= refresh_every {
+                    let _ = tx.send(());
+                    last_refresh = Instant::now();
+                }
+            }
             let wait = match batch_start {
                 Some(s) => max_age.saturating_sub(s.elapsed()),
                 None => Duration::from_millis(50),
@@ -841,6 +1016,9 @@ impl<'c, 'a> Worker<'c, 'a> {
                 alerts.deliver(self.pipe.take_alerts());
                 self.commit(true)?;
                 stop.store(true, Ordering::SeqCst);
+                if self.cfg.kafka.is_none() {
+                    return Ok(());
+                }
                 // Drain revocations the Kafka thread sends while leaving the group.
                 let deadline = Instant::now() + Duration::from_secs(10);
                 while Instant::now() < deadline {
@@ -1008,6 +1186,7 @@ impl<'c, 'a> Worker<'c, 'a> {
         let next_run_id = run_id(&self.cfg.instance_id, self.seq + 1);
         let commit_tx = self.commit_tx.clone();
         let metrics = self.metrics.clone();
+        let refresh = self.refresh.as_ref().map(|(tx, _)| tx.clone());
         let job = move |t: &mut TableSet| -> Result<(), SinkError> {
             let root = t.root().to_path_buf();
             let mut files = t.prepare()?;
@@ -1035,6 +1214,9 @@ impl<'c, 'a> Worker<'c, 'a> {
             metrics.mark_commit(e.files.iter().map(|f| f.rows).sum());
             if !kafka.is_empty() {
                 let _ = commit_tx.send(kafka);
+            }
+            if let Some(r) = &refresh {
+                let _ = r.send(());
             }
             Ok(())
         };

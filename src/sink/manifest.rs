@@ -42,6 +42,52 @@ pub struct ManifestEntry {
     /// Source partition key (`topic/partition` or `file:<path>`) → VIN → serialized
     /// detector state (JSON). Only partitions this instance owned at the cut.
     pub state: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+    /// Inputs a file ingest read for this entry (content hash and byte range), so the same
+    /// content ingested again is recognised and skipped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<IngestedInput>,
+    /// Files of an older `vehicles` snapshot this entry replaced, moved out of the table to
+    /// a dated version directory (`from` → `to`, relative to the tables root).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub archived: Vec<ArchivedFile>,
+}
+
+/// One input of a file ingest.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct IngestedInput {
+    /// Path as given on the command line.
+    pub path: String,
+    /// Stream name (`rsd`, `plates`, `vehicles`, `obd`, `frames`).
+    pub stream: String,
+    /// SHA-256 of the bytes `[bytes_from, bytes_to)`, hex.
+    pub sha256: String,
+    pub bytes_from: u64,
+    pub bytes_to: u64,
+}
+
+/// A file of a replaced snapshot, moved from `from` to `to` (relative to the tables root).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ArchivedFile {
+    pub from: PathBuf,
+    pub to: PathBuf,
+}
+
+/// The committed entry (and its input) that already ingested these bytes of this stream
+/// (same SHA-256 over the same whole range), if any.
+pub fn find_ingested<'a>(
+    entries: &'a [ManifestEntry],
+    stream: &str,
+    sha256: &str,
+    len: u64,
+) -> Option<(&'a ManifestEntry, &'a IngestedInput)> {
+    entries.iter().find_map(|e| {
+        e.inputs
+            .iter()
+            .find(|i| {
+                i.stream == stream && i.sha256 == sha256 && i.bytes_from == 0 && i.bytes_to == len
+            })
+            .map(|i| (e, i))
+    })
 }
 
 /// Directory of the manifest under a tables root.
@@ -49,16 +95,27 @@ pub fn dir(root: &Path) -> PathBuf {
     root.join("_manifest")
 }
 
-/// Writes `entry` atomically (temp + fsync + rename + dir fsync): the commit point.
+/// Writes `entry` atomically and exclusively (temp + fsync + hard link + dir fsync): the
+/// commit point. An entry is never overwritten: when `<instance>-<seq>` exists already
+/// (another process with the same instance id committed it), this fails with
+/// `AlreadyExists` and leaves that entry as it was.
 pub fn write_entry(root: &Path, entry: &ManifestEntry) -> std::io::Result<PathBuf> {
     let d = dir(root);
     fs::create_dir_all(&d)?;
     let name = format!("{}-{:012}.json", entry.instance, entry.seq);
     let path = d.join(&name);
-    let tmp = d.join(format!(".{name}.tmp"));
+    // A temporary name of this process only: two writers never share it.
+    let tmp = d.join(format!(
+        ".{name}.{}-{:08x}.tmp",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     let bytes = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
     {
-        let f = fs::File::create(&tmp)?;
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         use std::io::Write;
         let mut w = std::io::BufWriter::new(&f);
         w.write_all(&bytes)?;
@@ -66,7 +123,22 @@ pub fn write_entry(root: &Path, entry: &ManifestEntry) -> std::io::Result<PathBu
         drop(w);
         f.sync_all()?;
     }
-    fs::rename(&tmp, &path)?;
+    // link(2) fails when the target exists, unlike rename(2): the entry appears whole, once.
+    let linked = fs::hard_link(&tmp, &path);
+    let _ = fs::remove_file(&tmp);
+    if let Err(e) = linked {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!(
+                    "manifest entry {} already exists: another process with instance id '{}' committed it (give each instance its own instance_id)",
+                    path.display(),
+                    entry.instance
+                ),
+            ));
+        }
+        return Err(e);
+    }
     if let Ok(df) = fs::File::open(&d) {
         df.sync_all()?;
     }
@@ -120,10 +192,28 @@ pub struct Resume {
 pub fn recover(root: &Path, instance: &str) -> std::io::Result<(Resume, Vec<ManifestEntry>)> {
     let entries = read_all(root)?;
     let mut named: HashSet<PathBuf> = HashSet::new();
+    // Files of replaced snapshots: moved out on purpose, not missing.
+    let archived: HashSet<&Path> = entries
+        .iter()
+        .flat_map(|e| e.archived.iter().map(|a| a.from.as_path()))
+        .collect();
     for e in &entries {
+        // A replaced snapshot's files leave the table before the new ones appear.
+        for a in &e.archived {
+            let (from, to) = (root.join(&a.from), root.join(&a.to));
+            if from.exists() {
+                if let Some(p) = to.parent() {
+                    fs::create_dir_all(p)?;
+                }
+                rename_idempotent(&from, &to)?;
+            }
+        }
         for f in &e.files {
             let (tmp, path) = (root.join(&f.tmp), root.join(&f.path));
             named.insert(tmp.clone());
+            if archived.contains(f.path.as_path()) {
+                continue;
+            }
             if tmp.exists() && !path.exists() {
                 rename_idempotent(&tmp, &path)?;
             } else if !tmp.exists() && !path.exists() {
@@ -285,5 +375,42 @@ mod tests {
         assert!(other.exists());
         assert_eq!(r.next_seq, 2);
         assert_eq!(r.kafka_offsets["rsd/0"], 42);
+    }
+
+    /// Two processes with one instance id both wrote `seq 0`; the second overwrote the
+    /// first and its files stayed visible (issue 10 item 4). Entries are now exclusive.
+    #[test]
+    fn an_entry_is_never_overwritten() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let mut a = ManifestEntry {
+            instance: "twin".into(),
+            seq: 0,
+            ..Default::default()
+        };
+        a.kafka_offsets.insert("rsd/0".into(), 400);
+        let p = write_entry(root, &a).unwrap();
+        let mut b = a.clone();
+        b.kafka_offsets.insert("rsd/0".into(), 800);
+        let err = write_entry(root, &b).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+        assert!(err.to_string().contains("instance id 'twin'"), "{err}");
+        let kept: ManifestEntry = serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
+        assert_eq!(kept.kafka_offsets["rsd/0"], 400);
+        // No temporary file is left behind, and the next seq is free.
+        assert_eq!(fs::read_dir(dir(root)).unwrap().count(), 1);
+        b.seq = 1;
+        assert!(write_entry(root, &b).is_ok());
+    }
+
+    #[test]
+    fn the_instance_lock_is_exclusive() {
+        let t = tempfile::tempdir().unwrap();
+        let held = lock_instance(t.path(), "i1").unwrap();
+        let err = lock_instance(t.path(), "i1").unwrap_err().to_string();
+        assert!(err.contains("instance id 'i1' is already running"), "{err}");
+        assert!(lock_instance(t.path(), "i2").is_ok());
+        drop(held);
+        assert!(lock_instance(t.path(), "i1").is_ok());
     }
 }

@@ -151,8 +151,17 @@ impl TableWriter {
 
     /// Appends a batch, split by partition.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
+        for (part, sub) in self.split(batch)? {
+            self.write_part(&part, &sub)?;
+        }
+        Ok(())
+    }
+
+    /// Splits a batch by partition: `(partition value, rows)`, `""` for an unpartitioned
+    /// table. Errors: a batch of another schema, no partition column.
+    pub fn split(&self, batch: &RecordBatch) -> Result<Vec<(String, RecordBatch)>, SinkError> {
         if batch.num_rows() == 0 {
-            return Ok(());
+            return Ok(Vec::new());
         }
         if batch.schema() != self.schema {
             return Err(SinkError::Schema {
@@ -160,16 +169,11 @@ impl TableWriter {
                 message: "batch schema differs".into(),
             });
         }
-        let Some(col) = self.partition_by.clone() else {
-            let f = self.file_for("")?;
-            f.rows += batch.num_rows() as u64;
-            return f.writer.write(batch).map_err(|source| SinkError::Parquet {
-                path: f.tmp.display().to_string(),
-                source,
-            });
+        let Some(col) = self.partition_by.as_deref() else {
+            return Ok(vec![(String::new(), batch.clone())]);
         };
         let ts = batch
-            .column_by_name(&col)
+            .column_by_name(col)
             .and_then(|c| c.as_any().downcast_ref::<TimestampMillisecondArray>())
             .ok_or_else(|| SinkError::Schema {
                 table: self.table.clone(),
@@ -184,6 +188,7 @@ impl TableWriter {
         let mut distinct = days.clone();
         distinct.sort_unstable();
         distinct.dedup();
+        let mut out = Vec::with_capacity(distinct.len());
         for day in distinct {
             let part = utc_date(i64::from(day) * 86_400_000);
             let sub = if days.iter().all(|d| *d == day) {
@@ -195,14 +200,22 @@ impl TableWriter {
                     message: e.to_string(),
                 })?
             };
-            let f = self.file_for(&part)?;
-            f.rows += sub.num_rows() as u64;
-            f.writer.write(&sub).map_err(|source| SinkError::Parquet {
-                path: f.tmp.display().to_string(),
-                source,
-            })?;
+            out.push((part, sub));
         }
-        Ok(())
+        Ok(out)
+    }
+
+    /// Appends rows of one partition (as [`TableWriter::split`] gives them).
+    pub fn write_part(&mut self, part: &str, sub: &RecordBatch) -> Result<(), SinkError> {
+        if sub.num_rows() == 0 {
+            return Ok(());
+        }
+        let f = self.file_for(part)?;
+        f.rows += sub.num_rows() as u64;
+        f.writer.write(sub).map_err(|source| SinkError::Parquet {
+            path: f.tmp.display().to_string(),
+            source,
+        })
     }
 
     /// Sets the id used in the names of files opened from now on (run mode: one per commit).

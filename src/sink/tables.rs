@@ -19,7 +19,8 @@ use std::thread::JoinHandle;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 
-use crate::schema;
+use crate::schema::{self, QuarantineBuilder, TableBuilder};
+use crate::sink::keys::{KeyIndex, KeyStats};
 use crate::sink::manifest::CommittedFile;
 use crate::sink::parquet::{SinkError, TableWriter};
 
@@ -32,11 +33,12 @@ pub const OBD_SAMPLES: TableId = 3;
 pub const OBD_REPORTS: TableId = 4;
 pub const DETECTIONS: TableId = 5;
 pub const QUARANTINE: TableId = 6;
+pub const ALERTS: TableId = 7;
 
 /// Name, Arrow schema and Hive-partition timestamp column of every table (DESIGN.md "Tables";
 /// partitions are calendar days of that column in the enforcement zone, `vehicles` is
 /// unpartitioned).
-pub const TABLES: [(&str, fn() -> SchemaRef, Option<&str>); 7] = [
+pub const TABLES: [(&str, fn() -> SchemaRef, Option<&str>); 8] = [
     (schema::RSD_PASSES, schema::rsd_passes, Some("passed_at")),
     (schema::PLATE_READS, schema::plate_reads, Some("read_at")),
     (schema::VEHICLES, schema::vehicles, None),
@@ -52,12 +54,128 @@ pub const TABLES: [(&str, fn() -> SchemaRef, Option<&str>); 7] = [
         schema::quarantine,
         Some("quarantined_at"),
     ),
+    (schema::ALERTS, schema::alerts, Some("seen_at")),
 ];
+
+/// Natural keys of the tables, index-aligned with [`TABLES`] (DESIGN.md "Time, plates and
+/// keys": no key is written twice, by `run`, by `ingest` or by a repeated file). Enforced by
+/// [`crate::sink::keys::KeyIndex`] in [`TableSet::write`].
+pub const TABLE_KEYS: [KeyDef; 8] = [
+    KeyDef {
+        table: schema::RSD_PASSES,
+        key: &["pass_id"],
+        // Derived at ingest from the registry and the limit set: the same pass read again
+        // after a registry or limit-set change is the same pass, not a conflict.
+        not_content: &[
+            "plate_status",
+            "fuel",
+            "fuel_source",
+            "vehicle_category",
+            "vin",
+            "co2_pct",
+            "co_pct",
+            "hc_ppm",
+            "no_ppm",
+            "co_g_per_kg",
+            "hc_g_per_kg",
+            "no_g_per_kg",
+            "no2_g_per_kg",
+            "nh3_g_per_kg",
+            "nox_g_per_kg",
+            "vsp_kw_t",
+            "speed_status",
+            "accel_status",
+            "vsp_status",
+            "wind_status",
+            "temp_status",
+            "co2_status",
+            "valid",
+            "invalid_reason",
+            "verdict",
+            "exceeded",
+            "limit_set",
+            "flags",
+            "source_file",
+            "source_offset",
+        ],
+        conflicts: true,
+        snapshot: false,
+    },
+    KeyDef {
+        table: schema::PLATE_READS,
+        key: &["read_id"],
+        not_content: &["plate_status", "vin", "source_file", "source_offset"],
+        conflicts: true,
+        snapshot: false,
+    },
+    KeyDef {
+        table: schema::VEHICLES,
+        key: &["plate", "plate_color"],
+        not_content: &[],
+        conflicts: true,
+        snapshot: true,
+    },
+    KeyDef {
+        table: schema::OBD_SAMPLES,
+        key: &["vin", "sampled_at", "info_type"],
+        not_content: &["source_file", "source_offset"],
+        conflicts: true,
+        snapshot: false,
+    },
+    KeyDef {
+        table: schema::OBD_REPORTS,
+        key: &["vin", "reported_at"],
+        not_content: &["source_file", "source_offset"],
+        conflicts: true,
+        snapshot: false,
+    },
+    KeyDef {
+        table: schema::DETECTIONS,
+        key: &["detection_id"],
+        not_content: &[],
+        conflicts: false,
+        snapshot: false,
+    },
+    KeyDef {
+        table: schema::QUARANTINE,
+        key: &["stream", "source_file", "source_offset", "raw"],
+        not_content: &[],
+        conflicts: false,
+        snapshot: false,
+    },
+    KeyDef {
+        table: schema::ALERTS,
+        key: &["detection_id"],
+        not_content: &[],
+        conflicts: false,
+        snapshot: false,
+    },
+];
+
+/// A table's natural key and how a second row with a known key is judged.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyDef {
+    pub table: &'static str,
+    /// Key columns (a row's key is the tuple; NULL is a value).
+    pub key: &'static [&'static str],
+    /// Columns left out when comparing a known key's content: provenance (`source_file`,
+    /// `source_offset`) and values derived at ingest from the registry or the limit set.
+    pub not_content: &'static [&'static str],
+    /// A known key with different content is reported (quarantined, naming both versions).
+    /// `false` for derived tables (`detections`, `alerts`: the first row is kept) and for
+    /// `quarantine` (its key is its content).
+    pub conflicts: bool,
+    /// The table is a snapshot replaced as a whole (`vehicles`): keys are unique within one
+    /// snapshot; committed rows of an older snapshot are not consulted.
+    pub snapshot: bool,
+}
 
 /// One [`TableWriter`] per table under one root.
 pub struct TableSet {
     root: PathBuf,
     writers: Vec<TableWriter>,
+    /// Natural keys already stored or written (see `sink::keys`).
+    pub(crate) keys: KeyIndex,
 }
 
 impl TableSet {
@@ -69,6 +187,7 @@ impl TableSet {
                 .iter()
                 .map(|(t, s, p)| TableWriter::new(root, t, s(), *p, run_id))
                 .collect(),
+            keys: KeyIndex::new(root),
         }
     }
 
@@ -87,9 +206,47 @@ impl TableSet {
         &self.root
     }
 
-    /// Appends `batch` to table `t`. Errors: I/O, Parquet, or a batch of another schema.
+    /// Appends the rows of `batch` whose natural key is new to table `t` ([`TABLE_KEYS`]);
+    /// rows with a known key are dropped (counted in [`TableSet::key_stats`]), and those
+    /// with different content are written to `quarantine` instead, naming both versions.
+    /// Errors: I/O, Parquet, or a batch of another schema.
     pub fn write(&mut self, t: TableId, batch: &RecordBatch) -> Result<(), SinkError> {
-        self.writers[t].write(batch)
+        let mut conflicts = Vec::new();
+        for (part, sub) in self.writers[t].split(batch)? {
+            let (kept, c) = self.keys.filter(t, &part, &sub)?;
+            self.writers[t].write_part(&part, &kept)?;
+            conflicts.extend(c);
+        }
+        if !conflicts.is_empty() {
+            let now = chrono::Utc::now().timestamp_millis();
+            let mut q = QuarantineBuilder::default();
+            for c in &conflicts {
+                tracing::warn!("{}", c.reason);
+                q.append(
+                    c.table,
+                    &c.source_file,
+                    c.source_offset,
+                    0,
+                    Some(&c.key_columns),
+                    &c.reason,
+                    &c.raw,
+                    now,
+                );
+            }
+            self.write(QUARANTINE, &q.finish())?;
+        }
+        Ok(())
+    }
+
+    /// Per table: rows written (new key), dropped as already present, quarantined as
+    /// conflicting, since this set was made.
+    pub fn key_stats(&self) -> Vec<(&'static str, KeyStats)> {
+        self.keys.stats()
+    }
+
+    /// Bound on natural keys held in memory between commits (see `sink::keys`).
+    pub fn set_max_keys(&mut self, n: usize) {
+        self.keys.max_keys = n;
     }
 
     /// Closes and fsyncs every open file under its temporary name (run mode); the caller
@@ -107,6 +264,8 @@ impl TableSet {
                 });
             }
         }
+        // Every file is closed: what the index forgets is read again from the files.
+        self.keys.evict();
         Ok(out)
     }
 
@@ -116,6 +275,7 @@ impl TableSet {
         for w in &mut self.writers {
             out.extend(w.commit()?);
         }
+        self.keys.evict();
         Ok(out)
     }
 
@@ -280,15 +440,15 @@ fn sink_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{QuarantineBuilder, TableBuilder};
 
     fn quarantine_batch(n: usize) -> RecordBatch {
         let mut b = QuarantineBuilder::default();
+        // Distinct source positions per batch size: quarantine rows are keyed by position.
         for i in 0..n {
             b.append(
                 "rsd",
                 "t.ndjson",
-                i as u64,
+                (n * 100 + i) as u64,
                 i as u64 + 1,
                 Some("plate"),
                 "bad plate",

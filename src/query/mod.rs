@@ -30,6 +30,7 @@ pub fn tables() -> Vec<(&'static str, SchemaRef, bool)> {
         (schema::OBD_REPORTS, schema::obd_reports(), true),
         (schema::DETECTIONS, schema::detections(), true),
         (schema::QUARANTINE, schema::quarantine(), true),
+        (schema::SOURCE_RESET, schema::source_reset(), true),
     ]
 }
 

@@ -32,10 +32,11 @@ pub const OBD_SAMPLES: TableId = 3;
 pub const OBD_REPORTS: TableId = 4;
 pub const DETECTIONS: TableId = 5;
 pub const QUARANTINE: TableId = 6;
+pub const SOURCE_RESET: TableId = 7;
 
 /// Name, Arrow schema and Hive-partition timestamp column of every table (DESIGN.md "Tables";
 /// partitions are UTC days of that column, `vehicles` is unpartitioned).
-pub const TABLES: [(&str, fn() -> SchemaRef, Option<&str>); 7] = [
+pub const TABLES: [(&str, fn() -> SchemaRef, Option<&str>); 8] = [
     (schema::RSD_PASSES, schema::rsd_passes, Some("passed_at")),
     (schema::PLATE_READS, schema::plate_reads, Some("read_at")),
     (schema::VEHICLES, schema::vehicles, None),
@@ -51,6 +52,7 @@ pub const TABLES: [(&str, fn() -> SchemaRef, Option<&str>); 7] = [
         schema::quarantine,
         Some("quarantined_at"),
     ),
+    (schema::SOURCE_RESET, schema::source_reset, Some("reset_at")),
 ];
 
 /// One [`TableWriter`] per table under one root.

@@ -257,15 +257,32 @@ fn mock_outage_longer_than_session_timeout_is_ridden_through() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("tables");
     let cfg = config(&dir, &bs, "g-long-outage", "plates", 25_000);
+    let d = dir.clone();
     let h = std::thread::spawn(move || plumewatch::run::run(cfg, Arc::new(AtomicBool::new(false))));
-    std::thread::sleep(Duration::from_millis(2500));
+    let t0 = Instant::now();
+    while committed_offset(&d, "plates/0") + committed_offset(&d, "plates/1") < 1500 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "never committed 1500"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     mock.broker_down(1).unwrap();
-    std::thread::sleep(Duration::from_secs(14));
+    std::thread::sleep(Duration::from_secs(12));
+    // What the coordinator answers a member whose session expired during the outage.
+    mock.request_errors(
+        rdkafka::types::RDKafkaApiKey::Heartbeat,
+        &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID; 3],
+    );
     mock.broker_up(1).unwrap();
     produce(&bs, "plates", &recs[1500..]);
     let s = h.join().unwrap().expect("the run rides through the outage");
     println!("{s}");
     assert_eq!(read_ids(&dir), want_ids("r", 0..3000));
+    assert!(
+        s.restarts >= 1,
+        "the assignment was lost and the run started over"
+    );
     assert_eq!(s.records_in, 3000, "committed work counted once");
 }
 

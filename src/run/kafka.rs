@@ -148,6 +148,8 @@ pub(super) struct Shared {
     errors: Mutex<ErrorLog>,
     /// (topic, partition) → high watermark from the client statistics.
     high: Mutex<HashMap<(String, i32), i64>>,
+    /// An error was logged since the broker last answered (cheap check per message).
+    in_error: AtomicBool,
 }
 
 #[derive(Default)]
@@ -171,6 +173,7 @@ impl Shared {
     /// back-off (10 s doubling to 10 min) while it repeats; every error is counted.
     fn broker_error(&self, metrics: &Metrics, text: &str) {
         metrics.errors.inc();
+        self.in_error.store(true, Ordering::Relaxed);
         let key: String = text.chars().filter(|c| !c.is_ascii_digit()).collect();
         let Ok(mut l) = self.errors.lock() else {
             return;
@@ -197,6 +200,9 @@ impl Shared {
 
     /// Records, once, that the broker answers again after errors.
     fn broker_ok(&self) {
+        if !self.in_error.swap(false, Ordering::Relaxed) {
+            return;
+        }
         if let Ok(mut l) = self.errors.lock()
             && l.last.is_some()
         {
@@ -492,6 +498,7 @@ pub(super) fn kafka_loop(
                 let Some((stream, mapping)) = topics.get(&topic).copied() else {
                     continue;
                 };
+                shared.broker_ok();
                 let tp = (topic.clone(), m.partition());
                 let ts_ms = m.timestamp().to_millis();
                 let high = shared.high.lock().ok().and_then(|h| h.get(&tp).copied());
@@ -755,8 +762,16 @@ mod tests {
             );
         }
         assert_eq!(m.errors.get(), 5);
-        let l = s.errors.lock().unwrap();
-        assert_eq!(l.repeats, 4, "logged once, then repeats counted");
-        assert_eq!(l.backoff_s, 10);
+        {
+            let l = s.errors.lock().unwrap();
+            assert_eq!(l.repeats, 4, "logged once, then repeats counted");
+            assert_eq!(l.backoff_s, 10);
+        }
+        // A message arrives: the outage is over; the next failure is a new state, logged.
+        s.broker_ok();
+        assert!(s.errors.lock().unwrap().last.is_none());
+        s.broker_error(&m, "127.0.0.1:9/bootstrap: Connect failed");
+        assert_eq!(s.errors.lock().unwrap().repeats, 0);
+        assert_eq!(m.errors.get(), 6);
     }
 }

@@ -387,7 +387,7 @@ fn real_broker_topic_recreated_while_running() {
     let cfg = t.path().join("run.toml");
     std::fs::write(
         &cfg,
-        config_text(&dir, &bs, &format!("g-{topic}"), &topic, 8000),
+        config_text(&dir, &bs, &format!("g-{topic}"), &topic, 20_000),
     )
     .unwrap();
     let log = t.path().join("run.log");

@@ -461,6 +461,7 @@ fn run(cli: Cli) -> Result<()> {
                     topics: vec![],
                     alerts_topic: None,
                     properties: Default::default(),
+                    stall_after_s: None,
                 });
                 if let Some(b) = brokers {
                     k.brokers = b;

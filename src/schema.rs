@@ -18,6 +18,7 @@ pub const PLATE_READS: &str = "plate_reads";
 pub const VEHICLES: &str = "vehicles";
 pub const DETECTIONS: &str = "detections";
 pub const QUARANTINE: &str = "quarantine";
+pub const SOURCE_RESET: &str = "source_reset";
 
 fn ts() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
@@ -219,6 +220,36 @@ pub fn quarantine() -> SchemaRef {
             s("reason", false),
             Field::new("raw", DataType::Binary, false),
             Field::new("quarantined_at", ts(), false),
+        ]))
+    })
+    .clone()
+}
+
+/// `source_reset`: a source position the broker no longer has (issue 10): the manifest's
+/// next offset of a Kafka partition lies outside the broker's [low, high] watermarks, or the
+/// record before it differs from the one consumed (topic deleted and re-created). One row per
+/// reset: what was expected, what was found, what was done. Offsets are Kafka offsets.
+pub fn source_reset() -> SchemaRef {
+    static S: OnceLock<SchemaRef> = OnceLock::new();
+    S.get_or_init(|| {
+        Arc::new(Schema::new(vec![
+            Field::new("reset_at", ts(), false),
+            s("instance", false),
+            s("source", false),
+            s("topic", false),
+            Field::new("partition", DataType::Int64, false),
+            // topic_recreated | offset_above_high_watermark | offset_below_low_watermark
+            s("kind", false),
+            Field::new("expected_offset", DataType::Int64, false),
+            s("expected", false),
+            Field::new("low_watermark", DataType::Int64, true),
+            Field::new("high_watermark", DataType::Int64, true),
+            s("found", false),
+            Field::new("resumed_offset", DataType::Int64, false),
+            // Records between the expected offset and the low watermark that the broker no
+            // longer has (retention); null when not countable (re-created topic).
+            Field::new("records_lost", DataType::Int64, true),
+            s("action", false),
         ]))
     })
     .clone()

@@ -76,8 +76,6 @@ fn torque_logs_read_through_the_mapping_and_the_healthy_one_gives_no_detection()
     ); // 06:34:27.403 +08:00
     // 152 of the Golf's 1801 rows repeat the previous row exactly (same Device Time, same
     // values): stored once, counted as duplicates (key VIN, collection time, info type).
-    // 152 of the Golf log's 1801 lines repeat another line exactly (same time, same values):
-    // the key (VIN, collection time, info type) stores each sample once.
     assert_eq!(golf_row["n"].as_deref(), Some("1649"));
     assert!(golf_row["lam"].as_deref().unwrap().parse::<i64>().unwrap() > 1000);
     // Zero detections on both (healthy; borderline below the thresholds).

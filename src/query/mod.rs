@@ -63,6 +63,7 @@ pub fn tables() -> Vec<(&'static str, SchemaRef, bool)> {
         (schema::DETECTIONS, schema::detections(), true),
         (schema::QUARANTINE, schema::quarantine(), true),
         (schema::ALERTS, schema::alerts(), true),
+        (schema::SOURCE_RESET, schema::source_reset(), true),
     ]
 }
 

@@ -97,6 +97,10 @@ pub struct KafkaConfig {
     /// Extra librdkafka properties (e.g. `security.protocol`, `sasl.mechanisms`).
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// Watchdog: a partition with no message for this many seconds while its high
+    /// watermark grows is logged and counted (`plumewatch_partition_stalls_total`).
+    /// Default 60.
+    pub stall_after_s: Option<u64>,
 }
 
 /// One consumed topic.

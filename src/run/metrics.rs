@@ -75,7 +75,21 @@ pub struct Metrics {
     /// Alerts whose input timestamp was more than `max_future_ms` ahead of now.
     pub latency_skipped_future: Counter,
     latency_window: LatencyWindow,
+    /// Source positions the broker no longer had (`source_reset` rows written).
+    pub source_resets: Counter,
+    /// Times the run dropped uncommitted work and started over from the manifest (lost
+    /// assignment, out-of-range fetch, re-created topic, fatal consumer error).
+    pub source_restarts: Counter,
+    /// Partitions the watchdog saw stop fetching while their high watermark grew.
+    pub partition_stalls: Counter,
+    /// Assigned Kafka partitions: (`topic/partition`, high watermark, committed offset,
+    /// seconds since the last message).
+    partitions: Mutex<Vec<PartitionGauge>>,
 }
+
+/// One assigned partition's gauges: key, high watermark, committed (manifest) offset,
+/// seconds since its last message (or since assignment).
+pub type PartitionGauge = (String, Option<i64>, Option<i64>, f64);
 
 /// Upper bounds (seconds) of the exported latency histogram buckets.
 pub const LATENCY_BUCKETS_S: [f64; 12] = [
@@ -221,6 +235,10 @@ impl Default for Metrics {
             latency_skipped_old: Counter::default(),
             latency_skipped_future: Counter::default(),
             latency_window: LatencyWindow::default(),
+            source_resets: Counter::default(),
+            source_restarts: Counter::default(),
+            partition_stalls: Counter::default(),
+            partitions: Mutex::new(Vec::new()),
         }
     }
 }
@@ -344,6 +362,65 @@ impl Metrics {
         )
     }
 
+    /// Replaces the per-partition gauges (the Kafka source, once a second).
+    pub fn set_partitions(&self, p: Vec<PartitionGauge>) {
+        if let Ok(mut g) = self.partitions.lock() {
+            *g = p;
+        }
+    }
+
+    /// Drops the per-partition gauges (the source stopped).
+    pub fn clear_partitions(&self) {
+        self.set_partitions(Vec::new());
+    }
+
+    /// The per-partition gauges.
+    pub fn partitions(&self) -> Vec<PartitionGauge> {
+        self.partitions
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default()
+    }
+
+    /// Source resets, restarts, stalls and the per-partition lag gauges, Prometheus text.
+    fn render_source(&self, s: &mut String) {
+        for (name, help, v) in [
+            (
+                "source_resets_total",
+                "Source positions the broker no longer had (rows of source_reset).",
+                self.source_resets.get(),
+            ),
+            (
+                "source_restarts_total",
+                "Restarts from the manifest after a lost assignment, out-of-range fetch, re-created topic or fatal consumer error.",
+                self.source_restarts.get(),
+            ),
+            (
+                "partition_stalls_total",
+                "Partitions that stopped fetching while their high watermark grew.",
+                self.partition_stalls.get(),
+            ),
+        ] {
+            s.push_str(&format!("# HELP plumewatch_{name} {help}\n# TYPE plumewatch_{name} counter\nplumewatch_{name} {v}\n"));
+        }
+        let parts = self.partitions();
+        s.push_str("# HELP plumewatch_partition_lag Records behind: high watermark - committed (manifest) offset.\n# TYPE plumewatch_partition_lag gauge\n");
+        for (k, hi, c, _) in &parts {
+            if let (Some(h), Some(c)) = (hi, c) {
+                s.push_str(&format!(
+                    "plumewatch_partition_lag{{partition=\"{k}\"}} {}\n",
+                    (h - c).max(0)
+                ));
+            }
+        }
+        s.push_str("# HELP plumewatch_partition_seconds_since_last_message Seconds since the partition's last message (or its assignment).\n# TYPE plumewatch_partition_seconds_since_last_message gauge\n");
+        for (k, _, _, idle) in &parts {
+            s.push_str(&format!(
+                "plumewatch_partition_seconds_since_last_message{{partition=\"{k}\"}} {idle:.1}\n"
+            ));
+        }
+    }
+
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut s = String::new();
@@ -439,6 +516,7 @@ impl Metrics {
                 "plumewatch_alert_latency_skipped_total{{reason=\"{r}\"}} {v}\n"
             ));
         }
+        self.render_source(&mut s);
         s
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod alerts;
 pub mod config;
+mod kafka;
 pub mod metrics;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -22,13 +23,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use rdkafka::types::RDKafkaRespErr;
 
 use crate::decode::hj1239::{FrameScanner, ScanEvent};
 use crate::decode::mapping::{CompiledMapping, Mapping};
@@ -56,6 +52,8 @@ enum Msg {
         /// Position to resume from after this record.
         next: i64,
         payload: Vec<u8>,
+        /// A Kafka tombstone (null value; `payload` is empty).
+        null_value: bool,
         ts_ms: Option<i64>,
         mapping: Option<usize>,
     },
@@ -76,10 +74,31 @@ enum Msg {
     },
     /// A file source reached its end.
     SourceDone,
-    /// The group took partitions away without a clean revoke (session lost), or the
-    /// manifest could not be read: stop without committing; a restart resumes exactly.
+    /// The manifest could not be read: stop without committing; a restart resumes exactly.
     Fatal(String),
+    /// The Kafka source must start over (lost assignment, out-of-range fetch, re-created
+    /// topic, fatal consumer error): drop what is not committed; `run` starts again from
+    /// the manifest.
+    Lost(String),
+    /// A partition position the broker no longer has: write a `source_reset` row and go on
+    /// from the offset it names.
+    SourceReset(kafka::SourceReset),
 }
+
+/// The error a run attempt ends with when its Kafka source was lost: what it had committed.
+#[derive(Debug)]
+struct SourceLost {
+    why: String,
+    committed: RunSummary,
+}
+
+impl std::fmt::Display for SourceLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "kafka source lost: {}", self.why)
+    }
+}
+
+impl std::error::Error for SourceLost {}
 
 /// What a run did (printed on shutdown).
 #[derive(Debug, Default, Clone)]
@@ -103,6 +122,32 @@ pub struct RunSummary {
     pub key_conflicts: u64,
     /// Alerts held back as repeats within `[alerts].dedup_window_ms`.
     pub alerts_suppressed: u64,
+    /// Times the run dropped uncommitted work and started over from the manifest (the
+    /// counters above cover committed work only, so nothing counts twice).
+    pub restarts: u64,
+    /// `source_reset` rows written.
+    pub source_resets: u64,
+}
+
+impl RunSummary {
+    /// Adds the counters of another attempt.
+    fn add(&mut self, o: &RunSummary) {
+        self.records_in += o.records_in;
+        self.quarantined += o.quarantined;
+        self.detections += o.detections;
+        self.alerts += o.alerts;
+        self.commits += o.commits;
+        self.source_resets += o.source_resets;
+        self.already_present += o.already_present;
+        self.key_conflicts += o.key_conflicts;
+        self.alerts_suppressed += o.alerts_suppressed;
+        for &(t, n) in &o.rows {
+            match self.rows.iter_mut().find(|r| r.0 == t) {
+                Some(r) => r.1 += n,
+                None => self.rows.push((t, n)),
+            }
+        }
+    }
 }
 
 impl std::fmt::Display for RunSummary {
@@ -145,170 +190,15 @@ impl std::fmt::Display for RunSummary {
                 self.records_in as f64 / c,
             )?;
         }
+        if self.restarts > 0 || self.source_resets > 0 {
+            writeln!(
+                f,
+                "restarts from the manifest: {}  source resets (table source_reset): {}",
+                self.restarts, self.source_resets
+            )?;
+        }
         write!(f, "ran {:.1} s", self.seconds)
     }
-}
-
-struct KafkaCtx {
-    root: std::path::PathBuf,
-    instance: String,
-    tx: SyncSender<Msg>,
-    metrics: Arc<Metrics>,
-    broker: Arc<BrokerLog>,
-}
-
-/// Logs Kafka client trouble once per state change (issue 9 item 7: a broker that is down
-/// gave 40 lines a second, each error twice): the first error of a kind is logged, repeats
-/// are only counted (`errors` metric) until a message arrives again, which is logged once
-/// with the number of repeats. librdkafka itself backs off between reconnects
-/// (`reconnect.backoff.ms`, `reconnect.backoff.max.ms`).
-#[derive(Default)]
-pub struct BrokerLog {
-    /// Kinds of trouble logged since messages last flowed, and the repeats not logged.
-    state: std::sync::Mutex<(Vec<String>, u64)>,
-}
-
-impl BrokerLog {
-    /// A problem of kind `kind` (error code), described by `text`. Returns true when it was
-    /// logged (the first of its kind since messages last flowed).
-    pub fn trouble(&self, kind: &str, text: &str) -> bool {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if s.0.iter().any(|k| k == kind) {
-            s.1 += 1;
-            return false;
-        }
-        s.0.push(kind.to_string());
-        tracing::warn!(
-            "kafka: {text} (repeats are counted, not logged, until messages flow again)"
-        );
-        true
-    }
-
-    /// Messages flow again. Returns true when that ended a logged problem.
-    pub fn ok(&self) -> bool {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if s.0.is_empty() {
-            return false;
-        }
-        tracing::warn!(
-            "kafka: receiving again after {} ({} repeats not logged)",
-            s.0.join(", "),
-            s.1
-        );
-        *s = (Vec::new(), 0);
-        true
-    }
-}
-
-fn kafka_error_kind(e: &rdkafka::error::KafkaError) -> String {
-    match e.rdkafka_error_code() {
-        Some(c) => format!("{c:?}"),
-        None => e.to_string(),
-    }
-}
-
-impl ClientContext for KafkaCtx {
-    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
-        // librdkafka logs each connection failure and also reports it through `error`:
-        // only `error` (and the poll loop) log it, once per kind (see `BrokerLog`).
-        use rdkafka::config::RDKafkaLogLevel as L;
-        match level {
-            L::Emerg | L::Alert | L::Critical => {
-                self.broker.trouble(fac, &format!("{fac}: {log_message}"));
-            }
-            _ => tracing::debug!("librdkafka {fac}: {log_message}"),
-        }
-    }
-
-    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        self.metrics.errors.inc();
-        self.broker
-            .trouble(&kafka_error_kind(&error), &format!("{error}: {reason}"));
-    }
-}
-
-impl ConsumerContext for KafkaCtx {
-    fn rebalance(&self, c: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
-        let keys: Vec<(String, i32)> = tpl
-            .elements()
-            .iter()
-            .map(|e| (e.topic().to_string(), e.partition()))
-            .collect();
-        let names: Vec<String> = keys.iter().map(|(t, p)| format!("{t}/{p}")).collect();
-        match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                // Resume each partition from the highest offset any instance committed.
-                let entries = match manifest::read_all(&self.root) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        let _ = self.tx.send(Msg::Fatal(format!(
-                            "cannot read the manifest at assignment: {e}"
-                        )));
-                        return;
-                    }
-                };
-                let view = manifest::resume_view(&entries, &self.instance);
-                for (t, p) in &keys {
-                    let off = match view.kafka_offsets.get(&format!("{t}/{p}")) {
-                        Some(o) => Offset::Offset(*o),
-                        None => Offset::Beginning,
-                    };
-                    let _ = tpl.set_partition_offset(t, *p, off);
-                }
-                let _ = self.tx.send(Msg::Assigned(names));
-                if let Err(e) = c.assign(tpl) {
-                    tracing::error!("assign failed: {e}");
-                    self.metrics.errors.inc();
-                }
-            }
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS if c.assignment_lost() => {
-                // Someone else may already own these partitions: committing now could write
-                // rows twice. Stop without committing; the restart resumes from the manifest.
-                let _ = self.tx.send(Msg::Fatal(
-                    "partition assignment lost (session timed out)".into(),
-                ));
-                let _ = c.unassign();
-            }
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                // Commit everything read from these partitions before giving them up; wait as
-                // long as that takes (giving them up earlier could duplicate rows).
-                let (atx, arx) = sync_channel(1);
-                if self.tx.send(Msg::Revoke(names, atx)).is_ok() {
-                    let _ = arx.recv();
-                }
-                let _ = c.unassign();
-            }
-            _ => {
-                let _ = self.tx.send(Msg::Fatal(format!("rebalance error {err:?}")));
-                let _ = c.unassign();
-            }
-        }
-    }
-}
-
-fn kafka_consumer(
-    cfg: &config::KafkaConfig,
-    ctx: KafkaCtx,
-) -> anyhow::Result<BaseConsumer<KafkaCtx>> {
-    let mut cc = ClientConfig::new();
-    cc.set("bootstrap.servers", &cfg.brokers)
-        .set("group.id", &cfg.group)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("partition.assignment.strategy", "range,roundrobin")
-        .set("session.timeout.ms", "10000")
-        // Latency over batching on the fetch side: alerts must leave within a second.
-        .set("fetch.wait.max.ms", "20")
-        .set("heartbeat.interval.ms", "1000")
-        .set("max.poll.interval.ms", "300000");
-    for (k, v) in &cfg.properties {
-        cc.set(k, v);
-    }
-    let c: BaseConsumer<KafkaCtx> = cc.create_with_context(ctx).context("kafka consumer")?;
-    let topics: Vec<&str> = cfg.topics.iter().map(|t| t.topic.as_str()).collect();
-    c.subscribe(&topics).context("subscribe")?;
-    Ok(c)
 }
 
 /// Builds the watchlist from the tables: China III diesel trucks, gas TWC suspects and
@@ -398,9 +288,103 @@ impl AlertSink {
 }
 
 /// Runs until `stop` is set (or the idle timeout ends it). Returns the summary.
+///
+/// Rides through Kafka source faults: when the source is lost (assignment lost after a
+/// broker outage longer than the session timeout, an out-of-range fetch, a re-created topic,
+/// a fatal consumer error) the attempt drops what it has not committed and the run starts
+/// over from the manifest, after a back-off of 0.5 s doubling to 30 s (reset after a minute
+/// of running). Each restart is logged once and counted (`plumewatch_source_restarts_total`).
 pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> {
     let t0 = Instant::now();
     cfg.check()?;
+    let metrics = Arc::new(Metrics::with_latency_window(cfg.metrics.latency_window()));
+    let metrics_server = match &cfg.metrics.listen {
+        Some(addr) => Some(metrics::serve(addr, metrics.clone(), stop.clone())?),
+        None => None,
+    };
+    std::fs::create_dir_all(&cfg.tables)
+        .with_context(|| format!("cannot create {}", cfg.tables.display()))?;
+    // One process per instance id, taken before recovery (recovery deletes this instance's
+    // uncommitted files, which a running twin is writing). Held until `run` returns, across
+    // restarts of the source.
+    let _lock = manifest::lock_instance(&cfg.tables, &cfg.instance_id)?;
+    let mut total = RunSummary::default();
+    let mut quick_failures = 0u32;
+    let res = loop {
+        let started = Instant::now();
+        // The attempt's own stop flag: set by the caller's, or by the attempt when it ends.
+        let attempt_stop = Arc::new(AtomicBool::new(false));
+        let relay = {
+            let (a, s) = (attempt_stop.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !a.load(Ordering::SeqCst) {
+                    if s.load(Ordering::SeqCst) {
+                        a.store(true, Ordering::SeqCst);
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        };
+        let r = run_attempt(&cfg, attempt_stop.clone(), &metrics);
+        attempt_stop.store(true, Ordering::SeqCst);
+        let _ = relay.join();
+        match r {
+            Ok(s) => {
+                total.add(&s);
+                break Ok(());
+            }
+            Err(e) => match e.downcast::<SourceLost>() {
+                Ok(lost) => {
+                    total.add(&lost.committed);
+                    if stop.load(Ordering::SeqCst) {
+                        break Ok(());
+                    }
+                    total.restarts += 1;
+                    metrics.source_restarts.inc();
+                    if started.elapsed() >= Duration::from_secs(60) {
+                        quick_failures = 0;
+                    }
+                    let wait = Duration::from_millis(500 << quick_failures.min(6))
+                        .min(Duration::from_secs(30));
+                    quick_failures += 1;
+                    tracing::warn!(
+                        "{lost}; uncommitted work dropped, starting over from the manifest in {:.1} s (restart {})",
+                        wait.as_secs_f64(),
+                        total.restarts
+                    );
+                    let until = Instant::now() + wait;
+                    while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    if stop.load(Ordering::SeqCst) {
+                        break Ok(());
+                    }
+                }
+                Err(e) => break Err(e),
+            },
+        }
+    };
+    stop.store(true, Ordering::SeqCst);
+    if let Some(s) = metrics_server {
+        let _ = s.join();
+    }
+    res?;
+    let (p50, p99) = metrics.latency_quantiles();
+    total.latency_p50_ms = p50;
+    total.latency_p99_ms = p99;
+    total.seconds = t0.elapsed().as_secs_f64();
+    total.processing_s = metrics.processing_s();
+    total.consume_to_commit_s = metrics.consume_to_commit_s();
+    Ok(total)
+}
+
+/// One attempt of [`run`]: recovery, sources, worker, until `stop`, the idle timeout, an
+/// error, or a lost Kafka source ([`SourceLost`]).
+fn run_attempt(
+    cfg: &RunConfig,
+    stop: Arc<AtomicBool>,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<RunSummary> {
     std::fs::create_dir_all(&cfg.tables)
         .with_context(|| format!("cannot create {}", cfg.tables.display()))?;
     let mut limits = LimitSet::load(cfg.limits.as_deref())?;
@@ -411,19 +395,11 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
             .map_err(|m| anyhow::anyhow!("run config time_zone: {m}"))?;
     }
     let limit_set_id = limits.id();
-    // One process per instance id, taken before recovery (recovery deletes this instance's
-    // uncommitted files, which a running twin is writing). Held until `run` returns.
-    let _lock = manifest::lock_instance(&cfg.tables, &cfg.instance_id)?;
     let (resume, _) =
         manifest::recover(&cfg.tables, &cfg.instance_id).context("manifest recovery")?;
     let registry =
         Registry::load(&cfg.tables.join(schema::VEHICLES)).map_err(|e| anyhow::anyhow!(e))?;
     let watch = build_watchlist(&cfg.tables, &limits, &cfg.sites.urban_entrances)?;
-    let metrics = Arc::new(Metrics::with_latency_window(cfg.metrics.latency_window()));
-    let metrics_server = match &cfg.metrics.listen {
-        Some(addr) => Some(metrics::serve(addr, metrics.clone(), stop.clone())?),
-        None => None,
-    };
 
     let (tx, rx) = sync_channel::<Msg>(cfg.channel_capacity.max(1));
     // Mappings per source (index into `mappings`).
@@ -455,16 +431,17 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
     // Only the Kafka thread is joined: a file source blocked reading stdin must not keep a
     // stopped run from exiting (it ends with the process).
     let mut threads = Vec::new();
-    let broker = Arc::new(BrokerLog::default());
     if let Some(kcfg) = cfg.kafka.clone() {
-        let ctx = KafkaCtx {
+        let shared = Arc::new(kafka::Shared::default());
+        let ctx = kafka::KafkaCtx {
             root: cfg.tables.clone(),
             instance: cfg.instance_id.clone(),
             tx: tx.clone(),
             metrics: metrics.clone(),
-            broker: broker.clone(),
+            shared: shared.clone(),
         };
-        let consumer = kafka_consumer(&kcfg, ctx)?;
+        let stall_after = Duration::from_secs(kcfg.stall_after_s.unwrap_or(60).max(1));
+        let consumer = kafka::kafka_consumer(&kcfg, ctx)?;
         let stop2 = stop.clone();
         let tx2 = tx.clone();
         let m2 = metrics.clone();
@@ -472,7 +449,16 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
             std::thread::Builder::new()
                 .name("kafka-source".into())
                 .spawn(move || {
-                    kafka_loop(consumer, topic_streams, tx2, commit_rx, stop2, m2, &broker);
+                    kafka::kafka_loop(
+                        consumer,
+                        topic_streams,
+                        tx2,
+                        commit_rx,
+                        stop2,
+                        m2,
+                        shared,
+                        stall_after,
+                    );
                 })?,
         );
     } else {
@@ -544,7 +530,7 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
         registry: &registry,
     };
     let mut w = Worker::new(
-        &cfg,
+        cfg,
         Pipeline::new(ctx, &cfg.tables, &run_id(&cfg.instance_id, resume.next_seq))?,
         resume.next_seq,
         mappings,
@@ -616,101 +602,18 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
     for t in threads {
         let _ = t.join();
     }
-    if let Some(s) = metrics_server {
-        let _ = s.join();
-    }
     res?;
     sink_res?;
-    let (p50, p99) = metrics.latency_quantiles();
     Ok(RunSummary {
-        records_in: w.pipe.counters.records_in,
-        quarantined: w.pipe.counters.quarantined,
-        detections: w.pipe.counters.detections,
-        alerts: w.pipe.counters.alerts,
-        commits: w.commits,
-        rows: w.pipe.rows(),
-        latency_p50_ms: p50,
-        latency_p99_ms: p99,
-        seconds: t0.elapsed().as_secs_f64(),
-        processing_s: metrics.processing_s(),
-        consume_to_commit_s: metrics.consume_to_commit_s(),
         already_present: key_stats.iter().map(|(_, k)| k.present).sum(),
         key_conflicts: key_stats.iter().map(|(_, k)| k.conflicts).sum(),
         alerts_suppressed: w.pipe.alert_dedup.as_ref().map_or(0, |d| d.suppressed),
+        ..w.summary()
     })
 }
 
 fn run_id(instance: &str, seq: u64) -> String {
     format!("{instance}-{seq:012}")
-}
-
-fn kafka_loop(
-    consumer: BaseConsumer<KafkaCtx>,
-    topics: HashMap<String, (Stream, Option<usize>)>,
-    tx: SyncSender<Msg>,
-    commits: Receiver<Vec<(String, i32, i64)>>,
-    stop: Arc<AtomicBool>,
-    metrics: Arc<Metrics>,
-    broker: &BrokerLog,
-) {
-    let mut keys: HashMap<(String, i32), Arc<str>> = HashMap::new();
-    while !stop.load(Ordering::SeqCst) {
-        while let Ok(offsets) = commits.try_recv() {
-            let mut tpl = TopicPartitionList::new();
-            for (t, p, o) in offsets {
-                let _ = tpl.add_partition_offset(&t, p, Offset::Offset(o));
-            }
-            if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
-                tracing::debug!("group offset commit (lag monitoring only): {e}");
-            }
-        }
-        match consumer.poll(Duration::from_millis(100)) {
-            None => {}
-            Some(Err(e)) => {
-                broker.trouble(&kafka_error_kind(&e), &e.to_string());
-                metrics.errors.inc();
-            }
-            Some(Ok(m)) => {
-                broker.ok();
-                let topic = m.topic().to_string();
-                let Some((stream, mapping)) = topics.get(&topic).copied() else {
-                    continue;
-                };
-                let key = keys
-                    .entry((topic.clone(), m.partition()))
-                    .or_insert_with(|| Arc::from(format!("{topic}/{}", m.partition())))
-                    .clone();
-                let payload = m.payload().unwrap_or_default().to_vec();
-                metrics.source_records.inc();
-                metrics.source_bytes.add(payload.len() as u64);
-                let msg = Msg::Data {
-                    stream,
-                    key,
-                    offset: m.offset(),
-                    next: m.offset() + 1,
-                    payload,
-                    ts_ms: m.timestamp().to_millis(),
-                    mapping,
-                };
-                if tx.send(msg).is_err() {
-                    break;
-                }
-            }
-        }
-    }
-    // Leave the group cleanly: the revoke callback commits what was read.
-    consumer.unsubscribe();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if consumer.poll(Duration::from_millis(50)).is_none()
-            && consumer
-                .assignment()
-                .map(|a| a.count() == 0)
-                .unwrap_or(true)
-        {
-            break;
-        }
-    }
 }
 
 fn file_loop(
@@ -738,6 +641,7 @@ fn file_loop(
             offset: offset as i64,
             next: next as i64,
             payload,
+            null_value: false,
             ts_ms: None,
             mapping,
         })
@@ -837,6 +741,14 @@ struct Worker<'c, 'a> {
     pending_positions: bool,
     /// Watchlist refresh: requests to the refresher thread, new lists from it.
     refresh: Option<(std::sync::mpsc::Sender<()>, Receiver<Watch>)>,
+    /// Kafka partition key → source resets before its position (`kafka_resets`).
+    resets: HashMap<Arc<str>, u64>,
+    /// Kafka partition key → the last record read (timestamp, value or null), for the
+    /// fingerprint in the manifest (`kafka_marks`).
+    last_rec: HashMap<Arc<str>, (Option<i64>, Option<Vec<u8>>)>,
+    source_resets: u64,
+    /// Counters as of the last commit: what a lost attempt leaves behind.
+    committed_summary: RunSummary,
 }
 
 impl<'c, 'a> Worker<'c, 'a> {
@@ -865,7 +777,74 @@ impl<'c, 'a> Worker<'c, 'a> {
             metrics,
             pending_positions: false,
             refresh: None,
+            resets: HashMap::new(),
+            last_rec: HashMap::new(),
+            source_resets: 0,
+            committed_summary: RunSummary::default(),
         }
+    }
+
+    /// What this attempt did (all of it committed once `run_loop` returned `Ok`).
+    fn summary(&self) -> RunSummary {
+        RunSummary {
+            records_in: self.pipe.counters.records_in,
+            quarantined: self.pipe.counters.quarantined,
+            detections: self.pipe.counters.detections,
+            alerts: self.pipe.counters.alerts,
+            commits: self.commits,
+            rows: self.pipe.rows(),
+            source_resets: self.source_resets,
+            ..Default::default()
+        }
+    }
+
+    /// Writes the `source_reset` row of `r` and moves the partition's position to where
+    /// reading goes on (committed with the next manifest entry).
+    fn source_reset(&mut self, r: kafka::SourceReset) -> anyhow::Result<()> {
+        use datafusion::arrow::array::{
+            ArrayRef, Int64Array, StringArray, TimestampMillisecondArray,
+        };
+        let key: Arc<str> = Arc::from(format!("{}/{}", r.topic, r.partition));
+        let source = format!("kafka:{key}");
+        tracing::warn!(
+            "source reset on {source} ({}): expected {}; found {}; {}",
+            r.kind,
+            r.expected,
+            r.found,
+            r.action
+        );
+        let now = chrono::Utc::now().timestamp_millis();
+        let s = |v: &str| Arc::new(StringArray::from(vec![v])) as ArrayRef;
+        let i = |v: Option<i64>| Arc::new(Int64Array::from(vec![v])) as ArrayRef;
+        let batch = datafusion::arrow::record_batch::RecordBatch::try_new(
+            schema::source_reset(),
+            vec![
+                Arc::new(TimestampMillisecondArray::from(vec![now]).with_timezone("UTC")),
+                s(&self.cfg.instance_id),
+                s(&source),
+                s(&r.topic),
+                i(Some(i64::from(r.partition))),
+                s(r.kind),
+                i(Some(r.expected_offset)),
+                s(&r.expected),
+                i(r.low_watermark),
+                i(r.high_watermark),
+                s(&r.found),
+                i(Some(r.resumed_offset)),
+                i(r.records_lost),
+                s(&r.action),
+            ],
+        )?;
+        self.pipe
+            .sink
+            .write(crate::sink::tables::SOURCE_RESET, batch)?;
+        *self.resets.entry(key.clone()).or_insert(0) += 1;
+        self.last_rec.remove(&key);
+        self.positions.insert(key, r.resumed_offset);
+        self.pending_positions = true;
+        self.source_resets += 1;
+        self.metrics.source_resets.inc();
+        Ok(())
     }
 
     fn run_loop(
@@ -911,19 +890,37 @@ impl<'c, 'a> Worker<'c, 'a> {
                     offset,
                     next,
                     payload,
+                    null_value,
                     ts_ms,
                     mapping,
                 }) => {
-                    if !key.starts_with("file:") && !self.owned.contains(key.as_ref()) {
+                    let kafka = !key.starts_with("file:");
+                    if kafka && !self.owned.contains(key.as_ref()) {
                         continue; // a partition this instance no longer owns
                     }
                     last_input = Instant::now();
                     batch_start.get_or_insert(last_input);
                     batch_rows += 1;
                     batch_bytes += payload.len();
-                    self.process(stream, &key, offset, &payload, ts_ms, mapping);
+                    if kafka && (null_value || payload.is_empty()) {
+                        self.reject_empty(stream, &key, offset, null_value);
+                    } else {
+                        self.process(stream, &key, offset, &payload, ts_ms, mapping);
+                    }
+                    if kafka {
+                        let v = (!null_value).then_some(payload);
+                        self.last_rec.insert(key.clone(), (ts_ms, v));
+                    }
                     self.positions.insert(key, next);
                     self.pending_positions = true;
+                }
+                Ok(Msg::SourceReset(r)) => self.source_reset(r)?,
+                Ok(Msg::Lost(why)) => {
+                    self.pipe.sink.abandon();
+                    return Err(anyhow::Error::new(SourceLost {
+                        why,
+                        committed: self.committed_summary.clone(),
+                    }));
                 }
                 Ok(Msg::Assigned(keys)) => {
                     assigned_once = true;
@@ -938,6 +935,8 @@ impl<'c, 'a> Worker<'c, 'a> {
                     for k in &keys {
                         self.owned.remove(k);
                         self.positions.retain(|p, _| p.as_ref() != k);
+                        self.resets.retain(|p, _| p.as_ref() != k);
+                        self.last_rec.retain(|p, _| p.as_ref() != k);
                     }
                     let drop_keys: HashSet<&str> = keys.iter().map(String::as_str).collect();
                     let gone: Vec<String> = self
@@ -1036,6 +1035,33 @@ impl<'c, 'a> Worker<'c, 'a> {
         }
     }
 
+    /// Quarantines a Kafka record without content: a tombstone (null value) or an empty
+    /// value, each with its own reason (issue 10 item 7).
+    fn reject_empty(&mut self, stream: Stream, key: &Arc<str>, offset: i64, null_value: bool) {
+        let file: &str = self
+            .source_names
+            .entry(key.clone())
+            .or_insert_with(|| format!("kafka:{key}"));
+        let pos = SourcePos {
+            file,
+            offset: offset.max(0) as u64,
+            line: 0,
+        };
+        let why = if null_value {
+            "tombstone: Kafka record with a null value"
+        } else {
+            "empty value: Kafka record with a zero-length value"
+        };
+        self.pipe.reject(
+            stream,
+            crate::decode::record::FieldError::record(why),
+            &pos,
+            b"",
+        );
+        self.metrics.worker_records.inc();
+        self.metrics.mark_record();
+    }
+
     fn process(
         &mut self,
         stream: Stream,
@@ -1101,6 +1127,11 @@ impl<'c, 'a> Worker<'c, 'a> {
         let entries = manifest::read_all(&self.cfg.tables)
             .context("reading the manifest to restore detector state")?;
         let view = manifest::resume_view(&entries, &self.cfg.instance_id);
+        for k in keys {
+            if let Some(n) = view.kafka_resets.get(k).filter(|n| **n > 0) {
+                self.resets.insert(Arc::from(k.as_str()), *n);
+            }
+        }
         let mut states = std::mem::take(self.pipe.twc.states_mut());
         for k in keys {
             let Some((inst, seq)) = view.state_source.get(k) else {
@@ -1159,6 +1190,13 @@ impl<'c, 'a> Worker<'c, 'a> {
                 e.file_offsets.insert(path.to_string(), *v as u64);
             } else {
                 e.kafka_offsets.insert(k.to_string(), *v);
+                if let Some(n) = self.resets.get(k) {
+                    e.kafka_resets.insert(k.to_string(), *n);
+                }
+                if let Some((ts, val)) = self.last_rec.get(k) {
+                    e.kafka_marks
+                        .insert(k.to_string(), kafka::fingerprint(*ts, val.as_deref()));
+                }
                 if let Some((t, p)) = k.rsplit_once('/')
                     && let Ok(p) = p.parse::<i32>()
                 {
@@ -1227,6 +1265,7 @@ impl<'c, 'a> Worker<'c, 'a> {
         }
         self.seq += 1;
         self.commits += 1;
+        self.committed_summary = self.summary();
         self.rows_committed = rows;
         self.dirty_parts.clear();
         self.pending_positions = false;

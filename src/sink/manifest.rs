@@ -37,6 +37,18 @@ pub struct ManifestEntry {
     pub files: Vec<CommittedFile>,
     /// `topic/partition` → next offset to consume.
     pub kafka_offsets: BTreeMap<String, i64>,
+    /// `topic/partition` → fingerprint of the last record consumed before the offset in
+    /// `kafka_offsets` (the record at offset − 1; see `run::kafka::fingerprint`). A restart
+    /// reads that record again and compares: a different record means the topic was
+    /// re-created (issue 10). Absent in entries written before it existed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kafka_marks: BTreeMap<String, String>,
+    /// `topic/partition` → how many source resets (a `source_reset` row each: re-created
+    /// topic, offset outside the broker's watermarks) came before this position. Positions
+    /// are ordered by (resets, offset): after a reset the offsets start again lower.
+    /// Absent = 0.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kafka_resets: BTreeMap<String, u64>,
     /// Input file path → next byte offset.
     pub file_offsets: BTreeMap<String, u64>,
     /// Source partition key (`topic/partition` or `file:<path>`) → VIN → serialized
@@ -180,8 +192,13 @@ pub fn read_all(root: &Path) -> std::io::Result<Vec<ManifestEntry>> {
 pub struct Resume {
     /// Next sequence number for this instance.
     pub next_seq: u64,
-    /// Highest committed next-offset per `topic/partition`, over all instances.
+    /// Latest committed next-offset per `topic/partition`, over all instances: the highest
+    /// offset among the entries with the most source resets of that partition.
     pub kafka_offsets: BTreeMap<String, i64>,
+    /// Fingerprint of the record before each offset of `kafka_offsets`, when recorded.
+    pub kafka_marks: BTreeMap<String, String>,
+    /// Source resets before each offset of `kafka_offsets`.
+    pub kafka_resets: BTreeMap<String, u64>,
     /// Per partition key: the entry (instance, seq) whose state is the latest for it.
     pub state_source: BTreeMap<String, (String, u64)>,
     pub file_offsets: BTreeMap<String, u64>,
@@ -293,9 +310,18 @@ pub fn resume_view(entries: &[ManifestEntry], instance: &str) -> Resume {
             r.next_seq = r.next_seq.max(e.seq + 1);
         }
         for (k, v) in &e.kafka_offsets {
-            let cur = r.kafka_offsets.entry(k.clone()).or_insert(*v);
-            if *v >= *cur {
-                *cur = *v;
+            let resets = e.kafka_resets.get(k).copied().unwrap_or(0);
+            let cur = (
+                r.kafka_resets.get(k).copied().unwrap_or(0),
+                r.kafka_offsets.get(k).copied().unwrap_or(i64::MIN),
+            );
+            if (resets, *v) >= cur {
+                r.kafka_offsets.insert(k.clone(), *v);
+                r.kafka_resets.insert(k.clone(), resets);
+                match e.kafka_marks.get(k) {
+                    Some(m) => r.kafka_marks.insert(k.clone(), m.clone()),
+                    None => r.kafka_marks.remove(k),
+                };
                 if e.state.contains_key(k) {
                     r.state_source
                         .insert(k.clone(), (e.instance.clone(), e.seq));
@@ -412,5 +438,39 @@ mod tests {
         assert!(lock_instance(t.path(), "i2").is_ok());
         drop(held);
         assert!(lock_instance(t.path(), "i1").is_ok());
+    }
+
+    /// After a source reset the offsets of a partition start again lower: the resume point
+    /// is the highest offset among the entries with the most resets, not the highest offset.
+    #[test]
+    fn resume_orders_positions_by_resets_then_offset() {
+        let entry = |seq: u64, off: i64, resets: u64, mark: Option<&str>| {
+            let mut e = ManifestEntry {
+                instance: "i1".into(),
+                seq,
+                ..Default::default()
+            };
+            e.kafka_offsets.insert("t/0".into(), off);
+            if resets > 0 {
+                e.kafka_resets.insert("t/0".into(), resets);
+            }
+            if let Some(m) = mark {
+                e.kafka_marks.insert("t/0".into(), m.into());
+            }
+            e
+        };
+        let entries = vec![
+            entry(0, 500, 0, Some("aa")),
+            entry(1, 0, 1, None),
+            entry(2, 40, 1, Some("bb")),
+        ];
+        let r = resume_view(&entries, "i1");
+        assert_eq!(r.kafka_offsets["t/0"], 40);
+        assert_eq!(r.kafka_resets["t/0"], 1);
+        assert_eq!(r.kafka_marks["t/0"], "bb");
+        // Without the reset count (old entries) the highest offset wins, as before.
+        let r = resume_view(&entries[..1], "i1");
+        assert_eq!(r.kafka_offsets["t/0"], 500);
+        assert_eq!(r.kafka_marks["t/0"], "aa");
     }
 }

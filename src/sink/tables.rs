@@ -34,11 +34,12 @@ pub const OBD_REPORTS: TableId = 4;
 pub const DETECTIONS: TableId = 5;
 pub const QUARANTINE: TableId = 6;
 pub const ALERTS: TableId = 7;
+pub const SOURCE_RESET: TableId = 8;
 
 /// Name, Arrow schema and Hive-partition timestamp column of every table (DESIGN.md "Tables";
 /// partitions are calendar days of that column in the enforcement zone, `vehicles` is
 /// unpartitioned).
-pub const TABLES: [(&str, fn() -> SchemaRef, Option<&str>); 8] = [
+pub const TABLES: [(&str, fn() -> SchemaRef, Option<&str>); 9] = [
     (schema::RSD_PASSES, schema::rsd_passes, Some("passed_at")),
     (schema::PLATE_READS, schema::plate_reads, Some("read_at")),
     (schema::VEHICLES, schema::vehicles, None),
@@ -55,12 +56,13 @@ pub const TABLES: [(&str, fn() -> SchemaRef, Option<&str>); 8] = [
         Some("quarantined_at"),
     ),
     (schema::ALERTS, schema::alerts, Some("seen_at")),
+    (schema::SOURCE_RESET, schema::source_reset, Some("reset_at")),
 ];
 
 /// Natural keys of the tables, index-aligned with [`TABLES`] (DESIGN.md "Time, plates and
 /// keys": no key is written twice, by `run`, by `ingest` or by a repeated file). Enforced by
 /// [`crate::sink::keys::KeyIndex`] in [`TableSet::write`].
-pub const TABLE_KEYS: [KeyDef; 8] = [
+pub const TABLE_KEYS: [KeyDef; 9] = [
     KeyDef {
         table: schema::RSD_PASSES,
         key: &["pass_id"],
@@ -146,6 +148,13 @@ pub const TABLE_KEYS: [KeyDef; 8] = [
     KeyDef {
         table: schema::ALERTS,
         key: &["detection_id"],
+        not_content: &[],
+        conflicts: false,
+        snapshot: false,
+    },
+    KeyDef {
+        table: schema::SOURCE_RESET,
+        key: &["instance", "source", "reset_at"],
         not_content: &[],
         conflicts: false,
         snapshot: false,

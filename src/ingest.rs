@@ -250,25 +250,14 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
         (s, _) => s,
     }
     .name();
-    let (kept, skipped) = skip_ingested(opts.inputs, &entries, stream_name, opts.force)?;
-    let opts = &IngestOptions {
-        inputs: &kept,
-        ..*opts
-    };
-    if opts.inputs.is_empty() {
-        return Ok(IngestSummary {
-            skipped,
-            seconds: t0.elapsed().as_secs_f64(),
-            ..Default::default()
-        });
-    }
-    let hashing = InputHashes::start(opts.inputs, stream_name);
     let stream = match (opts.stream, opts.format) {
         (Stream::Obd | Stream::Frames, Format::Hj1239) => Stream::Frames,
         (_, Format::Hj1239) => return Err(IngestError::FramesNotObd),
         (Stream::Frames, _) => Stream::Obd,
         (s, _) => s,
     };
+    // The mapping is checked before anything is skipped or read: a bad mapping is an error
+    // even when every input was ingested before.
     let specs = stream.specs();
     let mapping = match opts.mapping {
         Some(p) => Some(Mapping::load(p)?),
@@ -280,6 +269,20 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
         .unwrap_or_else(|| "canonical".into());
     let compiled =
         Mapping::compile(mapping.as_ref(), specs, &origin)?.with_time_policy(opts.limits.time());
+    let reading = reading_id(opts)?;
+    let (kept, skipped) = skip_ingested(opts.inputs, &entries, stream_name, &reading, opts.force)?;
+    let opts = &IngestOptions {
+        inputs: &kept,
+        ..*opts
+    };
+    if opts.inputs.is_empty() {
+        return Ok(IngestSummary {
+            skipped,
+            seconds: t0.elapsed().as_secs_f64(),
+            ..Default::default()
+        });
+    }
+    let hashing = InputHashes::start(opts.inputs, stream_name, &reading);
     let registry = match stream {
         Stream::Vehicles => Registry::default(),
         _ => Registry::load(&opts.out.join(schema::VEHICLES)).map_err(IngestError::Registry)?,
@@ -408,6 +411,9 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
         }
         bytes_in += n;
     }
+    // End of input: the samples the OBD feed still holds go to the detectors, which give
+    // their end-of-input verdicts, before the last flush.
+    pipe.finish_obd();
     pipe.flush(1)?;
     let hashes = hashing.finish()?;
     let (files, key_stats) = commit_ingest(&mut pipe, opts.out, &run_id, stream, hashes)?;
@@ -613,6 +619,27 @@ impl Handler for ReadHandler<'_, '_, '_> {
             self.notices.push("… more notices not shown".into());
         }
     }
+}
+
+/// How an ingest reads its inputs, for the manifest's "same input" test: the format, the
+/// mapping's content hash (or `canonical`) and the `--vin` given. Reading the same bytes
+/// another way (a corrected mapping) is a new input.
+fn reading_id(opts: &IngestOptions<'_>) -> Result<String, IngestError> {
+    let mapping = match opts.mapping {
+        Some(p) => {
+            let (sha, _) =
+                sha256_file(&p.display().to_string()).map_err(|source| IngestError::Input {
+                    path: p.display().to_string(),
+                    source,
+                })?;
+            format!("mapping={}", &sha[..16])
+        }
+        None => "canonical".into(),
+    };
+    let vin = opts.vin.map(|v| format!(";vin={v}")).unwrap_or_default();
+    Ok(format!("{:?};{mapping}{vin}", opts.format).to_ascii_lowercase())
+}
+
 /// SHA-256 and length of a file, hex.
 fn sha256_file(path: &str) -> std::io::Result<(String, u64)> {
     use sha2::{Digest, Sha256};
@@ -638,6 +665,7 @@ fn skip_ingested(
     inputs: &[String],
     entries: &[manifest::ManifestEntry],
     stream: &str,
+    reading: &str,
     force: bool,
 ) -> Result<(Vec<String>, Vec<String>), IngestError> {
     let mut kept = Vec::new();
@@ -660,7 +688,7 @@ fn skip_ingested(
             path: input.clone(),
             source,
         })?;
-        match manifest::find_ingested(entries, stream, &sha, len) {
+        match manifest::find_ingested(entries, stream, reading, &sha, len) {
             Some((e, i)) if !force => {
                 let when = chrono::DateTime::from_timestamp_millis(e.committed_at_ms)
                     .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
@@ -686,9 +714,10 @@ struct InputHashes {
 }
 
 impl InputHashes {
-    fn start(inputs: &[String], stream: &str) -> Self {
+    fn start(inputs: &[String], stream: &str, reading: &str) -> Self {
         let inputs: Vec<String> = inputs.iter().filter(|p| *p != "-").cloned().collect();
         let stream = stream.to_string();
+        let reading = reading.to_string();
         let handle = std::thread::spawn(move || {
             inputs
                 .into_iter()
@@ -697,6 +726,7 @@ impl InputHashes {
                     Ok(manifest::IngestedInput {
                         path: p,
                         stream: stream.clone(),
+                        reading: reading.clone(),
                         sha256,
                         bytes_from: 0,
                         bytes_to: len,
@@ -750,7 +780,13 @@ fn commit_ingest(
         let mut archived = Vec::new();
         if snapshot && files.iter().any(|f| f.table == schema::VEHICLES) {
             let table = root.join(schema::VEHICLES);
-            for old in crate::enrich::registry::walk_parquet(&table) {
+            let previous = crate::enrich::registry::walk_parquet(&table).map_err(|message| {
+                SinkError::Schema {
+                    table: schema::VEHICLES.into(),
+                    message,
+                }
+            })?;
+            for old in previous {
                 let Ok(rel) = old.strip_prefix(&root) else {
                     continue;
                 };

@@ -150,6 +150,9 @@ pub struct LimitSet {
     /// and keys"); defaults when the table is absent.
     #[serde(default)]
     pub time: TimeConfig,
+    /// OBD stream de-duplication and ordering (`[obd_stream]`, DESIGN.md "Time, plates and keys").
+    #[serde(default)]
+    pub obd_stream: crate::enrich::obd::ObdStreamConfig,
 }
 
 /// `[time]`: the enforcement zone (list days, `date` partitions, times shown to people,
@@ -187,9 +190,6 @@ impl Default for TimeConfig {
             max_ahead_s: d_max_ahead(),
         }
     }
-    /// OBD stream de-duplication and ordering (`[obd_stream]`, DESIGN.md "Time, plates and keys").
-    #[serde(default)]
-    pub obd_stream: crate::enrich::obd::ObdStreamConfig,
 }
 
 /// Key of a fuel class in the `[validity.*]` and `[limits.*]` tables.

@@ -232,6 +232,8 @@ fn show(
     }
     let local = query::output::in_zone(batches, zone.name())?;
     query::output::write(&local, format, w)
+}
+
 /// `4096`, `64K`, `1M`, `2G` (binary multiples) → bytes.
 fn parse_bytes(s: &str) -> Result<usize, String> {
     let t = s

@@ -470,7 +470,24 @@ fn signature_after_some_blocks_and_other_protocols() {
     let msgs = [jtt808_location(1), jtt808_location(2)].concat();
     std::fs::write(&file, &msgs).unwrap();
     let out = t.path().join("tables");
-    let s = ingest_frames(&out, file.to_str().unwrap());
+    // Every record rejected: the ingest says so and exits non-zero, the record is quarantined.
+    let o = pw(&[
+        "ingest",
+        "--stream",
+        "obd",
+        "--format",
+        "hj1239",
+        "--out",
+        out.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("every record (1) was rejected"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let s = String::from_utf8_lossy(&o.stdout);
     assert!(s.contains("quarantined:  1"), "{s}");
     let q = json_rows(&out, "SELECT reason FROM quarantine");
     let reason = q[0]["reason"].as_str().unwrap();

@@ -26,6 +26,13 @@ fn ingest(out: &Path, stream: &str, extra: &[&str], input: &str) -> String {
     ok(&args)
 }
 
+fn ingest_ok_or_all_rejected_at(out: &Path, stream: &str, extra: &[&str], input: &str) -> String {
+    let mut args = vec!["ingest", "--stream", stream, "--out", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.push(input);
+    ingest_ok_or_all_rejected(&args)
+}
+
 fn query(out: &Path, q: &str) -> Vec<Row> {
     rows(&sql(out, q))
 }
@@ -592,7 +599,8 @@ fn gbk_plates_read_as_utf8_are_quarantined_with_a_hint() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path().join("tables");
     let slug = "plate-gbk-mojibake";
-    ingest(
+    // Every record rejected: exit status 1 ("every record (3) was rejected"), rows quarantined.
+    ingest_ok_or_all_rejected_at(
         &t,
         "rsd",
         &[

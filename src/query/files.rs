@@ -161,6 +161,15 @@ pub fn table_files_with(root: &Path, table: &str, committed: Option<&[PathBuf]>)
     out
 }
 
+/// Every `*.parquet` under `dir` (recursively) by the Hadoop rule alone (no manifest), sorted:
+/// the files of one partition directory as the key index reads them.
+pub fn visible_parquet(dir: &Path) -> Vec<PathBuf> {
+    let (mut visible, mut skipped) = (Vec::new(), Vec::new());
+    walk(dir, &mut visible, &mut skipped);
+    visible.sort();
+    visible
+}
+
 fn walk(dir: &Path, visible: &mut Vec<PathBuf>, skipped: &mut Vec<PathBuf>) {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;

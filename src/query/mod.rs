@@ -82,6 +82,18 @@ pub async fn context(dir: &Path) -> anyhow::Result<SessionContext> {
     Ok(Lake::open(dir).await?.ctx)
 }
 
+/// True the first time it is asked about `dir` in this process: the "no tables" warning is
+/// given once, not once per list a run's watchlist refresh evaluates.
+fn first_warning(dir: &Path) -> bool {
+    static WARNED: std::sync::OnceLock<std::sync::Mutex<HashSet<PathBuf>>> =
+        std::sync::OnceLock::new();
+    WARNED
+        .get_or_init(Default::default)
+        .lock()
+        .map(|mut w| w.insert(dir.to_path_buf()))
+        .unwrap_or(true)
+}
+
 /// Runs read-only SQL over the tables (see [`Lake::sql`]).
 pub async fn run_sql(dir: &Path, sql: &str) -> anyhow::Result<Vec<RecordBatch>> {
     let lake = Lake::open(dir).await?;
@@ -140,7 +152,7 @@ impl Lake {
             lake.register(&root, name, schema, partitioned, !tf.files.is_empty())?;
             lake.files.insert(name.to_string(), tf.files);
         }
-        if !any {
+        if !any && first_warning(&root) {
             tracing::warn!(
                 "no tables under {} (none of {} has a data file): every answer is empty",
                 dir.display(),
@@ -321,6 +333,8 @@ pub fn check_date_comparisons(plan: &datafusion::logical_expr::LogicalPlan) -> R
         Ok(TreeNodeRecursion::Continue)
     })?;
     Ok(())
+}
+
 /// Non-finite (NaN, ±Infinity) values of `column` in one Parquet file.
 pub fn count_nonfinite(file: &Path, column: &str) -> anyhow::Result<u64> {
     use parquet::arrow::ProjectionMask;

@@ -105,6 +105,8 @@ pub fn in_zone(batches: &[RecordBatch], zone: &str) -> anyhow::Result<Vec<Record
         )?);
     }
     Ok(out)
+}
+
 /// A text cell for CSV meant for spreadsheets: a value whose first character is `=`, `+`,
 /// `-`, `@`, TAB or CR would open as a formula (OWASP "CSV injection"), so it gets a leading
 /// `'`, which Excel and LibreOffice show as text and do not evaluate. Other text is unchanged.

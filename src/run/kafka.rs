@@ -154,10 +154,36 @@ pub(super) struct Shared {
 
 #[derive(Default)]
 struct ErrorLog {
-    last: Option<String>,
-    logged_at: Option<Instant>,
+    /// Kinds of error logged since the broker last answered: kind → its log state.
+    kinds: HashMap<String, KindLog>,
+}
+
+struct KindLog {
+    logged_at: Instant,
+    /// Errors of this kind since it was last logged.
     repeats: u64,
+    /// Seconds before a repeat is logged again (10 s doubling to 10 min).
     backoff_s: u64,
+}
+
+/// The kind of a broker error, for logging it once: every "cannot reach the broker" message
+/// librdkafka gives (connect refused, transport failure, all brokers down …) is one kind;
+/// other texts are their own kind with digits ignored (offsets, ports, times).
+fn error_kind(text: &str) -> String {
+    const UNREACHABLE: [&str; 8] = [
+        "BrokerTransportFailure",
+        "AllBrokersDown",
+        "brokers are down",
+        "Connect to",
+        "Connection refused",
+        "ransport failure",
+        "Disconnected",
+        "Failed to resolve",
+    ];
+    if UNREACHABLE.iter().any(|u| text.contains(u)) {
+        return "broker unreachable".into();
+    }
+    text.chars().filter(|c| !c.is_ascii_digit()).collect()
 }
 
 impl Shared {
@@ -169,32 +195,41 @@ impl Shared {
         }
     }
 
-    /// Logs a broker error once per change of error (digits ignored), again only after a
-    /// back-off (10 s doubling to 10 min) while it repeats; every error is counted.
+    /// Logs a broker error once per kind ([`error_kind`]) until the broker answers again
+    /// (issue 9 item 7: a broker that is down gave 40 lines a second), and a repeating kind
+    /// again only after a back-off (10 s doubling to 10 min) with its count; every error is
+    /// counted in the `errors` metric.
     fn broker_error(&self, metrics: &Metrics, text: &str) {
         metrics.errors.inc();
         self.in_error.store(true, Ordering::Relaxed);
-        let key: String = text.chars().filter(|c| !c.is_ascii_digit()).collect();
+        let kind = error_kind(text);
         let Ok(mut l) = self.errors.lock() else {
             return;
         };
         let now = Instant::now();
-        if l.last.as_deref() != Some(key.as_str()) {
-            tracing::warn!("kafka: {text}");
-            l.last = Some(key);
-            l.logged_at = Some(now);
-            l.repeats = 0;
-            l.backoff_s = 10;
-            return;
-        }
-        l.repeats += 1;
-        if l.logged_at
-            .is_some_and(|t| now.duration_since(t).as_secs() >= l.backoff_s)
-        {
-            tracing::warn!("kafka: {text} (repeated {} times)", l.repeats);
-            l.logged_at = Some(now);
-            l.repeats = 0;
-            l.backoff_s = (l.backoff_s * 2).min(600);
+        match l.kinds.get_mut(&kind) {
+            None => {
+                tracing::warn!(
+                    "kafka: {text} (repeats are counted, not logged, until the broker answers)"
+                );
+                l.kinds.insert(
+                    kind,
+                    KindLog {
+                        logged_at: now,
+                        repeats: 0,
+                        backoff_s: 10,
+                    },
+                );
+            }
+            Some(k) => {
+                k.repeats += 1;
+                if now.duration_since(k.logged_at).as_secs() >= k.backoff_s {
+                    tracing::warn!("kafka: {text} (repeated {} times)", k.repeats);
+                    k.logged_at = now;
+                    k.repeats = 0;
+                    k.backoff_s = (k.backoff_s * 2).min(600);
+                }
+            }
         }
     }
 
@@ -204,9 +239,10 @@ impl Shared {
             return;
         }
         if let Ok(mut l) = self.errors.lock()
-            && l.last.is_some()
+            && !l.kinds.is_empty()
         {
-            tracing::info!("kafka: broker reachable again");
+            let n: u64 = l.kinds.values().map(|k| k.repeats).sum();
+            tracing::info!("kafka: broker reachable again ({n} repeated errors not logged)");
             *l = ErrorLog::default();
         }
     }
@@ -752,26 +788,45 @@ mod tests {
     }
 
     #[test]
-    fn broker_errors_are_logged_once_per_change_and_all_counted() {
+    fn broker_errors_are_logged_once_per_kind_and_all_counted() {
         let s = Shared::default();
         let m = Metrics::default();
+        // What librdkafka says while a broker is down, in turn: one kind.
         for i in 0..5 {
             s.broker_error(
                 &m,
-                &format!("127.0.0.1:9/bootstrap: Connect failed (after {i}ms in state CONNECT)"),
+                &format!("127.0.0.1:9/bootstrap: Connect to ipv4#127.0.0.1:9 failed: Connection refused (after {i}ms in state CONNECT)"),
             );
+            s.broker_error(&m, "Message consumption error: BrokerTransportFailure (Local: Broker transport failure)");
+            s.broker_error(&m, "1/1 brokers are down");
+            s.broker_error(&m, "Message consumption error: AllBrokersDown (Local: All broker connections are down)");
         }
-        assert_eq!(m.errors.get(), 5);
+        assert_eq!(m.errors.get(), 20);
         {
             let l = s.errors.lock().unwrap();
-            assert_eq!(l.repeats, 4, "logged once, then repeats counted");
-            assert_eq!(l.backoff_s, 10);
+            assert_eq!(l.kinds.len(), 1);
+            let k = &l.kinds["broker unreachable"];
+            assert_eq!(k.repeats, 19, "logged once, then repeats counted");
+            assert_eq!(k.backoff_s, 10);
         }
-        // A message arrives: the outage is over; the next failure is a new state, logged.
+        // Another kind is logged once too; offsets in it do not make it new.
+        s.broker_error(
+            &m,
+            "t/0: watermarks not available (timed out); resuming at 41 unchecked",
+        );
+        s.broker_error(
+            &m,
+            "t/0: watermarks not available (timed out); resuming at 42 unchecked",
+        );
+        assert_eq!(s.errors.lock().unwrap().kinds.len(), 2);
+        // The broker answers: the outage is over; the next failure is logged again.
         s.broker_ok();
-        assert!(s.errors.lock().unwrap().last.is_none());
+        assert!(s.errors.lock().unwrap().kinds.is_empty());
         s.broker_error(&m, "127.0.0.1:9/bootstrap: Connect failed");
-        assert_eq!(s.errors.lock().unwrap().repeats, 0);
-        assert_eq!(m.errors.get(), 6);
+        assert_eq!(
+            s.errors.lock().unwrap().kinds["broker unreachable"].repeats,
+            0
+        );
+        assert_eq!(m.errors.get(), 23);
     }
 }

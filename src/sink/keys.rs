@@ -166,9 +166,7 @@ fn content_hashes(b: &RecordBatch, names: &[String]) -> Result<Vec<u32>, String>
 
 /// Visible Parquet files of one partition directory.
 fn partition_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v = crate::enrich::registry::walk_parquet(dir);
-    v.sort();
-    v
+    crate::query::files::visible_parquet(dir)
 }
 
 fn sink_err(path: &Path, message: String) -> SinkError {
@@ -546,6 +544,10 @@ mod tests {
             b.vin.append_null();
             b.source_file.append_value("reads.ndjson");
             b.source_offset.append_value(*off);
+            b.plate_cols[0].append_value(plate);
+            b.plate_cols[1].append_value("ordinary");
+            b.plate_cols[2].append_null();
+            b.flags.append(false);
         }
         b.finish()
     }

@@ -71,6 +71,11 @@ pub struct IngestedInput {
     pub path: String,
     /// Stream name (`rsd`, `plates`, `vehicles`, `obd`, `frames`).
     pub stream: String,
+    /// How it was read: format and mapping (`csv;mapping=<sha256 prefix>`, `ndjson;canonical`
+    /// …). The same bytes read another way are not "the same input" (a corrected mapping must
+    /// be able to read a file again). Empty in entries written before this field existed.
+    #[serde(default)]
+    pub reading: String,
     /// SHA-256 of the bytes `[bytes_from, bytes_to)`, hex.
     pub sha256: String,
     pub bytes_from: u64,
@@ -89,6 +94,7 @@ pub struct ArchivedFile {
 pub fn find_ingested<'a>(
     entries: &'a [ManifestEntry],
     stream: &str,
+    reading: &str,
     sha256: &str,
     len: u64,
 ) -> Option<(&'a ManifestEntry, &'a IngestedInput)> {
@@ -96,7 +102,11 @@ pub fn find_ingested<'a>(
         e.inputs
             .iter()
             .find(|i| {
-                i.stream == stream && i.sha256 == sha256 && i.bytes_from == 0 && i.bytes_to == len
+                i.stream == stream
+                    && i.reading == reading
+                    && i.sha256 == sha256
+                    && i.bytes_from == 0
+                    && i.bytes_to == len
             })
             .map(|i| (e, i))
     })

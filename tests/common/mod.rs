@@ -89,6 +89,18 @@ pub fn pw(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// Runs an ingest that may reject every record (exit status 1 with "every record (N) was
+/// rejected"; the rows went to quarantine): returns stdout. Any other failure panics.
+pub fn ingest_ok_or_all_rejected(args: &[&str]) -> String {
+    let o = pw(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() || err.contains("was rejected; see the quarantine table"),
+        "{args:?}: {err}"
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
 /// Runs the binary, asserts success, returns stdout.
 pub fn ok(args: &[&str]) -> String {
     let o = pw(args);

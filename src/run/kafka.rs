@@ -822,7 +822,10 @@ mod tests {
         // The broker answers: the outage is over; the next failure is logged again.
         s.broker_ok();
         assert!(s.errors.lock().unwrap().kinds.is_empty());
-        s.broker_error(&m, "127.0.0.1:9/bootstrap: Connect failed");
+        s.broker_error(
+            &m,
+            "127.0.0.1:9/bootstrap: Connect to ipv4#127.0.0.1:9 failed",
+        );
         assert_eq!(
             s.errors.lock().unwrap().kinds["broker unreachable"].repeats,
             0

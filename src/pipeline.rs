@@ -101,7 +101,7 @@ pub struct Alert {
     /// GA 802 vehicle type from the registry (entrance alerts).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vehicle_type: Option<String>,
-    /// `at_ms` in the enforcement zone (`[alerts].utc_offset_minutes`).
+    /// `at_ms` in the enforcement zone (limit set `[time].zone`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub local_time: Option<String>,
     /// Kafka message timestamp of the input (for end-to-end latency), if any.
@@ -175,8 +175,6 @@ pub struct Pipeline<'a> {
     alert_rows: Out<AlertsBuilder>,
     /// De-duplication of alerts per (vehicle, site, reason); `None` sends every alert.
     pub alert_dedup: Option<crate::run::alerts::AlertDedup>,
-    /// Offset of the enforcement zone from UTC, minutes (local times of alerts).
-    pub alert_utc_offset_min: i32,
     /// The sink thread finished batches go to.
     pub sink: BatchSink,
     /// Rows handed to the sink per table (index: `sink::tables` ids).
@@ -218,7 +216,6 @@ impl<'a> Pipeline<'a> {
             quarantine: Out::new(tables::QUARANTINE),
             alert_rows: Out::new(tables::ALERTS),
             alert_dedup: None,
-            alert_utc_offset_min: 480,
             sink,
             rows_out: [0; tables::TABLES.len()],
             det_buf: Vec::new(),
@@ -347,7 +344,7 @@ impl<'a> Pipeline<'a> {
             detection_id: crate::detect::china3::detection_id("entrance_alert", "plates", &read_id),
             kind: "entrance_alert".into(),
             seen_at_ms: at_ms,
-            seen_at_local: crate::run::alerts::local_time(at_ms, self.alert_utc_offset_min),
+            seen_at_local: crate::run::alerts::local_time(at_ms, self.time.zone),
             plate: plate.0.clone(),
             plate_color: color.map(|c| c.as_str().to_string()),
             vehicle_type: vehicle
@@ -585,7 +582,7 @@ impl<'a> Pipeline<'a> {
                     vehicle_type: None,
                     local_time: Some(crate::run::alerts::local_time(
                         d.detected_at_ms,
-                        self.alert_utc_offset_min,
+                        self.time.zone,
                     )),
                     input_ts_ms: self.input_ts_ms,
                 });

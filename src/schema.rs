@@ -954,7 +954,7 @@ pub const ALERTS: &str = "alerts";
 /// `alerts`: one entrance alert sent to patrols (issue 9 item 6): a watch-listed vehicle read
 /// at an urban-entrance site, after de-duplication per (plate, site, reasons) within the run
 /// config's `[alerts].dedup_window_ms`. `seen_at` is the read instant (UTC); `seen_at_local`
-/// the same instant as text in the enforcement zone (`[alerts].utc_offset_minutes`).
+/// the same instant as text in the enforcement zone (limit set `[time].zone`, or run config `time_zone`).
 pub fn alerts() -> SchemaRef {
     static S: OnceLock<SchemaRef> = OnceLock::new();
     S.get_or_init(|| {

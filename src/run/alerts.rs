@@ -53,12 +53,10 @@ impl AlertDedup {
 
 /// `YYYY-MM-DD HH:MM:SS±hh:mm` of a Unix-ms instant at a fixed offset from UTC (minutes;
 /// Asia/Shanghai is +480, without daylight saving since 1991).
-pub fn local_time(ms: i64, utc_offset_minutes: i32) -> String {
-    let off = chrono::FixedOffset::east_opt(utc_offset_minutes.saturating_mul(60))
-        .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("zero offset"));
+pub fn local_time(ms: i64, zone: chrono_tz::Tz) -> String {
     match chrono::DateTime::from_timestamp_millis(ms) {
         Some(t) => t
-            .with_timezone(&off)
+            .with_timezone(&zone)
             .format("%Y-%m-%d %H:%M:%S%:z")
             .to_string(),
         None => ms.to_string(),
@@ -95,7 +93,14 @@ mod tests {
     fn local_time_at_the_enforcement_offset() {
         // 2026-10-01T00:30:00Z is 08:30 in Shanghai (+08:00), 2026-09-30 19:30 at −05:00.
         let ms = 1_790_814_600_000;
-        assert_eq!(local_time(ms, 480), "2026-10-01 08:30:00+08:00");
-        assert_eq!(local_time(ms, -300), "2026-09-30 19:30:00-05:00");
+        assert_eq!(
+            local_time(ms, chrono_tz::Tz::Asia__Shanghai),
+            "2026-10-01 08:30:00+08:00"
+        );
+        // A zone with daylight saving: −05:00 (CDT) on that day.
+        assert_eq!(
+            local_time(ms, chrono_tz::Tz::America__Chicago),
+            "2026-09-30 19:30:00-05:00"
+        );
     }
 }

@@ -32,9 +32,6 @@ fn d_capacity() -> usize {
 fn d_dedup() -> u64 {
     600_000
 }
-fn d_offset() -> i32 {
-    480
-}
 fn d_refresh() -> u64 {
     10_000
 }
@@ -181,10 +178,6 @@ pub struct AlertConfig {
     /// (10 minutes); 0 sends every alert.
     #[serde(default = "d_dedup")]
     pub dedup_window_ms: u64,
-    /// Offset of the enforcement zone from UTC in minutes, for the local times of alerts.
-    /// Default 480 (Asia/Shanghai, UTC+8, no daylight saving).
-    #[serde(default = "d_offset")]
-    pub utc_offset_minutes: i32,
     /// The watchlist is rebuilt from the tables after every commit that wrote rows, and at
     /// least this often otherwise (ms), so plates listed by other processes (a registry
     /// ingest, another instance) are watched. Default 10000.
@@ -198,7 +191,6 @@ impl Default for AlertConfig {
             kinds: d_kinds(),
             ndjson: None,
             dedup_window_ms: d_dedup(),
-            utc_offset_minutes: d_offset(),
             watchlist_refresh_ms: d_refresh(),
         }
     }

@@ -541,7 +541,6 @@ fn run_attempt(
     w.pipe.twc.track_touched = true;
     w.pipe.alert_kinds = cfg.alerts.kinds.iter().cloned().collect();
     w.pipe.alert_dedup = Some(alerts::AlertDedup::new(cfg.alerts.dedup_window_ms));
-    w.pipe.alert_utc_offset_min = cfg.alerts.utc_offset_minutes;
     // The watchlist is rebuilt from the committed tables on a thread of its own after each
     // commit (and every `watchlist_refresh_ms`): a plate listed while `run` runs is watched
     // from then on.

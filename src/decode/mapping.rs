@@ -617,14 +617,7 @@ impl CompiledMapping {
         let e = &self.entries[i];
         let ms = match rec.zone_hint_s.or(self.sticky_offset_s.get()) {
             Some(off) => naive_ms - i64::from(off) * 1000,
-            None => {
-                let naive = DateTime::from_timestamp_millis(naive_ms)
-                    .unwrap_or_default()
-                    .naive_utc();
-                self.zone_of(e)
-                    .to_utc_ms(&naive)
-                    .map_err(|m| FieldError::field(e.name, m))?
-            }
+            None => self.local_to_utc_ms(e, naive_ms)?,
         };
         rec.vals[e.slot] = Val::Time(self.policy.check(e.name, ms)?);
         Ok(())
@@ -632,6 +625,17 @@ impl CompiledMapping {
 
     fn zone_of(&self, e: &Compiled) -> LocalZone {
         e.local.unwrap_or(LocalZone::Iana(self.policy.zone))
+    }
+
+    /// A naive local time (ms since 1970 read as if UTC) of entry `e` → UTC ms, in the entry's
+    /// zone ([`Self::zone_of`]). Errors (field named) for a local time the zone skips (DST).
+    fn local_to_utc_ms(&self, e: &Compiled, naive_ms: i64) -> Result<i64, FieldError> {
+        let naive = DateTime::from_timestamp_millis(naive_ms)
+            .unwrap_or_default()
+            .naive_utc();
+        self.zone_of(e)
+            .to_utc_ms(&naive)
+            .map_err(|m| FieldError::field(e.name, m))
     }
 
     /// Entry for a source column / JSON key.
@@ -777,14 +781,7 @@ impl CompiledMapping {
                             rec.pending_local = Some((i, naive_ms));
                             return Ok(());
                         }
-                        Parsed::Local(naive_ms) => {
-                            let naive = DateTime::from_timestamp_millis(naive_ms)
-                                .unwrap_or_default()
-                                .naive_utc();
-                            self.zone_of(e)
-                                .to_utc_ms(&naive)
-                                .map_err(|m| FieldError::field(e.name, m))?
-                        }
+                        Parsed::Local(naive_ms) => self.local_to_utc_ms(e, naive_ms)?,
                     },
                 };
                 rec.vals[e.slot] = Val::Time(self.policy.check(e.name, ms)?);

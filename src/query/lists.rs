@@ -54,6 +54,9 @@ const UNTIL: ParamDef = ParamDef {
 
 /// `rsd-repeat-exceeders`: vehicles with ≥ N valid failing passes within W days
 /// (`remote-sensing.md §1.5`; N, W and "same pollutant" from the limit set's `[repeat]`).
+/// The window is a window function over each plate's passes in time order (a RANGE frame
+/// of W days, linear in the passes), not a self-join: the count for a pass is the passes of
+/// the plate in (t − W days, t].
 /// Only recognised plates (`plate_status` standard or nonstandard) are counted: a "no plate"
 /// placeholder or unrecognised text never reaches a police list.
 pub const RSD_REPEAT_EXCEEDERS: ListDef = ListDef {
@@ -68,12 +71,16 @@ WITH f AS (
     AND plate_status IN ('standard', 'nonstandard')
     AND passed_at >= to_timestamp($since) AND passed_at < to_timestamp($until)
 ),
+p AS (
+  SELECT DISTINCT plate, pass_id, t_ms,
+         CASE WHEN $same_pollutant THEN pollutant ELSE '' END AS pk
+  FROM f
+),
 w AS (
-  SELECT a.plate, a.pass_id, a.pollutant, count(DISTINCT b.pass_id) AS n
-  FROM f a JOIN f b ON a.plate = b.plate
-   AND b.t_ms <= a.t_ms AND b.t_ms > a.t_ms - $window_days * 86400000
-   AND (NOT $same_pollutant OR a.pollutant = b.pollutant)
-  GROUP BY a.plate, a.pass_id, a.pollutant
+  SELECT plate,
+         count(*) OVER (PARTITION BY plate, pk ORDER BY t_ms
+                        RANGE BETWEEN {window_days_ms_minus_1} PRECEDING AND CURRENT ROW) AS n
+  FROM p
 ),
 hits AS (
   SELECT plate, max(n) AS max_failing_in_window FROM w GROUP BY plate
@@ -388,9 +395,47 @@ pub async fn run(
     overrides: &[(String, String)],
 ) -> anyhow::Result<Vec<RecordBatch>> {
     let params = bind(list, limits, overrides)?;
+    let sql = frame_sizes(list.sql, &params)?;
     let lake = super::Lake::open(dir).await?;
-    let df = lake.sql(list.sql).await?.with_param_values(params)?;
+    let df = lake.sql(&sql).await?.with_param_values(params)?;
     lake.collect(df).await
+}
+
+/// Window frame sizes, which SQL cannot take as placeholders: `{NAME_ms_minus_1}` in a
+/// list's SQL becomes the bound integer parameter NAME (days) as milliseconds minus one. The
+/// value is an `i64` parsed by [`bind`], formatted back, so nothing but digits reaches the SQL.
+/// Errors when NAME is not an integer parameter or the product overflows.
+fn frame_sizes(sql: &str, params: &ParamValues) -> Result<String> {
+    let mut out = sql.to_string();
+    while let Some(a) = out.find('{') {
+        let Some(len) = out[a..].find('}') else { break };
+        let token = &out[a + 1..a + len];
+        let Some(name) = token.strip_suffix("_ms_minus_1") else {
+            break;
+        };
+        let days = match params {
+            ParamValues::Map(m) => match m.get(name).map(|v| &v.value) {
+                Some(ScalarValue::Int64(Some(d))) => *d,
+                _ => {
+                    return Err(DataFusionError::Plan(format!(
+                        "list SQL frame {{{token}}}: no integer parameter {name}"
+                    )));
+                }
+            },
+            ParamValues::List(_) => {
+                return Err(DataFusionError::Plan("list parameters are named".into()));
+            }
+        };
+        let ms = days
+            .checked_mul(86_400_000)
+            .and_then(|v| v.checked_sub(1))
+            .filter(|v| *v >= 0)
+            .ok_or_else(|| {
+                DataFusionError::Plan(format!("parameter {name}: {days} days is out of range"))
+            })?;
+        out.replace_range(a..a + len + 1, &ms.to_string());
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -156,6 +156,8 @@ pub struct Counters {
     pub dedup_unchecked: u64,
     /// `lambda_implausible` data-quality detections (vehicles the λ rules cannot judge).
     pub data_quality: u64,
+    /// Quarantined records per (stream, field named by the reason, or `record`).
+    pub quarantined_by: std::collections::BTreeMap<(&'static str, String), u64>,
 }
 
 /// The processing core. Borrow-only context; owns builders, detector state and the sink
@@ -295,6 +297,14 @@ impl<'a> Pipeline<'a> {
         raw: &[u8],
     ) {
         self.counters.quarantined += 1;
+        *self
+            .counters
+            .quarantined_by
+            .entry((
+                stream.name(),
+                err.field.clone().unwrap_or_else(|| "record".into()),
+            ))
+            .or_default() += 1;
         let reason = err.to_string();
         self.quarantine.builder.append(
             stream.name(),

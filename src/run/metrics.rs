@@ -1,6 +1,8 @@
 //! Run metrics: the same counters for every stage (records, bytes, errors, batches,
-//! commits), the end-to-end alert latency, and a Prometheus text endpoint (`GET /metrics`,
-//! served by `tiny_http`).
+//! commits), rows committed per table, quarantined records per stream and field, the
+//! end-to-end alert latency, per-partition source gauges, and a `GET /metrics` endpoint
+//! (served by `tiny_http`). The metrics are `prometheus-client` metrics in one registry,
+//! exported in the OpenMetrics text format (which Prometheus scrapes).
 //!
 //! Alert latency runs from the Kafka message timestamp (CreateTime, set by the producer, or
 //! LogAppendTime when the topic is configured so) to the alert leaving plumewatch. It is
@@ -16,27 +18,32 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter as PCounter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram as PHistogram;
+use prometheus_client::registry::Registry;
 
-/// A monotonically increasing counter.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
+/// Label set of a metric family: (name, value) pairs.
+type Labels = Vec<(String, String)>;
+
+/// A monotonically increasing counter (a `prometheus-client` counter: clones share it).
+#[derive(Clone, Debug, Default)]
+pub struct Counter(PCounter<u64>);
 
 impl Counter {
     /// Adds one.
     pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.0.inc();
     }
     /// Adds `n`.
     pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-    /// Sets the value (a counter kept elsewhere, mirrored here).
-    pub fn set(&self, v: u64) {
-        self.0.store(v, Ordering::Relaxed);
+        self.0.inc_by(n);
     }
     /// Current value.
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.get()
     }
 }
 
@@ -61,13 +68,24 @@ pub struct Metrics {
     first_record_us: AtomicU64,
     last_record_us: AtomicU64,
     last_commit_us: AtomicU64,
-    /// Alert latency of the whole run (sane timestamps only), µs.
+    /// Alert latency of the whole run (sane timestamps only), µs (run summary quantiles).
     latency_us: Mutex<Histogram<u64>>,
     /// Alert latency over the recent window, µs.
     latency_recent: Mutex<RecentHistogram>,
-    /// Cumulative Prometheus buckets (upper bounds [`LATENCY_BUCKETS_S`]) and the sum, µs.
-    latency_buckets: [Counter; LATENCY_BUCKETS_S.len()],
-    latency_sum_us: Counter,
+    /// The exported latency histogram, seconds (buckets [`LATENCY_BUCKETS_S`]).
+    latency_hist: PHistogram,
+    /// Recent-window latency quantiles (label `quantile`), seconds; set when rendered.
+    latency_recent_gauge: Family<Labels, Gauge<f64, AtomicU64>>,
+    /// Rows made visible by commits, per table (label `table`).
+    committed_rows_by_table: Family<Labels, PCounter<u64>>,
+    /// Quarantined records per stream and field (labels `stream`, `field`; `record` when
+    /// the reason names no field).
+    quarantined: Family<Labels, PCounter<u64>>,
+    /// Per-partition gauges (label `partition`); set when rendered.
+    partition_lag: Family<Labels, Gauge>,
+    partition_idle_s: Family<Labels, Gauge<f64, AtomicU64>>,
+    /// Every metric above, for the exposition.
+    registry: Registry,
     /// Alerts whose input timestamp was missing (none, or negative such as Kafka's -1).
     pub latency_skipped_missing: Counter,
     /// Alerts whose input timestamp was older than `max_age_s` (replays, backlogs, bad clocks).
@@ -208,7 +226,15 @@ impl RecentHistogram {
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics {
+        Metrics::with_latency_window(LatencyWindow::default())
+    }
+}
+
+impl Metrics {
+    /// Metrics whose alert latency uses `w`, every metric registered for `/metrics`.
+    pub fn with_latency_window(w: LatencyWindow) -> Self {
+        let max_us = w.max_age_s.max(1).saturating_mul(1_000_000);
+        let mut m = Metrics {
             source_records: Counter::default(),
             source_bytes: Counter::default(),
             worker_records: Counter::default(),
@@ -222,37 +248,165 @@ impl Default for Metrics {
             first_record_us: AtomicU64::new(0),
             last_record_us: AtomicU64::new(0),
             last_commit_us: AtomicU64::new(0),
-            latency_us: Mutex::new(latency_histogram(
-                LatencyWindow::default().max_age_s * 1_000_000,
-            )),
-            latency_recent: Mutex::new(RecentHistogram::new(
-                LatencyWindow::default().window_s,
-                LatencyWindow::default().max_age_s * 1_000_000,
-            )),
-            latency_buckets: Default::default(),
-            latency_sum_us: Counter::default(),
+            latency_us: Mutex::new(latency_histogram(max_us)),
+            latency_recent: Mutex::new(RecentHistogram::new(w.window_s.max(2), max_us)),
+            latency_hist: PHistogram::new(LATENCY_BUCKETS_S),
+            latency_recent_gauge: Family::default(),
+            committed_rows_by_table: Family::default(),
+            quarantined: Family::default(),
+            partition_lag: Family::default(),
+            partition_idle_s: Family::default(),
+            registry: Registry::with_prefix("plumewatch"),
             latency_skipped_missing: Counter::default(),
             latency_skipped_old: Counter::default(),
             latency_skipped_future: Counter::default(),
-            latency_window: LatencyWindow::default(),
+            latency_window: w,
             source_resets: Counter::default(),
             source_restarts: Counter::default(),
             partition_stalls: Counter::default(),
             partitions: Mutex::new(Vec::new()),
-        }
+        };
+        m.register();
+        m
     }
-}
 
-impl Metrics {
-    /// Metrics whose alert latency uses `w` instead of the defaults.
-    pub fn with_latency_window(w: LatencyWindow) -> Self {
-        let max_us = w.max_age_s.max(1).saturating_mul(1_000_000);
-        Metrics {
-            latency_us: Mutex::new(latency_histogram(max_us)),
-            latency_recent: Mutex::new(RecentHistogram::new(w.window_s.max(2), max_us)),
-            latency_window: w,
-            ..Metrics::default()
+    /// Registers every metric (clones share their values) under the `plumewatch_` prefix.
+    fn register(&mut self) {
+        let r = &mut self.registry;
+        for (name, help, c) in [
+            (
+                "source_records",
+                "Records read by the sources.",
+                &self.source_records,
+            ),
+            (
+                "source_bytes",
+                "Bytes read by the sources.",
+                &self.source_bytes,
+            ),
+            (
+                "worker_records",
+                "Records processed by the worker.",
+                &self.worker_records,
+            ),
+            ("batches", "Batches processed.", &self.batches),
+            (
+                "commits",
+                "Table commits (manifest entries).",
+                &self.commits,
+            ),
+            (
+                "committed_rows",
+                "Rows made visible by table commits, all tables.",
+                &self.committed_rows,
+            ),
+            ("errors", "Source, sink and alert errors.", &self.errors),
+            (
+                "obd_duplicates",
+                "OBD samples/reports not stored: key (VIN, collection time, info type) already stored.",
+                &self.obd_duplicates,
+            ),
+            (
+                "obd_late",
+                "OBD samples older than the allowed lateness (stored, not seen by the detectors).",
+                &self.obd_late,
+            ),
+            (
+                "source_resets",
+                "Source positions the broker no longer had (rows of source_reset).",
+                &self.source_resets,
+            ),
+            (
+                "source_restarts",
+                "Restarts from the manifest after a lost assignment, out-of-range fetch, re-created topic or fatal consumer error.",
+                &self.source_restarts,
+            ),
+            (
+                "partition_stalls",
+                "Partitions that stopped fetching while their high watermark grew.",
+                &self.partition_stalls,
+            ),
+        ] {
+            r.register(name, help, c.0.clone());
         }
+        r.register(
+            "alert_latency_seconds",
+            "Input timestamp to alert delivery (sane timestamps only).",
+            self.latency_hist.clone(),
+        );
+        r.register(
+            "alert_latency_recent_seconds",
+            format!(
+                "Alert latency quantiles over the last {} s.",
+                self.latency_window.window_s
+            ),
+            self.latency_recent_gauge.clone(),
+        );
+        let skipped: Family<Labels, PCounter<u64>> = Family::default();
+        for (reason, c) in [
+            ("missing", &mut self.latency_skipped_missing),
+            ("old", &mut self.latency_skipped_old),
+            ("future", &mut self.latency_skipped_future),
+        ] {
+            *c = Counter(
+                skipped
+                    .get_or_create(&vec![("reason".to_string(), reason.to_string())])
+                    .clone(),
+            );
+        }
+        r.register(
+            "alert_latency_skipped",
+            "Alerts whose input timestamp was not measured, by reason.",
+            skipped,
+        );
+        r.register(
+            "committed_rows_by_table",
+            "Rows made visible by table commits, per table.",
+            self.committed_rows_by_table.clone(),
+        );
+        r.register(
+            "quarantined",
+            "Records sent to the quarantine table, per stream and field.",
+            self.quarantined.clone(),
+        );
+        r.register(
+            "partition_lag",
+            "Records behind: high watermark - committed (manifest) offset.",
+            self.partition_lag.clone(),
+        );
+        r.register(
+            "partition_seconds_since_last_message",
+            "Seconds since the partition's last message (or its assignment).",
+            self.partition_idle_s.clone(),
+        );
+    }
+
+    /// Adds `rows` committed rows of `table`.
+    pub fn add_committed_rows(&self, table: &str, rows: u64) {
+        self.committed_rows_by_table
+            .get_or_create(&vec![("table".to_string(), table.to_string())])
+            .inc_by(rows);
+    }
+
+    /// Adds `n` quarantined records of `stream` whose reason names `field` (`record` when
+    /// none).
+    pub fn add_quarantined(&self, stream: &str, field: &str, n: u64) {
+        self.quarantined
+            .get_or_create(&vec![
+                ("stream".to_string(), stream.to_string()),
+                ("field".to_string(), field.to_string()),
+            ])
+            .inc_by(n);
+    }
+
+    /// Quarantined records counted for (`stream`, `field`).
+    pub fn quarantined(&self, stream: &str, field: &str) -> u64 {
+        self.quarantined
+            .get_or_create(&vec![
+                ("stream".to_string(), stream.to_string()),
+                ("field".to_string(), field.to_string()),
+            ])
+            .get()
     }
 
     fn since_start_us(&self) -> u64 {
@@ -313,13 +467,7 @@ impl Metrics {
                 if let Ok(mut r) = self.latency_recent.lock() {
                     r.record(now_s, us);
                 }
-                self.latency_sum_us.add(us);
-                let s = us as f64 / 1e6;
-                for (b, ub) in self.latency_buckets.iter().zip(LATENCY_BUCKETS_S) {
-                    if s <= ub {
-                        b.inc();
-                    }
-                }
+                self.latency_hist.observe(us as f64 / 1e6);
             }
         }
         c
@@ -382,141 +530,31 @@ impl Metrics {
             .unwrap_or_default()
     }
 
-    /// Source resets, restarts, stalls and the per-partition lag gauges, Prometheus text.
-    fn render_source(&self, s: &mut String) {
-        for (name, help, v) in [
-            (
-                "source_resets_total",
-                "Source positions the broker no longer had (rows of source_reset).",
-                self.source_resets.get(),
-            ),
-            (
-                "source_restarts_total",
-                "Restarts from the manifest after a lost assignment, out-of-range fetch, re-created topic or fatal consumer error.",
-                self.source_restarts.get(),
-            ),
-            (
-                "partition_stalls_total",
-                "Partitions that stopped fetching while their high watermark grew.",
-                self.partition_stalls.get(),
-            ),
-        ] {
-            s.push_str(&format!("# HELP plumewatch_{name} {help}\n# TYPE plumewatch_{name} counter\nplumewatch_{name} {v}\n"));
-        }
-        let parts = self.partitions();
-        s.push_str("# HELP plumewatch_partition_lag Records behind: high watermark - committed (manifest) offset.\n# TYPE plumewatch_partition_lag gauge\n");
-        for (k, hi, c, _) in &parts {
-            if let (Some(h), Some(c)) = (hi, c) {
-                s.push_str(&format!(
-                    "plumewatch_partition_lag{{partition=\"{k}\"}} {}\n",
-                    (h - c).max(0)
-                ));
-            }
-        }
-        s.push_str("# HELP plumewatch_partition_seconds_since_last_message Seconds since the partition's last message (or its assignment).\n# TYPE plumewatch_partition_seconds_since_last_message gauge\n");
-        for (k, _, _, idle) in &parts {
-            s.push_str(&format!(
-                "plumewatch_partition_seconds_since_last_message{{partition=\"{k}\"}} {idle:.1}\n"
-            ));
-        }
-    }
-
-    /// Prometheus text exposition.
+    /// The exposition (OpenMetrics text): the gauges computed at scrape time (recent latency
+    /// quantiles, per-partition lag and idle time) are set first.
     pub fn render(&self) -> String {
-        let mut s = String::new();
-        let c = |s: &mut String, name: &str, help: &str, v: u64| {
-            s.push_str(&format!("# HELP plumewatch_{name} {help}\n# TYPE plumewatch_{name} counter\nplumewatch_{name} {v}\n"));
-        };
-        c(
-            &mut s,
-            "source_records_total",
-            "Records read by the sources.",
-            self.source_records.get(),
-        );
-        c(
-            &mut s,
-            "source_bytes_total",
-            "Bytes read by the sources.",
-            self.source_bytes.get(),
-        );
-        c(
-            &mut s,
-            "worker_records_total",
-            "Records processed by the worker.",
-            self.worker_records.get(),
-        );
-        c(
-            &mut s,
-            "batches_total",
-            "Batches processed.",
-            self.batches.get(),
-        );
-        c(
-            &mut s,
-            "commits_total",
-            "Table commits (manifest entries).",
-            self.commits.get(),
-        );
-        c(
-            &mut s,
-            "committed_rows_total",
-            "Rows made visible by table commits.",
-            self.committed_rows.get(),
-        );
-        c(
-            &mut s,
-            "errors_total",
-            "Source, sink and alert errors.",
-            self.errors.get(),
-        );
-        c(
-            &mut s,
-            "obd_duplicates_total",
-            "OBD samples/reports not stored: key (VIN, collection time, info type) already stored.",
-            self.obd_duplicates.get(),
-        );
-        c(
-            &mut s,
-            "obd_late_total",
-            "OBD samples older than the allowed lateness (stored, not seen by the detectors).",
-            self.obd_late.get(),
-        );
-        s.push_str("# HELP plumewatch_alert_latency_seconds Input timestamp to alert delivery (sane timestamps only).\n# TYPE plumewatch_alert_latency_seconds histogram\n");
-        let mut total = 0;
-        for (b, ub) in self.latency_buckets.iter().zip(LATENCY_BUCKETS_S) {
-            s.push_str(&format!(
-                "plumewatch_alert_latency_seconds_bucket{{le=\"{ub}\"}} {}\n",
-                b.get()
-            ));
-        }
-        if let Ok(h) = self.latency_us.lock() {
-            total = h.len();
-        }
-        s.push_str(&format!(
-            "plumewatch_alert_latency_seconds_bucket{{le=\"+Inf\"}} {total}\nplumewatch_alert_latency_seconds_sum {}\nplumewatch_alert_latency_seconds_count {total}\n",
-            self.latency_sum_us.get() as f64 / 1e6
-        ));
+        self.latency_recent_gauge.clear();
         let (p50, p99) = self.recent_latency_quantiles();
-        s.push_str(&format!(
-            "# HELP plumewatch_alert_latency_recent_seconds Alert latency quantiles over the last {} s.\n# TYPE plumewatch_alert_latency_recent_seconds gauge\n",
-            self.latency_window.window_s
-        ));
         for (q, v) in [("0.5", p50), ("0.99", p99)] {
             if let Some(v) = v {
-                s.push_str(&format!(
-                    "plumewatch_alert_latency_recent_seconds{{quantile=\"{q}\"}} {}\n",
-                    v / 1000.0
-                ));
+                self.latency_recent_gauge
+                    .get_or_create(&vec![("quantile".to_string(), q.to_string())])
+                    .set(v / 1000.0);
             }
         }
-        s.push_str("# HELP plumewatch_alert_latency_skipped_total Alerts whose input timestamp was not measured, by reason.\n# TYPE plumewatch_alert_latency_skipped_total counter\n");
-        let (m, o, f) = self.latency_skipped();
-        for (r, v) in [("missing", m), ("old", o), ("future", f)] {
-            s.push_str(&format!(
-                "plumewatch_alert_latency_skipped_total{{reason=\"{r}\"}} {v}\n"
-            ));
+        self.partition_lag.clear();
+        self.partition_idle_s.clear();
+        for (k, hi, c, idle) in self.partitions() {
+            let l = vec![("partition".to_string(), k)];
+            if let (Some(h), Some(c)) = (hi, c) {
+                self.partition_lag.get_or_create(&l).set((h - c).max(0));
+            }
+            self.partition_idle_s.get_or_create(&l).set(idle);
         }
-        self.render_source(&mut s);
+        let mut s = String::new();
+        if let Err(e) = encode(&mut s, &self.registry) {
+            s = format!("# metrics encoding failed: {e}\n");
+        }
         s
     }
 }
@@ -534,12 +572,19 @@ pub fn serve(
         .spawn(move || {
             while !stop.load(Ordering::SeqCst) {
                 if let Ok(Some(req)) = server.recv_timeout(Duration::from_millis(200)) {
-                    let body = if req.url() == "/metrics" {
-                        m.render()
+                    let resp = if req.url() == "/metrics" {
+                        let mut r = tiny_http::Response::from_string(m.render());
+                        if let Ok(h) = tiny_http::Header::from_bytes(
+                            &b"Content-Type"[..],
+                            &b"application/openmetrics-text; version=1.0.0; charset=utf-8"[..],
+                        ) {
+                            r.add_header(h);
+                        }
+                        r
                     } else {
-                        "see /metrics\n".into()
+                        tiny_http::Response::from_string("see /metrics\n")
                     };
-                    let _ = req.respond(tiny_http::Response::from_string(body));
+                    let _ = req.respond(resp);
                 }
             }
         })?)
@@ -595,6 +640,39 @@ mod tests {
             text.contains("plumewatch_alert_latency_skipped_total{reason=\"missing\"} 2\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn families_per_table_stream_and_partition_in_the_exposition() {
+        let m = Metrics::default();
+        m.add_committed_rows("rsd_passes", 40);
+        m.add_committed_rows("rsd_passes", 2);
+        m.add_committed_rows("quarantine", 3);
+        m.add_quarantined("rsd", "fuel", 2);
+        m.add_quarantined("rsd", "record", 1);
+        m.source_records.add(45);
+        m.set_partitions(vec![
+            ("plates/0".into(), Some(120), Some(100), 1.5),
+            ("plates/1".into(), None, Some(7), 0.25),
+        ]);
+        let text = m.render();
+        for line in [
+            "plumewatch_committed_rows_by_table_total{table=\"rsd_passes\"} 42\n",
+            "plumewatch_committed_rows_by_table_total{table=\"quarantine\"} 3\n",
+            "plumewatch_quarantined_total{stream=\"rsd\",field=\"fuel\"} 2\n",
+            "plumewatch_quarantined_total{stream=\"rsd\",field=\"record\"} 1\n",
+            "plumewatch_source_records_total 45\n",
+            "plumewatch_partition_lag{partition=\"plates/0\"} 20\n",
+            "plumewatch_partition_seconds_since_last_message{partition=\"plates/1\"} 0.25\n",
+        ] {
+            assert!(text.contains(line), "{line} not in:\n{text}");
+        }
+        // No lag without a high watermark; a partition that went away disappears.
+        assert!(!text.contains("plumewatch_partition_lag{partition=\"plates/1\"}"));
+        m.clear_partitions();
+        assert!(!m.render().contains("plates/0"));
+        assert_eq!(m.quarantined("rsd", "fuel"), 2);
+        assert!(text.ends_with("# EOF\n"), "{text}");
     }
 
     #[test]

@@ -611,6 +611,14 @@ fn run_attempt(
     })
 }
 
+/// Pipeline counter values already added to the run's metrics.
+#[derive(Default)]
+struct SyncedCounts {
+    dups: u64,
+    late: u64,
+    quarantined: BTreeMap<(&'static str, String), u64>,
+}
+
 fn run_id(instance: &str, seq: u64) -> String {
     format!("{instance}-{seq:012}")
 }
@@ -721,6 +729,8 @@ fn file_loop(
 }
 
 struct Worker<'c, 'a> {
+    /// Pipeline counters already added to the metrics (see [`Worker::sync_metrics`]).
+    synced: SyncedCounts,
     cfg: &'c RunConfig,
     pipe: Pipeline<'a>,
     seq: u64,
@@ -760,6 +770,7 @@ impl<'c, 'a> Worker<'c, 'a> {
         metrics: Arc<Metrics>,
     ) -> Self {
         Worker {
+            synced: SyncedCounts::default(),
             cfg,
             pipe,
             seq,
@@ -997,6 +1008,7 @@ impl<'c, 'a> Worker<'c, 'a> {
                 alerts.deliver(self.pipe.take_alerts());
                 self.pipe.flush(crate::pipeline::BATCH_ROWS)?;
                 self.metrics.batches.inc();
+                self.sync_metrics();
                 batch_rows = 0;
                 batch_bytes = 0;
                 batch_start = None;
@@ -1115,11 +1127,29 @@ impl<'c, 'a> Worker<'c, 'a> {
         }
         self.metrics.worker_records.inc();
         self.metrics.mark_record();
+    }
+
+    /// Adds what the pipeline counted since the last call to the run's metrics (once per
+    /// batch: OBD duplicates and late samples, quarantined records per stream and field).
+    fn sync_metrics(&mut self) {
         let c = &self.pipe.counters;
+        let dups = c.duplicates + c.duplicates_conflicting;
         self.metrics
             .obd_duplicates
-            .set(c.duplicates + c.duplicates_conflicting);
-        self.metrics.obd_late.set(self.pipe.twc.late);
+            .add(dups.saturating_sub(self.synced.dups));
+        self.synced.dups = dups;
+        let late = self.pipe.twc.late;
+        self.metrics
+            .obd_late
+            .add(late.saturating_sub(self.synced.late));
+        self.synced.late = late;
+        for (k, &n) in &c.quarantined_by {
+            let seen = self.synced.quarantined.entry(k.clone()).or_default();
+            if n > *seen {
+                self.metrics.add_quarantined(k.0, &k.1, n - *seen);
+                *seen = n;
+            }
+        }
     }
 
     fn load_state(&mut self, keys: &[String]) -> anyhow::Result<()> {
@@ -1168,6 +1198,7 @@ impl<'c, 'a> Worker<'c, 'a> {
         // Samples held for ordering go to the detectors now, so the state snapshot below
         // covers every sample of this commit.
         self.pipe.release_obd();
+        self.sync_metrics();
         self.pipe.flush(1)?;
         let rows = self.pipe.rows_total();
         if rows == self.rows_committed && !self.pending_positions {
@@ -1249,6 +1280,9 @@ impl<'c, 'a> Worker<'c, 'a> {
             finalize(abs.iter().map(|(t, p)| (t.as_path(), p.as_path())))?;
             t.set_run_id(&next_run_id);
             metrics.mark_commit(e.files.iter().map(|f| f.rows).sum());
+            for f in &e.files {
+                metrics.add_committed_rows(&f.table, f.rows);
+            }
             if !kafka.is_empty() {
                 let _ = commit_tx.send(kafka);
             }

@@ -96,7 +96,7 @@ fn push_twc_block(out: &mut Vec<u8>, sent_at: FrameTime, s: &StreamSample) {
 /// "none", HJ 1239.3 layout: send time, serial once, then per block type 0x03 + 6-byte
 /// collection time + 30-byte TWC body; no signature), obd-remote-monitoring.md §1.5/§1.7.
 ///
-/// The inverse of [`decode_frame`] for the type-0x03 fields: values are quantised to the wire
+/// The inverse of [`decode_frame`](crate::decode_frame) for the type-0x03 fields: values are quantised to the wire
 /// scale and clamped to the valid raw range; `None` (and rear O2 above 1.275 V) encodes as the
 /// all-ones sentinel; `collected_at: None` encodes the send time; `info_type` is ignored
 /// (always 0x03); the position status is 0xFF when validity and both coordinates are `None`,

@@ -35,7 +35,7 @@ pub enum FrameError {
         /// Bytes present from the `##`.
         present: usize,
     },
-    /// More bytes than the declared length (for [`decode_frame`] on a whole message).
+    /// More bytes than the declared length (for [`decode_frame`](crate::decode_frame) on a whole message).
     TrailingBytes {
         /// Declared data-unit length.
         declared: usize,

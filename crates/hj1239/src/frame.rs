@@ -272,7 +272,7 @@ fn decode_body(command: Command, d: &[u8]) -> Result<Body, FrameError> {
     Ok(body)
 }
 
-/// Decode one complete frame (as found by [`FrameScanner`], or given whole, e.g. one Kafka
+/// Decode one complete frame (as found by [`FrameScanner`](crate::FrameScanner), or given whole, e.g. one Kafka
 /// message), obd-remote-monitoring.md §1.2–§1.8.
 ///
 /// Checks `##`, the declared length (≤ 65531 and equal to what is present), the BCC, the

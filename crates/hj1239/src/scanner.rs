@@ -12,7 +12,7 @@ pub const MAX_GARBAGE_RUN: usize = 64 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScanEvent {
     /// A complete frame (`##`, length ≤ 65531, valid BCC); `offset` = stream offset of its
-    /// first `#`. Not yet decoded: pass `bytes` to [`decode_frame`].
+    /// first `#`. Not yet decoded: pass `bytes` to [`decode_frame`](crate::decode_frame).
     Frame {
         /// Stream byte offset of the first `#`.
         offset: u64,

@@ -48,6 +48,41 @@
 //! # Ok::<(), hj1239::FrameError>(())
 //! ```
 //!
+//! A real-time frame (test vector `hj_carsimu_LGDCHA1G8MA127733`): an OBD block with ISO/UDS
+//! DTCs, then a diesel data-stream block whose SCR temperatures carry the 0xFEFF "invalid"
+//! marker:
+//!
+//! ```
+//! use hj1239::{Body, InfoBlock, SerialLayout, decode_frame};
+//!
+//! let hex = [
+//!     "2323024c47444348413147384d41313237373333010100ad15080e082f230100010100abdea9d64c",
+//!     "47444348413147384d4131323737333359435933303136352d363020202020200000ec40a1bf0000",
+//!     "00000000000000000000000000000000000000000000000000000000000000000000000000000000",
+//!     "000000000000000007145600afe00200afe06200afe00900af204700af245500afe01200af020001",
+//!     "0000c57d830000000000000000610000fefffefffeff3d000006afd31701ea55fe000000289f",
+//! ]
+//! .concat();
+//! let bytes: Vec<u8> = (0..hex.len())
+//!     .step_by(2)
+//!     .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+//!     .collect();
+//! let frame = decode_frame(&bytes)?;
+//! let Body::Realtime { sent_at, seq, blocks, serial_layout, .. } = &frame.body else {
+//!     panic!("not real-time data")
+//! };
+//! assert_eq!(sent_at.to_string(), "2021-08-14 08:47:35");
+//! // This terminal puts the serial number after each info type, not once per frame.
+//! assert_eq!((*serial_layout, *seq), (SerialLayout::AfterEachInfoType, Some(1)));
+//! let InfoBlock::Obd(obd) = &blocks[0] else { panic!("OBD block first") };
+//! assert_eq!(obd.protocol, Some(1)); // ISO 27145
+//! assert_eq!(obd.calibration_id, "YCY30165-60");
+//! assert_eq!(obd.dtcs, ["P1456", "U2002", "U2062", "U2009", "P2047", "P2455", "U2012"]);
+//! let InfoBlock::Stream(s) = &blocks[1] else { panic!("data stream second") };
+//! assert_eq!((s.scr_in_temp_c, s.scr_out_temp_c), (None, None)); // FE FF: invalid
+//! # Ok::<(), hj1239::FrameError>(())
+//! ```
+//!
 //! # Parts
 //! * [`FrameScanner`] cuts an arbitrary byte stream into candidate frames (`##` start,
 //!   25-byte overhead, BCC check) and reports everything else as rejected byte runs

@@ -80,6 +80,50 @@ pub fn local_date(ms: i64, zone: chrono_tz::Tz) -> String {
         .to_string()
 }
 
+/// Names of text columns that are unique per row (ids, raw bytes, free text): a dictionary
+/// cannot help there and costs interning and comparisons per value (issue 12 item 3).
+const UNIQUE_TEXT_COLUMNS: [&str; 8] = [
+    "pass_id",
+    "read_id",
+    "detection_id",
+    "source_key",
+    "raw",
+    "reason",
+    "invalid_detail",
+    "evidence_json",
+];
+
+/// Parquet writer settings per column of `schema`: Snappy pages; no dictionary for unique text
+/// ([`UNIQUE_TEXT_COLUMNS`]), for floats (measurements: few repeats) and for timestamps
+/// (delta-encoded instead: they rise within a batch); dictionary (the default) for
+/// low-cardinality text such as site, fuel, status and plate colour.
+pub fn writer_properties(schema: &SchemaRef) -> WriterProperties {
+    use datafusion::arrow::datatypes::DataType;
+    use parquet::basic::Encoding;
+    use parquet::schema::types::ColumnPath;
+    let mut b = WriterProperties::builder().set_compression(Compression::SNAPPY);
+    for f in schema.fields() {
+        let col = ColumnPath::from(f.name().as_str());
+        match f.data_type() {
+            DataType::Float64 | DataType::Float32 => {
+                b = b.set_column_dictionary_enabled(col, false);
+            }
+            DataType::Timestamp(_, _) => {
+                b = b
+                    .set_column_dictionary_enabled(col.clone(), false)
+                    .set_column_encoding(col, Encoding::DELTA_BINARY_PACKED);
+            }
+            DataType::Utf8 | DataType::Binary
+                if UNIQUE_TEXT_COLUMNS.contains(&f.name().as_str()) =>
+            {
+                b = b.set_column_dictionary_enabled(col, false);
+            }
+            _ => {}
+        }
+    }
+    b.build()
+}
+
 impl TableWriter {
     /// A writer for `table` under `root`; `run_id` makes file names unique per run.
     pub fn new(
@@ -126,9 +170,7 @@ impl TableWriter {
             };
             let tmp = dir.join(format!(".{name}.tmp"));
             let file = File::create(&tmp).map_err(io(&tmp))?;
-            let props = WriterProperties::builder()
-                .set_compression(Compression::SNAPPY)
-                .build();
+            let props = writer_properties(&self.schema);
             let writer =
                 ArrowWriter::try_new(file, self.schema.clone(), Some(props)).map_err(|source| {
                     SinkError::Parquet {

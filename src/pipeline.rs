@@ -127,7 +127,7 @@ impl<B: TableBuilder + Default> Out<B> {
         &mut self,
         min: usize,
         sink: &mut BatchSink,
-        rows: &mut [u64; tables::TABLES.len()],
+        rows: &mut [u64; tables::CATALOG.len()],
     ) -> Result<(), SinkError> {
         let n = self.builder.len();
         if n >= min.max(1) {
@@ -180,7 +180,7 @@ pub struct Pipeline<'a> {
     /// The sink thread finished batches go to.
     pub sink: BatchSink,
     /// Rows handed to the sink per table (index: `sink::tables` ids).
-    rows_out: [u64; tables::TABLES.len()],
+    rows_out: [u64; tables::CATALOG.len()],
     det_buf: Vec<DetectionRow>,
     pub twc: TwcDetectors,
     /// Recent OBD keys for de-duplication within this process.
@@ -219,7 +219,7 @@ impl<'a> Pipeline<'a> {
             alert_rows: Out::new(tables::ALERTS),
             alert_dedup: None,
             sink,
-            rows_out: [0; tables::TABLES.len()],
+            rows_out: [0; tables::CATALOG.len()],
             det_buf: Vec::new(),
             twc: TwcDetectors::default(),
             obd_keys: RecentKeys::default(),
@@ -234,10 +234,10 @@ impl<'a> Pipeline<'a> {
 
     /// Rows handed to the sink per table so far (before and after commits).
     pub fn rows(&self) -> Vec<(&'static str, u64)> {
-        tables::TABLES
+        tables::CATALOG
             .iter()
             .zip(self.rows_out)
-            .map(|((t, _, _), n)| (*t, n))
+            .map(|(t, n)| (t.name, n))
             .collect()
     }
 

@@ -1045,3 +1045,174 @@ impl TableBuilder for AlertsBuilder {
         )
     }
 }
+
+/// The table catalog (DESIGN.md "Tables"): every table's name, Arrow schema, Hive-partition
+/// timestamp column (partitions are calendar days of that column in the enforcement zone;
+/// `vehicles` is unpartitioned) and natural key (DESIGN.md "Time, plates and keys": no key is
+/// written twice, by `run`, by `ingest` or by a repeated file; enforced by
+/// `sink::keys::KeyIndex`). The sink, the query layer and the pipeline all read it; the index
+/// of a table here is its `sink::tables::TableId`.
+pub const CATALOG: [TableDef; 9] = [
+    TableDef {
+        name: RSD_PASSES,
+        schema: rsd_passes,
+        partition_by: Some("passed_at"),
+        key: KeyDef {
+            key: &["pass_id"],
+            // Derived at ingest from the registry and the limit set: the same pass read again
+            // after a registry or limit-set change is the same pass, not a conflict.
+            not_content: &[
+                "plate_status",
+                "fuel",
+                "fuel_source",
+                "vehicle_category",
+                "vin",
+                "co2_pct",
+                "co_pct",
+                "hc_ppm",
+                "no_ppm",
+                "co_g_per_kg",
+                "hc_g_per_kg",
+                "no_g_per_kg",
+                "no2_g_per_kg",
+                "nh3_g_per_kg",
+                "nox_g_per_kg",
+                "vsp_kw_t",
+                "speed_status",
+                "accel_status",
+                "vsp_status",
+                "wind_status",
+                "temp_status",
+                "co2_status",
+                "valid",
+                "invalid_reason",
+                "verdict",
+                "exceeded",
+                "limit_set",
+                "flags",
+                "source_file",
+                "source_offset",
+            ],
+            conflicts: true,
+            snapshot: false,
+        },
+    },
+    TableDef {
+        name: PLATE_READS,
+        schema: plate_reads,
+        partition_by: Some("read_at"),
+        key: KeyDef {
+            key: &["read_id"],
+            not_content: &["plate_status", "vin", "source_file", "source_offset"],
+            conflicts: true,
+            snapshot: false,
+        },
+    },
+    TableDef {
+        name: VEHICLES,
+        schema: vehicles,
+        partition_by: None,
+        key: KeyDef {
+            key: &["plate", "plate_color"],
+            not_content: &[],
+            conflicts: true,
+            snapshot: true,
+        },
+    },
+    TableDef {
+        name: OBD_SAMPLES,
+        schema: obd_samples,
+        partition_by: Some("sampled_at"),
+        key: KeyDef {
+            key: &["vin", "sampled_at", "info_type"],
+            not_content: &["source_file", "source_offset"],
+            conflicts: true,
+            snapshot: false,
+        },
+    },
+    TableDef {
+        name: OBD_REPORTS,
+        schema: obd_reports,
+        partition_by: Some("reported_at"),
+        key: KeyDef {
+            key: &["vin", "reported_at"],
+            not_content: &["source_file", "source_offset"],
+            conflicts: true,
+            snapshot: false,
+        },
+    },
+    TableDef {
+        name: DETECTIONS,
+        schema: detections,
+        partition_by: Some("detected_at"),
+        key: KeyDef {
+            key: &["detection_id"],
+            not_content: &[],
+            conflicts: false,
+            snapshot: false,
+        },
+    },
+    TableDef {
+        name: QUARANTINE,
+        schema: quarantine,
+        partition_by: Some("quarantined_at"),
+        key: KeyDef {
+            key: &["stream", "source_file", "source_offset", "raw"],
+            not_content: &[],
+            conflicts: false,
+            snapshot: false,
+        },
+    },
+    TableDef {
+        name: ALERTS,
+        schema: alerts,
+        partition_by: Some("seen_at"),
+        key: KeyDef {
+            key: &["detection_id"],
+            not_content: &[],
+            conflicts: false,
+            snapshot: false,
+        },
+    },
+    TableDef {
+        name: SOURCE_RESET,
+        schema: source_reset,
+        partition_by: Some("reset_at"),
+        key: KeyDef {
+            key: &["instance", "source", "reset_at"],
+            not_content: &[],
+            conflicts: false,
+            snapshot: false,
+        },
+    },
+];
+
+/// One table of the [`CATALOG`].
+#[derive(Clone, Copy, Debug)]
+pub struct TableDef {
+    /// Table (directory) name.
+    pub name: &'static str,
+    /// Its Arrow schema.
+    pub schema: fn() -> SchemaRef,
+    /// Timestamp column whose local day is the `date=` partition; `None`: unpartitioned.
+    pub partition_by: Option<&'static str>,
+    /// Its natural key.
+    pub key: KeyDef,
+}
+
+/// A table's natural key and how a second row with a known key is judged.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyDef {
+    /// Key columns (a row's key is the tuple; NULL is a value).
+    pub key: &'static [&'static str],
+    /// Columns left out when comparing a known key's content: provenance (`source_file`,
+    /// `source_offset`) and values derived at ingest from the registry or the limit set.
+    pub not_content: &'static [&'static str],
+    /// A known key with different content is reported (quarantined, naming both versions).
+    /// `false` for derived tables (`detections`, `alerts`: the first row is kept) and for
+    /// `quarantine` (its key is its content).
+    pub conflicts: bool,
+    /// The table is a snapshot replaced as a whole (`vehicles`): keys are unique within one
+    /// snapshot; committed rows of an older snapshot are not consulted.
+    pub snapshot: bool,
+}

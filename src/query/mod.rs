@@ -53,18 +53,12 @@ use crate::schema;
 
 /// Every table: name, schema, Hive-partitioned by `date` (Date32: the calendar day of the
 /// row's time in the enforcement zone, limit set `[time].zone`).
+/// From [`schema::CATALOG`].
 pub fn tables() -> Vec<(&'static str, SchemaRef, bool)> {
-    vec![
-        (schema::RSD_PASSES, schema::rsd_passes(), true),
-        (schema::PLATE_READS, schema::plate_reads(), true),
-        (schema::VEHICLES, schema::vehicles(), false),
-        (schema::OBD_SAMPLES, schema::obd_samples(), true),
-        (schema::OBD_REPORTS, schema::obd_reports(), true),
-        (schema::DETECTIONS, schema::detections(), true),
-        (schema::QUARANTINE, schema::quarantine(), true),
-        (schema::ALERTS, schema::alerts(), true),
-        (schema::SOURCE_RESET, schema::source_reset(), true),
-    ]
+    schema::CATALOG
+        .iter()
+        .map(|t| (t.name, (t.schema)(), t.partition_by.is_some()))
+        .collect()
 }
 
 /// Type of the Hive partition column `date` (the one place it is set: every table, empty or

@@ -34,7 +34,7 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::sink::parquet::SinkError;
-use crate::sink::tables::{KeyDef, TABLE_KEYS, TABLES, TableId};
+use crate::sink::tables::{CATALOG, KeyDef, TableId};
 
 /// Default bound on keys held in memory after a commit (about 0.2–0.3 GB).
 pub const DEFAULT_MAX_KEYS: usize = 8_000_000;
@@ -239,16 +239,16 @@ impl KeyIndex {
             parts: HashMap::new(),
             tick: 0,
             max_keys: DEFAULT_MAX_KEYS,
-            stats: vec![KeyStats::default(); TABLES.len()],
+            stats: vec![KeyStats::default(); CATALOG.len()],
         }
     }
 
     /// Per table: rows kept, already present, in conflict.
     pub fn stats(&self) -> Vec<(&'static str, KeyStats)> {
-        TABLES
+        CATALOG
             .iter()
             .zip(&self.stats)
-            .map(|((t, _, _), s)| (*t, *s))
+            .map(|(t, s)| (t.name, *s))
             .collect()
     }
 
@@ -258,7 +258,7 @@ impl KeyIndex {
     }
 
     fn dir(&self, t: TableId, part: &str) -> PathBuf {
-        let d = self.root.join(TABLES[t].0);
+        let d = self.root.join(CATALOG[t].name);
         if part.is_empty() {
             d
         } else {
@@ -274,10 +274,10 @@ impl KeyIndex {
             p.last_used = tick;
             return Ok(());
         }
-        let def = &TABLE_KEYS[t];
+        let def = &CATALOG[t].key;
         let mut keys = KeyMap::default();
         if !def.snapshot {
-            let schema = (TABLES[t].1)();
+            let schema = (CATALOG[t].schema)();
             let (kc, _) = columns(def, &schema).map_err(|m| sink_err(&self.dir(t, part), m))?;
             for f in partition_files(&self.dir(t, part)) {
                 for b in read_file(&f, Some(def.key))? {
@@ -302,8 +302,8 @@ impl KeyIndex {
 
     /// Reads the content hashes of the committed rows of a partition.
     fn load_content(&mut self, t: TableId, part: &str) -> Result<(), SinkError> {
-        let def = &TABLE_KEYS[t];
-        let schema = (TABLES[t].1)();
+        let def = &CATALOG[t].key;
+        let schema = (CATALOG[t].schema)();
         let dir = self.dir(t, part);
         let (kc, cc) = columns(def, &schema).map_err(|m| sink_err(&dir, m))?;
         let names: Vec<String> = cc.iter().map(|i| schema.field(*i).name().clone()).collect();
@@ -337,7 +337,7 @@ impl KeyIndex {
         part: &str,
         kh: u64,
     ) -> Result<Option<(PathBuf, RecordBatch, usize)>, SinkError> {
-        let def = &TABLE_KEYS[t];
+        let def = &CATALOG[t].key;
         for f in partition_files(&self.dir(t, part)) {
             for b in read_file(&f, None)? {
                 let s = b.schema();
@@ -365,10 +365,10 @@ impl KeyIndex {
         part: &str,
         batch: &RecordBatch,
     ) -> Result<(RecordBatch, Vec<Conflict>), SinkError> {
-        let def = &TABLE_KEYS[t];
+        let def = &CATALOG[t].key;
         let schema = batch.schema();
         let err = |m: String| SinkError::Schema {
-            table: def.table.to_string(),
+            table: CATALOG[t].name.to_string(),
             message: m,
         };
         let (kc, cc) = columns(def, &schema).map_err(err)?;
@@ -431,7 +431,7 @@ impl KeyIndex {
         kc: &[usize],
         content: &[String],
     ) -> Result<Conflict, SinkError> {
-        let def = &TABLE_KEYS[t];
+        let def = &CATALOG[t].key;
         let schema = batch.schema();
         let key = kc
             .iter()
@@ -468,13 +468,13 @@ impl KeyIndex {
                 };
                 format!(
                     "{} key {key} is already stored with different content ({}); {stored}; {this} not written",
-                    def.table,
+                    CATALOG[t].name,
                     diffs.join("; ")
                 )
             }
             None => format!(
                 "{} key {key} was already written earlier in this run with different content (that first version is kept); {this} not written",
-                def.table
+                CATALOG[t].name
             ),
         };
         let raw = (0..schema.fields().len())
@@ -483,7 +483,7 @@ impl KeyIndex {
             .join("\n")
             .into_bytes();
         Ok(Conflict {
-            table: def.table,
+            table: CATALOG[t].name,
             key,
             key_columns: def.key.join(","),
             source_file: file,
@@ -512,7 +512,7 @@ impl KeyIndex {
                 break;
             }
             // A snapshot table's session keys are not in the files of older snapshots.
-            if TABLE_KEYS[k.0].snapshot {
+            if CATALOG[k.0].key.snapshot {
                 continue;
             }
             self.parts.remove(&k);

@@ -16,15 +16,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
-use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 
-use crate::schema::{self, QuarantineBuilder, TableBuilder};
+pub use crate::schema::{CATALOG, KeyDef, TableDef};
+use crate::schema::{QuarantineBuilder, TableBuilder};
 use crate::sink::keys::{KeyIndex, KeyStats};
 use crate::sink::manifest::CommittedFile;
 use crate::sink::parquet::{SinkError, TableWriter};
 
-/// Index of a table in a [`TableSet`] (and in [`TABLES`]).
+/// Index of a table in a [`TableSet`] (and in [`crate::schema::CATALOG`]).
 pub type TableId = usize;
 pub const RSD_PASSES: TableId = 0;
 pub const PLATE_READS: TableId = 1;
@@ -35,149 +35,6 @@ pub const DETECTIONS: TableId = 5;
 pub const QUARANTINE: TableId = 6;
 pub const ALERTS: TableId = 7;
 pub const SOURCE_RESET: TableId = 8;
-
-/// Name, Arrow schema and Hive-partition timestamp column of every table (DESIGN.md "Tables";
-/// partitions are calendar days of that column in the enforcement zone, `vehicles` is
-/// unpartitioned).
-pub const TABLES: [(&str, fn() -> SchemaRef, Option<&str>); 9] = [
-    (schema::RSD_PASSES, schema::rsd_passes, Some("passed_at")),
-    (schema::PLATE_READS, schema::plate_reads, Some("read_at")),
-    (schema::VEHICLES, schema::vehicles, None),
-    (schema::OBD_SAMPLES, schema::obd_samples, Some("sampled_at")),
-    (
-        schema::OBD_REPORTS,
-        schema::obd_reports,
-        Some("reported_at"),
-    ),
-    (schema::DETECTIONS, schema::detections, Some("detected_at")),
-    (
-        schema::QUARANTINE,
-        schema::quarantine,
-        Some("quarantined_at"),
-    ),
-    (schema::ALERTS, schema::alerts, Some("seen_at")),
-    (schema::SOURCE_RESET, schema::source_reset, Some("reset_at")),
-];
-
-/// Natural keys of the tables, index-aligned with [`TABLES`] (DESIGN.md "Time, plates and
-/// keys": no key is written twice, by `run`, by `ingest` or by a repeated file). Enforced by
-/// [`crate::sink::keys::KeyIndex`] in [`TableSet::write`].
-pub const TABLE_KEYS: [KeyDef; 9] = [
-    KeyDef {
-        table: schema::RSD_PASSES,
-        key: &["pass_id"],
-        // Derived at ingest from the registry and the limit set: the same pass read again
-        // after a registry or limit-set change is the same pass, not a conflict.
-        not_content: &[
-            "plate_status",
-            "fuel",
-            "fuel_source",
-            "vehicle_category",
-            "vin",
-            "co2_pct",
-            "co_pct",
-            "hc_ppm",
-            "no_ppm",
-            "co_g_per_kg",
-            "hc_g_per_kg",
-            "no_g_per_kg",
-            "no2_g_per_kg",
-            "nh3_g_per_kg",
-            "nox_g_per_kg",
-            "vsp_kw_t",
-            "speed_status",
-            "accel_status",
-            "vsp_status",
-            "wind_status",
-            "temp_status",
-            "co2_status",
-            "valid",
-            "invalid_reason",
-            "verdict",
-            "exceeded",
-            "limit_set",
-            "flags",
-            "source_file",
-            "source_offset",
-        ],
-        conflicts: true,
-        snapshot: false,
-    },
-    KeyDef {
-        table: schema::PLATE_READS,
-        key: &["read_id"],
-        not_content: &["plate_status", "vin", "source_file", "source_offset"],
-        conflicts: true,
-        snapshot: false,
-    },
-    KeyDef {
-        table: schema::VEHICLES,
-        key: &["plate", "plate_color"],
-        not_content: &[],
-        conflicts: true,
-        snapshot: true,
-    },
-    KeyDef {
-        table: schema::OBD_SAMPLES,
-        key: &["vin", "sampled_at", "info_type"],
-        not_content: &["source_file", "source_offset"],
-        conflicts: true,
-        snapshot: false,
-    },
-    KeyDef {
-        table: schema::OBD_REPORTS,
-        key: &["vin", "reported_at"],
-        not_content: &["source_file", "source_offset"],
-        conflicts: true,
-        snapshot: false,
-    },
-    KeyDef {
-        table: schema::DETECTIONS,
-        key: &["detection_id"],
-        not_content: &[],
-        conflicts: false,
-        snapshot: false,
-    },
-    KeyDef {
-        table: schema::QUARANTINE,
-        key: &["stream", "source_file", "source_offset", "raw"],
-        not_content: &[],
-        conflicts: false,
-        snapshot: false,
-    },
-    KeyDef {
-        table: schema::ALERTS,
-        key: &["detection_id"],
-        not_content: &[],
-        conflicts: false,
-        snapshot: false,
-    },
-    KeyDef {
-        table: schema::SOURCE_RESET,
-        key: &["instance", "source", "reset_at"],
-        not_content: &[],
-        conflicts: false,
-        snapshot: false,
-    },
-];
-
-/// A table's natural key and how a second row with a known key is judged.
-#[derive(Clone, Copy, Debug)]
-pub struct KeyDef {
-    pub table: &'static str,
-    /// Key columns (a row's key is the tuple; NULL is a value).
-    pub key: &'static [&'static str],
-    /// Columns left out when comparing a known key's content: provenance (`source_file`,
-    /// `source_offset`) and values derived at ingest from the registry or the limit set.
-    pub not_content: &'static [&'static str],
-    /// A known key with different content is reported (quarantined, naming both versions).
-    /// `false` for derived tables (`detections`, `alerts`: the first row is kept) and for
-    /// `quarantine` (its key is its content).
-    pub conflicts: bool,
-    /// The table is a snapshot replaced as a whole (`vehicles`): keys are unique within one
-    /// snapshot; committed rows of an older snapshot are not consulted.
-    pub snapshot: bool,
-}
 
 /// One [`TableWriter`] per table under one root.
 pub struct TableSet {
@@ -192,9 +49,9 @@ impl TableSet {
     pub fn new(root: &Path, run_id: &str) -> Self {
         TableSet {
             root: root.to_path_buf(),
-            writers: TABLES
+            writers: CATALOG
                 .iter()
-                .map(|(t, s, p)| TableWriter::new(root, t, s(), *p, run_id))
+                .map(|t| TableWriter::new(root, t.name, (t.schema)(), t.partition_by, run_id))
                 .collect(),
             keys: KeyIndex::new(root),
         }
@@ -215,7 +72,7 @@ impl TableSet {
         &self.root
     }
 
-    /// Appends the rows of `batch` whose natural key is new to table `t` ([`TABLE_KEYS`]);
+    /// Appends the rows of `batch` whose natural key is new to table `t` ([`CATALOG`] keys);
     /// rows with a known key are dropped (counted in [`TableSet::key_stats`]), and those
     /// with different content are written to `quarantine` instead, naming both versions.
     /// Errors: I/O, Parquet, or a batch of another schema.

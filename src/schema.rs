@@ -93,7 +93,10 @@ pub fn rsd_passes() -> SchemaRef {
         }
         v.extend([
             Field::new("valid", DataType::Boolean, false),
-            s("invalid_reason", true),
+            // Why `verdict` is `invalid` (NULL otherwise): a stable code to group by
+            // (`detect::rsd_limits::code`) and the human detail of every reason.
+            s("invalid_code", true),
+            s("invalid_detail", true),
             s("verdict", false),
             Field::new("exceeded", utf8_list(), true),
             s("limit_set", false),
@@ -280,7 +283,10 @@ pub struct RsdPassesBuilder {
     pub nums: Vec<Float64Builder>,
     pub status: [StringBuilder; 6],
     pub valid: BooleanBuilder,
-    pub invalid_reason: StringBuilder,
+    /// `invalid_code` (see `detect::rsd_limits::code`).
+    pub invalid_code: StringBuilder,
+    /// `invalid_detail`: every reason, human text.
+    pub invalid_detail: StringBuilder,
     pub verdict: StringBuilder,
     pub exceeded: ListBuilder<StringBuilder>,
     pub limit_set: StringBuilder,
@@ -306,7 +312,8 @@ impl Default for RsdPassesBuilder {
                 .collect(),
             status: std::array::from_fn(|_| StringBuilder::new()),
             valid: BooleanBuilder::new(),
-            invalid_reason: StringBuilder::new(),
+            invalid_code: StringBuilder::new(),
+            invalid_detail: StringBuilder::new(),
             verdict: StringBuilder::new(),
             exceeded: ListBuilder::new(StringBuilder::new()),
             limit_set: StringBuilder::new(),
@@ -349,7 +356,8 @@ impl TableBuilder for RsdPassesBuilder {
             cols.push(Arc::new(b.finish()));
         }
         cols.push(Arc::new(self.valid.finish()));
-        cols.push(Arc::new(self.invalid_reason.finish()));
+        cols.push(Arc::new(self.invalid_code.finish()));
+        cols.push(Arc::new(self.invalid_detail.finish()));
         cols.push(Arc::new(self.verdict.finish()));
         cols.push(Arc::new(self.exceeded.finish()));
         cols.push(Arc::new(self.limit_set.finish()));

@@ -570,6 +570,24 @@ fn batch(schema: &SchemaRef, n: usize, cols: &[(&str, ArrayRef)]) -> RecordBatch
             if let Some((_, a)) = cols.iter().find(|(c, _)| c == f.name()) {
                 return a.clone();
             }
+            // A non-nullable map (the detections' evidence): n empty maps.
+            if let datafusion::arrow::datatypes::DataType::Map(entries, sorted) = f.data_type()
+                && !f.is_nullable()
+            {
+                let empty = datafusion::arrow::array::new_empty_array(entries.data_type());
+                let empty = empty
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::StructArray>()
+                    .unwrap()
+                    .clone();
+                return Arc::new(datafusion::arrow::array::MapArray::new(
+                    entries.clone(),
+                    datafusion::arrow::buffer::OffsetBuffer::new_zeroed(n),
+                    empty,
+                    None,
+                    *sorted,
+                ));
+            }
             let s = if f.is_nullable() {
                 ScalarValue::try_new_null(f.data_type()).unwrap()
             } else {
@@ -738,7 +756,6 @@ fn nan_in_detections_and_positions_does_not_rank_or_place_a_vehicle() {
                 "source_stream",
                 Arc::new(StringArray::from(vec!["obd", "obd"])),
             ),
-            ("evidence", Arc::new(StringArray::from(vec!["{}", "{}"]))),
             (
                 "strength",
                 Arc::new(Float64Array::from(vec![f64::NAN, 0.5])),

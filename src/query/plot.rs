@@ -93,9 +93,9 @@ pub async fn plot(
     let mut windows = Vec::new();
     for d in to_json(&dets)? {
         let rule = d["rule_id"].as_str().unwrap_or_default().to_string();
-        let ev: serde_json::Value =
-            serde_json::from_str(d["evidence"].as_str().unwrap_or("{}")).unwrap_or_default();
-        if let (Some(a), Some(b)) = (ev["window_start_ms"].as_i64(), ev["window_end_ms"].as_i64())
+        let ev = &d["evidence"];
+        let ms = |k: &str| ev[k].as_f64().map(|x| x as i64);
+        if let (Some(a), Some(b)) = (ms("window_start_ms"), ms("window_end_ms"))
             && b >= t0
             && a <= t1
         {

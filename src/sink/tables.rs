@@ -135,7 +135,8 @@ pub const TABLE_KEYS: [KeyDef; 9] = [
     KeyDef {
         table: schema::DETECTIONS,
         key: &["detection_id"],
-        not_content: &[],
+        // Not compared (conflicts: false); the maps are left out of the content hash.
+        not_content: &["evidence", "evidence_text"],
         conflicts: false,
         snapshot: false,
     },

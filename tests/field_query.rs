@@ -931,3 +931,119 @@ fn plot_refuses_an_extension_it_cannot_write() {
         assert!(!out.exists(), "{name}");
     }
 }
+
+/// Plots (issue 9 item 5): a gap (more than `gap_ms` between samples, or a missing value)
+/// breaks the line; the time axis is local time in the zone, named; the registry's plate is
+/// in the title with the VIN.
+#[test]
+fn plot_draws_gaps_local_time_and_plate() {
+    use datafusion::arrow::array::BooleanArray;
+    use plumewatch::query::plot::{PlotOptions, plot};
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let vin = "LTESTPLOT00000001";
+    let t0 = chrono::DateTime::parse_from_rfc3339("2025-11-08T02:00:00Z")
+        .unwrap()
+        .timestamp_millis();
+    // Seconds after t0: 0–4 (1 Hz), then 12–16 (8 s without a sample); λ missing at 15 s.
+    let secs = [0i64, 1, 2, 3, 4, 12, 13, 14, 15, 16];
+    let lam = [
+        Some(1.0),
+        Some(1.01),
+        Some(0.99),
+        Some(1.0),
+        Some(1.02),
+        Some(0.98),
+        Some(1.0),
+        Some(1.01),
+        None,
+        Some(1.0),
+    ];
+    let rear = [0.7, 0.71, 0.69, 0.7, 0.7, 0.6, 0.61, 0.6, 0.62, 0.6];
+    let n = secs.len();
+    let s = batch(
+        &plumewatch::schema::obd_samples(),
+        n,
+        &[
+            ("vin", Arc::new(StringArray::from(vec![vin; n]))),
+            (
+                "sampled_at",
+                Arc::new(
+                    TimestampMillisecondArray::from(
+                        secs.iter().map(|s| t0 + s * 1000).collect::<Vec<_>>(),
+                    )
+                    .with_timezone("UTC"),
+                ),
+            ),
+            (
+                "upstream_lambda",
+                Arc::new(Float64Array::from(lam.to_vec())),
+            ),
+            ("rear_o2_v", Arc::new(Float64Array::from(rear.to_vec()))),
+            (
+                "time_inferred",
+                Arc::new(BooleanArray::from(vec![false; n])),
+            ),
+            (
+                "time_relative",
+                Arc::new(BooleanArray::from(vec![false; n])),
+            ),
+            ("source_file", Arc::new(StringArray::from(vec!["x"; n]))),
+        ],
+    );
+    write_parquet(&t.join("obd_samples/date=2025-11-08/part-x.parquet"), &s);
+    let v = batch(
+        &plumewatch::schema::vehicles(),
+        1,
+        &[
+            ("plate", Arc::new(StringArray::from(vec!["京A12345"]))),
+            ("plate_color", Arc::new(StringArray::from(vec!["yellow"]))),
+            (
+                "plate_status",
+                Arc::new(StringArray::from(vec!["standard"])),
+            ),
+            ("vin", Arc::new(StringArray::from(vec![vin]))),
+        ],
+    );
+    write_parquet(&t.join("vehicles/part-x.parquet"), &v);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let svg = t.join("p.svg");
+    let draw = |gap_ms: i64| {
+        rt.block_on(plot(
+            t,
+            vin,
+            "2025-11-08T00:00:00Z",
+            "2025-11-09T00:00:00Z",
+            &svg,
+            &PlotOptions {
+                zone: chrono_tz::Asia::Shanghai,
+                gap_ms,
+            },
+        ))
+        .unwrap()
+    };
+    let s = draw(5_000);
+    assert_eq!(s.samples, 10);
+    // λ: [0–4], [12–14], [16] (the 8 s gap and the missing value); rear O2: [0–4], [12–16].
+    assert_eq!(s.segments, [3, 2]);
+    assert_eq!(s.plate.as_deref(), Some("京A12345 (yellow)"));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        text.contains("京A12345 (yellow), VIN LTESTPLOT00000001"),
+        "{}",
+        s.title
+    );
+    // 02:00:00Z is 10:00:00 in Shanghai; the axis says so.
+    assert!(
+        text.contains("local time, Asia/Shanghai (UTC+08:00), from 2025-11-08 10:00:00"),
+        "{text}"
+    );
+    // (plotters writes each label on its own line inside <text>)
+    assert!(text.contains("\n10:00:00\n"), "{text}");
+    assert!(text.contains("\n10:00:16\n"), "{text}");
+    assert!(!text.contains("\n02:00:00\n"), "{text}");
+    // Blue (λ) polylines: 3 runs + the legend's sample line.
+    assert_eq!(text.matches(r##"stroke="#0000FF""##).count(), 3 + 1);
+    // A 10 s gap joins 4 s → 12 s: λ [0–14], [16]; rear O2 one line.
+    assert_eq!(draw(10_000).segments, [2, 1]);
+}

@@ -1047,3 +1047,83 @@ fn plot_draws_gaps_local_time_and_plate() {
     // A 10 s gap joins 4 s → 12 s: λ [0–14], [16]; rear O2 one line.
     assert_eq!(draw(10_000).segments, [2, 1]);
 }
+
+/// A `detections` file written before the evidence maps (evidence as JSON text) still reads:
+/// its evidence is split into the maps, next to a file written today.
+#[test]
+fn detections_with_json_evidence_text_still_read() {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let now = plumewatch::schema::detections();
+    let old: Vec<Field> = now
+        .fields()
+        .iter()
+        .filter(|f| f.name() != "evidence_text")
+        .map(|f| {
+            if f.name() == "evidence" {
+                Field::new("evidence", DataType::Utf8, false)
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    let old = Arc::new(Schema::new(old));
+    let b = batch(
+        &old,
+        1,
+        &[
+            ("detection_id", Arc::new(StringArray::from(vec!["d-old"]))),
+            (
+                "rule_id",
+                Arc::new(StringArray::from(vec!["lambda_implausible"])),
+            ),
+            (
+                "detected_at",
+                Arc::new(
+                    TimestampMillisecondArray::from(vec![1_762_567_500_000i64])
+                        .with_timezone("UTC"),
+                ),
+            ),
+            (
+                "evidence",
+                Arc::new(StringArray::from(vec![
+                    r#"{"ratio":0.0625,"n_samples":600,"hint":"upstream λ scale (PID 0x4F)?","mil_on":null}"#,
+                ])),
+            ),
+        ],
+    );
+    write_parquet(&t.join("detections/date=2025-11-08/part-old.parquet"), &b);
+    let mut db = plumewatch::schema::DetectionsBuilder::default();
+    db.append(&plumewatch::schema::DetectionRow {
+        detection_id: "d-new".into(),
+        rule_id: "rear_o2_flatline".into(),
+        detected_at_ms: 1_762_653_600_000, // 2025-11-09T02:00:00Z
+        evidence: plumewatch::schema::Evidence {
+            num: vec![("ratio".into(), 0.5)],
+            text: vec![("hint".into(), "new".into())],
+        },
+        ..Default::default()
+    });
+    let nb = plumewatch::schema::TableBuilder::finish(&mut db);
+    write_parquet(&t.join("detections/date=2025-11-09/part-new.parquet"), &nb);
+    let r = rows(&sql(
+        t,
+        "SELECT detection_id, CAST(date AS VARCHAR) AS date, evidence['ratio'] AS ratio, \
+         evidence['n_samples'] AS n, evidence_text['hint'] AS hint, evidence_text['mil_on'] AS mil \
+         FROM detections ORDER BY detection_id",
+    ));
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert_eq!(r[0]["detection_id"].as_deref(), Some("d-new"));
+    assert_eq!(r[0]["ratio"].as_deref(), Some("0.5"));
+    assert_eq!(r[0]["date"].as_deref(), Some("2025-11-09"));
+    assert_eq!(r[1]["detection_id"].as_deref(), Some("d-old"));
+    assert_eq!(r[1]["date"].as_deref(), Some("2025-11-08"));
+    assert_eq!(r[1]["ratio"].as_deref(), Some("0.0625"));
+    assert_eq!(r[1]["n"].as_deref(), Some("600.0"));
+    assert_eq!(
+        r[1]["hint"].as_deref(),
+        Some("upstream λ scale (PID 0x4F)?")
+    );
+    assert_eq!(r[1]["mil"], None);
+}

@@ -1127,3 +1127,52 @@ fn detections_with_json_evidence_text_still_read() {
     );
     assert_eq!(r[1]["mil"], None);
 }
+
+/// An `rsd_passes` file written before `invalid_code` / `invalid_detail` (reasons in
+/// `invalid_reason`) still shows its reasons, as `invalid_detail`; its code is NULL.
+#[test]
+fn rsd_passes_with_invalid_reason_show_it_as_detail() {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let old: Vec<Field> = plumewatch::schema::rsd_passes()
+        .fields()
+        .iter()
+        .filter(|f| f.name() != "invalid_detail")
+        .map(|f| {
+            if f.name() == "invalid_code" {
+                Field::new("invalid_reason", DataType::Utf8, true)
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    let b = batch(
+        &Arc::new(Schema::new(old)),
+        2,
+        &[
+            ("pass_id", Arc::new(StringArray::from(vec!["p1", "p2"]))),
+            (
+                "invalid_reason",
+                Arc::new(StringArray::from(vec![Some("speed_kmh missing"), None])),
+            ),
+        ],
+    );
+    write_parquet(&t.join("rsd_passes/date=2025-11-08/part-old.parquet"), &b);
+    let r = rows(&sql(
+        t,
+        "SELECT pass_id, invalid_code, invalid_detail FROM rsd_passes ORDER BY pass_id",
+    ));
+    assert_eq!(r[0]["invalid_detail"].as_deref(), Some("speed_kmh missing"));
+    assert_eq!(r[0]["invalid_code"], None);
+    assert_eq!(r[1]["invalid_detail"], None);
+    // `invalid_reason` itself is not a column of the table any more.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    assert!(
+        rt.block_on(plumewatch::query::run_sql(
+            t,
+            "SELECT invalid_reason FROM rsd_passes"
+        ))
+        .is_err()
+    );
+}

@@ -238,6 +238,20 @@ impl Lake {
             opts =
                 opts.with_table_partition_cols(vec![("date".to_string(), date_partition_type())]);
         }
+        // rsd_passes files written before `invalid_code` / `invalid_detail` hold the reasons
+        // in `invalid_reason`: read it too and show it as `invalid_detail` (code NULL).
+        let legacy_reason = name == schema::RSD_PASSES;
+        let schema = if legacy_reason {
+            let mut f: Vec<_> = schema.fields().iter().cloned().collect();
+            f.push(Arc::new(Field::new(
+                LEGACY_INVALID_REASON,
+                DataType::Utf8,
+                true,
+            )));
+            Arc::new(Schema::new(f))
+        } else {
+            schema
+        };
         let cfg = ListingTableConfig::new(url)
             .with_listing_options(opts)
             .with_schema(schema);
@@ -245,7 +259,10 @@ impl Lake {
         let mut exprs: Vec<Expr> = Vec::new();
         for f in &fields {
             let c = Expr::Column(Column::new_unqualified(f.name()));
-            if f.data_type() == &DataType::Float64 {
+            if legacy_reason && f.name() == "invalid_detail" {
+                let old = Expr::Column(Column::new_unqualified(LEGACY_INVALID_REASON));
+                exprs.push(datafusion::functions::expr_fn::coalesce(vec![c, old]).alias(f.name()));
+            } else if f.data_type() == &DataType::Float64 {
                 let udf = Arc::new(NonFiniteAsNull::new(name, f.name()));
                 self.nonfinite.push(udf.clone());
                 let u = ScalarUDF::new_from_shared_impl(udf as Arc<dyn ScalarUDFImpl>);
@@ -378,6 +395,10 @@ pub fn check_date_comparisons(plan: &datafusion::logical_expr::LogicalPlan) -> R
     })?;
     Ok(())
 }
+
+/// The `rsd_passes` column of files written before `invalid_code` / `invalid_detail` (the
+/// same `;`-joined human text `invalid_detail` holds now).
+const LEGACY_INVALID_REASON: &str = "invalid_reason";
 
 /// True for a `detections` Parquet file written before the evidence maps (its `evidence`
 /// column is JSON text). Reads the footer only; an unreadable file is not legacy (the query

@@ -1046,6 +1046,80 @@ fn plot_draws_gaps_local_time_and_plate() {
     assert_eq!(text.matches(r##"stroke="#0000FF""##).count(), 3 + 1);
     // A 10 s gap joins 4 s → 12 s: λ [0–14], [16]; rear O2 one line.
     assert_eq!(draw(10_000).segments, [2, 1]);
+
+    // Not in the registry: the plate of its latest detection; with neither, the VIN alone.
+    let other = |v: &str, file: &str| {
+        let b = batch(
+            &plumewatch::schema::obd_samples(),
+            2,
+            &[
+                ("vin", Arc::new(StringArray::from(vec![v; 2]))),
+                (
+                    "sampled_at",
+                    Arc::new(
+                        TimestampMillisecondArray::from(vec![t0, t0 + 1000]).with_timezone("UTC"),
+                    ),
+                ),
+                (
+                    "time_inferred",
+                    Arc::new(BooleanArray::from(vec![false; 2])),
+                ),
+                (
+                    "time_relative",
+                    Arc::new(BooleanArray::from(vec![false; 2])),
+                ),
+                ("source_file", Arc::new(StringArray::from(vec!["x"; 2]))),
+            ],
+        );
+        write_parquet(&t.join(format!("obd_samples/date=2025-11-08/{file}")), &b);
+    };
+    other("LTESTPLOT00000002", "part-y.parquet");
+    other("LTESTPLOT00000003", "part-z.parquet");
+    let mut db = plumewatch::schema::DetectionsBuilder::default();
+    for (i, plate) in ["冀B00001", "冀B00002"].iter().enumerate() {
+        db.append(&plumewatch::schema::DetectionRow {
+            detection_id: format!("d{i}"),
+            rule_id: "obd_catalyst_dtc".into(),
+            detected_at_ms: t0 + i as i64 * 60_000,
+            plate: Some(plate.to_string()),
+            plate_color: Some("blue".into()),
+            vin: Some("LTESTPLOT00000002".into()),
+            source_stream: "obd".into(),
+            ..Default::default()
+        });
+    }
+    let d = plumewatch::schema::TableBuilder::finish(&mut db);
+    write_parquet(&t.join("detections/date=2025-11-08/part-d.parquet"), &d);
+    let opts = PlotOptions::default();
+    let s2 = rt
+        .block_on(plot(
+            t,
+            "LTESTPLOT00000002",
+            "2025-11-08T00:00:00Z",
+            "2025-11-09T00:00:00Z",
+            &svg,
+            &opts,
+        ))
+        .unwrap();
+    assert_eq!(s2.plate.as_deref(), Some("冀B00002 (blue)"));
+    let s3 = rt
+        .block_on(plot(
+            t,
+            "LTESTPLOT00000003",
+            "2025-11-08T00:00:00Z",
+            "2025-11-09T00:00:00Z",
+            &svg,
+            &opts,
+        ))
+        .unwrap();
+    assert_eq!(s3.plate, None);
+    assert!(
+        s3.title.starts_with("VIN LTESTPLOT00000003: "),
+        "{}",
+        s3.title
+    );
+    // No λ values at all: no line, no panic.
+    assert_eq!(s3.segments, [0, 0]);
 }
 
 /// A `detections` file written before the evidence maps (evidence as JSON text) still reads:

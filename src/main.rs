@@ -116,6 +116,13 @@ enum Cmd {
         to: String,
         #[arg(long)]
         out: PathBuf,
+        /// Limit set TOML whose [time].zone the time axis and the dates are in (default:
+        /// Asia/Shanghai).
+        #[arg(long)]
+        limits: Option<PathBuf>,
+        /// Samples further apart than this many seconds are not joined by a line.
+        #[arg(long, default_value_t = 5.0)]
+        gap_s: f64,
     },
     /// Streaming mode: consume Kafka topics (or files / stdin) until stopped, commit the
     /// tables exactly once, send alerts. Either --config FILE, or the flags below.
@@ -408,8 +415,13 @@ fn run(cli: Cli) -> Result<()> {
             from,
             to,
             out,
+            limits,
+            gap_s,
         } => {
-            let zone = LimitSet::default_set().zone();
+            if !(gap_s.is_finite() && gap_s > 0.0) {
+                anyhow::bail!("--gap-s must be a positive number of seconds (got {gap_s})");
+            }
+            let zone = LimitSet::load(limits.as_deref())?.zone();
             let iso = |t: &str| -> Result<String> {
                 Ok(plumewatch::time::parse_bound(t, zone)
                     .map_err(|m| anyhow::anyhow!("{t}: {m}"))?
@@ -421,6 +433,10 @@ fn run(cli: Cli) -> Result<()> {
                 &iso(&from)?,
                 &iso(&to)?,
                 &out,
+                &plumewatch::query::plot::PlotOptions {
+                    zone,
+                    gap_ms: (gap_s * 1000.0).round() as i64,
+                },
             ))?;
             println!(
                 "wrote {} ({} samples, {} flagged windows)",

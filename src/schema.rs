@@ -7,7 +7,8 @@ use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::array::{
     ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Float64Builder,
-    Int64Builder, ListBuilder, StringBuilder, TimestampMillisecondBuilder, UInt64Builder,
+    Int64Builder, ListBuilder, MapBuilder, MapFieldNames, StringBuilder,
+    TimestampMillisecondBuilder, UInt64Builder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -93,7 +94,10 @@ pub fn rsd_passes() -> SchemaRef {
         }
         v.extend([
             Field::new("valid", DataType::Boolean, false),
-            s("invalid_reason", true),
+            // Why `verdict` is `invalid` (NULL otherwise): a stable code to group by
+            // (`detect::rsd_limits::code`) and the human detail of every reason.
+            s("invalid_code", true),
+            s("invalid_detail", true),
             s("verdict", false),
             Field::new("exceeded", utf8_list(), true),
             s("limit_set", false),
@@ -182,7 +186,50 @@ pub fn vehicles() -> SchemaRef {
     .clone()
 }
 
-/// `detections`: one rule firing on one vehicle, with evidence (JSON text).
+/// `evidence`: Map<Utf8, Float64>, the numeric evidence of a detection by name
+/// (`evidence['ratio']`, `evidence['window_start_ms']`).
+fn evidence_num_type() -> DataType {
+    DataType::Map(
+        Arc::new(Field::new(
+            "entries",
+            DataType::Struct(
+                vec![
+                    Field::new("keys", DataType::Utf8, false),
+                    Field::new("values", DataType::Float64, true),
+                ]
+                .into(),
+            ),
+            false,
+        )),
+        false,
+    )
+}
+
+/// `evidence_text`: Map<Utf8, Utf8>, the text evidence of a detection by name
+/// (`evidence_text['basis']`, `evidence_text['hint']`).
+fn evidence_text_type() -> DataType {
+    DataType::Map(
+        Arc::new(Field::new(
+            "entries",
+            DataType::Struct(
+                vec![
+                    Field::new("keys", DataType::Utf8, false),
+                    Field::new("values", DataType::Utf8, true),
+                ]
+                .into(),
+            ),
+            false,
+        )),
+        false,
+    )
+}
+
+/// `detections`: one rule firing on one vehicle, with its evidence in two maps SQL can
+/// address: `evidence` (Map<Utf8, Float64>: every numeric entry, e.g. `ratio`, `n_samples`,
+/// `window_start_ms`, `emission_standard`) and `evidence_text` (Map<Utf8, Utf8>: every text
+/// entry, e.g. China III `basis`, `registered_on`, a `hint`; booleans as `true` / `false`,
+/// lists such as `dtcs_matched` as comma-joined text). An absent or unknown entry is not in
+/// the map (`evidence['x']` is NULL). See [`Evidence`].
 pub fn detections() -> SchemaRef {
     static S: OnceLock<SchemaRef> = OnceLock::new();
     S.get_or_init(|| {
@@ -201,7 +248,8 @@ pub fn detections() -> SchemaRef {
             s("source_stream", false),
             s("source_key", false),
             f("strength"),
-            s("evidence", false),
+            Field::new("evidence", evidence_num_type(), false),
+            Field::new("evidence_text", evidence_text_type(), false),
         ]))
     })
     .clone()
@@ -280,7 +328,10 @@ pub struct RsdPassesBuilder {
     pub nums: Vec<Float64Builder>,
     pub status: [StringBuilder; 6],
     pub valid: BooleanBuilder,
-    pub invalid_reason: StringBuilder,
+    /// `invalid_code` (see `detect::rsd_limits::code`).
+    pub invalid_code: StringBuilder,
+    /// `invalid_detail`: every reason, human text.
+    pub invalid_detail: StringBuilder,
     pub verdict: StringBuilder,
     pub exceeded: ListBuilder<StringBuilder>,
     pub limit_set: StringBuilder,
@@ -306,7 +357,8 @@ impl Default for RsdPassesBuilder {
                 .collect(),
             status: std::array::from_fn(|_| StringBuilder::new()),
             valid: BooleanBuilder::new(),
-            invalid_reason: StringBuilder::new(),
+            invalid_code: StringBuilder::new(),
+            invalid_detail: StringBuilder::new(),
             verdict: StringBuilder::new(),
             exceeded: ListBuilder::new(StringBuilder::new()),
             limit_set: StringBuilder::new(),
@@ -349,7 +401,8 @@ impl TableBuilder for RsdPassesBuilder {
             cols.push(Arc::new(b.finish()));
         }
         cols.push(Arc::new(self.valid.finish()));
-        cols.push(Arc::new(self.invalid_reason.finish()));
+        cols.push(Arc::new(self.invalid_code.finish()));
+        cols.push(Arc::new(self.invalid_detail.finish()));
         cols.push(Arc::new(self.verdict.finish()));
         cols.push(Arc::new(self.exceeded.finish()));
         cols.push(Arc::new(self.limit_set.finish()));
@@ -510,17 +563,100 @@ pub struct DetectionRow {
     pub source_stream: String,
     pub source_key: String,
     pub strength: Option<f64>,
-    pub evidence: String,
+    pub evidence: Evidence,
+}
+
+/// The evidence of one detection: the `evidence` and `evidence_text` maps of [`detections`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Evidence {
+    /// Numeric entries, in insertion order.
+    pub num: Vec<(String, f64)>,
+    /// Text entries, in insertion order.
+    pub text: Vec<(String, String)>,
+}
+
+impl Evidence {
+    /// Sorts the entries of a JSON object into the two maps: numbers (non-finite dropped) to
+    /// `num`; strings to `text`; booleans to `text` as `true` / `false`; arrays to `text` as
+    /// their elements comma-joined (strings unquoted); nested objects to `text` as JSON.
+    /// NULLs are left out. A value that is not an object gives empty evidence.
+    pub fn from_json(v: &serde_json::Value) -> Evidence {
+        use serde_json::Value;
+        let mut e = Evidence::default();
+        let Some(o) = v.as_object() else {
+            return e;
+        };
+        for (k, v) in o {
+            match v {
+                Value::Null => {}
+                Value::Number(n) => {
+                    if let Some(x) = n.as_f64().filter(|x| x.is_finite()) {
+                        e.num.push((k.clone(), x));
+                    }
+                }
+                Value::String(s) => e.text.push((k.clone(), s.clone())),
+                Value::Bool(b) => e.text.push((k.clone(), b.to_string())),
+                Value::Array(a) => {
+                    let parts: Vec<String> = a
+                        .iter()
+                        .map(|x| match x {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        })
+                        .collect();
+                    e.text.push((k.clone(), parts.join(",")));
+                }
+                Value::Object(_) => e.text.push((k.clone(), v.to_string())),
+            }
+        }
+        e
+    }
+
+    /// The numeric entry `key`, if present.
+    pub fn num(&self, key: &str) -> Option<f64> {
+        self.num.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+
+    /// The text entry `key`, if present.
+    pub fn text(&self, key: &str) -> Option<&str> {
+        self.text
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// Builder of `detections` rows.
-#[derive(Default)]
 pub struct DetectionsBuilder {
-    cols: [StringBuilder; 12],
+    cols: [StringBuilder; 10],
+    evidence: MapBuilder<StringBuilder, Float64Builder>,
+    evidence_text: MapBuilder<StringBuilder, StringBuilder>,
     detected_at: TimestampMillisecondBuilder,
     lon: Float64Builder,
     lat: Float64Builder,
     strength: Float64Builder,
+}
+
+impl Default for DetectionsBuilder {
+    fn default() -> Self {
+        DetectionsBuilder {
+            cols: Default::default(),
+            evidence: MapBuilder::new(
+                Some(MapFieldNames::default()),
+                StringBuilder::new(),
+                Float64Builder::new(),
+            ),
+            evidence_text: MapBuilder::new(
+                Some(MapFieldNames::default()),
+                StringBuilder::new(),
+                StringBuilder::new(),
+            ),
+            detected_at: Default::default(),
+            lon: Default::default(),
+            lat: Default::default(),
+            strength: Default::default(),
+        }
+    }
 }
 
 impl DetectionsBuilder {
@@ -537,7 +673,20 @@ impl DetectionsBuilder {
         c[7].append_option(d.site_id.as_deref());
         c[8].append_value(&d.source_stream);
         c[9].append_value(&d.source_key);
-        c[10].append_value(&d.evidence);
+        for (k, v) in &d.evidence.num {
+            self.evidence.keys().append_value(k);
+            self.evidence.values().append_value(*v);
+        }
+        self.evidence
+            .append(true)
+            .expect("keys and values appended in pairs");
+        for (k, v) in &d.evidence.text {
+            self.evidence_text.keys().append_value(k);
+            self.evidence_text.values().append_value(v);
+        }
+        self.evidence_text
+            .append(true)
+            .expect("keys and values appended in pairs");
         self.detected_at.append_value(d.detected_at_ms);
         self.lon.append_option(d.lon_deg);
         self.lat.append_option(d.lat_deg);
@@ -569,7 +718,8 @@ impl TableBuilder for DetectionsBuilder {
                 Arc::new(c[8].finish()),
                 Arc::new(c[9].finish()),
                 Arc::new(self.strength.finish()),
-                Arc::new(c[10].finish()),
+                Arc::new(self.evidence.finish()),
+                Arc::new(self.evidence_text.finish()),
             ],
         )
     }
@@ -1085,7 +1235,8 @@ pub const CATALOG: [TableDef; 9] = [
                 "temp_status",
                 "co2_status",
                 "valid",
-                "invalid_reason",
+                "invalid_code",
+                "invalid_detail",
                 "verdict",
                 "exceeded",
                 "limit_set",
@@ -1147,7 +1298,8 @@ pub const CATALOG: [TableDef; 9] = [
         partition_by: Some("detected_at"),
         key: KeyDef {
             key: &["detection_id"],
-            not_content: &[],
+            // Not compared (conflicts: false); the maps are left out of the content hash.
+            not_content: &["evidence", "evidence_text"],
             conflicts: false,
             snapshot: false,
         },

@@ -559,17 +559,27 @@ fn misscaled_lambda_is_visible_and_not_evaluable() {
         s.contains("lambda_implausible: vehicle not evaluable): 1"),
         "{s}"
     );
-    let d = json_rows(t.path(), "SELECT vin, rule_id, evidence FROM detections");
+    // The evidence is addressed in SQL (a map, not JSON text).
+    let d = json_rows(
+        t.path(),
+        "SELECT vin, rule_id, evidence['n_samples'] AS n_samples, \
+         evidence['upstream_lambda_median'] AS upstream_lambda_median, \
+         evidence['commanded_lambda_median'] AS commanded_lambda_median, \
+         evidence['ratio'] AS ratio, evidence_text['hint'] AS hint, \
+         CAST(evidence['window_start_ms'] AS BIGINT) AS window_start_ms, \
+         evidence['no_such_entry'] AS absent FROM detections",
+    );
     assert_eq!(d.len(), 1, "{d:?}");
     assert_eq!(d[0]["rule_id"], "lambda_implausible");
     assert_eq!(d[0]["vin"], "LZZ5ELSDXND999901");
-    let ev: serde_json::Value = serde_json::from_str(d[0]["evidence"].as_str().unwrap()).unwrap();
+    let ev = &d[0];
     assert_eq!(ev["n_samples"], 600.0);
     close(&ev["upstream_lambda_median"], 0.0625, 0.0015);
     close(&ev["commanded_lambda_median"], 1.0, 1e-6);
     close(&ev["ratio"], 0.0625, 0.0015);
     assert_eq!(ev["hint"], "upstream λ scale (PID 0x4F)?");
     assert_eq!(ev["window_start_ms"], 1_762_567_200_000i64 + 300_000); // 02:05:00Z
+    assert_eq!(ev["absent"], serde_json::Value::Null);
     let l = suspects(t.path());
     assert_eq!(l.len(), 1, "{l:?}");
     assert_eq!(l[0]["status"], "not_evaluable");
@@ -627,7 +637,7 @@ fn misscaled_lambda_is_visible_and_not_evaluable() {
     let d = json_rows(&out, "SELECT rule_id, evidence FROM detections");
     assert_eq!(d.len(), 1, "{d:?}");
     assert_eq!(d[0]["rule_id"], "rear_o2_flatline");
-    let ev: serde_json::Value = serde_json::from_str(d[0]["evidence"].as_str().unwrap()).unwrap();
+    let ev = &d[0]["evidence"];
     assert_eq!(ev["n_cut_events"], 0.0);
     assert_eq!(ev["flat_span_s"], 600.0);
 }
@@ -673,14 +683,16 @@ fn afr_and_phi_are_implausible_with_their_hints() {
             out.to_str().unwrap(),
             file.to_str().unwrap(),
         ]);
-        let d = json_rows(&out, "SELECT rule_id, evidence FROM detections");
+        let d = json_rows(
+            &out,
+            "SELECT rule_id, evidence_text['hint'] AS hint FROM detections",
+        );
         assert!(!d.is_empty(), "{name}");
         assert!(
             d.iter().all(|r| r["rule_id"] == "lambda_implausible"),
             "{name}: {d:?}"
         );
-        let ev: serde_json::Value =
-            serde_json::from_str(d[0]["evidence"].as_str().unwrap()).unwrap();
+        let ev = &d[0];
         assert!(ev["hint"].as_str().unwrap().starts_with(hint), "{ev}");
         assert_eq!(suspects(&out)[0]["status"], "not_evaluable");
     }
@@ -743,10 +755,7 @@ fn low_voltage_rear_simulator_is_detected() {
         d.iter().all(|x| x["rule_id"] == "rear_o2_low_band"),
         "{d:?}"
     );
-    let evs: Vec<serde_json::Value> = d
-        .iter()
-        .map(|x| serde_json::from_str(x["evidence"].as_str().unwrap()).unwrap())
-        .collect();
+    let evs: Vec<serde_json::Value> = d.iter().map(|x| x["evidence"].clone()).collect();
     for ev in &evs {
         close(&ev["rear_o2_median_v"], 0.22, 0.02);
         assert!(ev["low_frac"].as_f64().unwrap() >= 0.95, "{ev}");

@@ -444,15 +444,42 @@ fn unknown_or_conflicting_colour_never_joins() {
     assert_eq!(get(&r["r3"], "flags"), Some(""));
     let d = query(
         &t,
-        "SELECT source_key, evidence FROM detections WHERE rule_id = 'china3_diesel_sighting'",
+        "SELECT source_key, evidence_text['plate_color_confirmed'] AS confirmed \
+         FROM detections WHERE rule_id = 'china3_diesel_sighting'",
     );
     assert_eq!(d.len(), 1);
     assert_eq!(get(&d[0], "source_key"), Some("r3"));
-    assert!(
-        get(&d[0], "evidence")
-            .unwrap()
-            .contains("\"plate_color_confirmed\":true")
+    assert_eq!(get(&d[0], "confirmed"), Some("true"));
+    // The evidence is typed (issue 9 item 5): the registry's 国III as the number 3, the basis
+    // and registration date as text, addressable in SQL and grouped on.
+    let d = query(
+        &t,
+        "SELECT evidence['emission_standard'] AS es, evidence['max_emission_standard'] AS max_es, \
+         evidence_text['basis'] AS basis, evidence_text['registered_on'] AS reg, \
+         evidence_text['emission_standard_raw'] AS raw, evidence['no_such'] AS absent \
+         FROM detections WHERE rule_id = 'china3_diesel_sighting' AND evidence['emission_standard'] <= 3",
     );
+    assert_eq!(d.len(), 1);
+    assert_eq!(get(&d[0], "es"), Some("3.0"));
+    assert_eq!(get(&d[0], "max_es"), Some("3.0"));
+    assert_eq!(get(&d[0], "basis"), Some("registry_emission_standard"));
+    assert_eq!(get(&d[0], "reg"), Some("2010-05-01"));
+    assert_eq!(get(&d[0], "raw"), Some("国III"));
+    assert_eq!(get(&d[0], "absent"), None);
+    // JSON output: the maps are objects (numbers stay numbers).
+    let j = ok(&[
+        "query",
+        "--tables",
+        t.to_str().unwrap(),
+        "--format",
+        "json",
+        "SELECT evidence, evidence_text FROM detections WHERE rule_id = 'china3_diesel_sighting'",
+    ]);
+    let j: serde_json::Value = serde_json::from_str(&j).unwrap();
+    assert_eq!(j[0]["evidence"]["emission_standard"], 3.0);
+    assert_eq!(j[0]["evidence_text"]["basis"], "registry_emission_standard");
+    assert_eq!(j[0]["evidence_text"]["plate_color_confirmed"], "true");
+    assert_eq!(j[0]["evidence_text"]["fuel"], "diesel");
     let l = list_csv(&t, "china3-diesel");
     assert_eq!(l.len(), 2, "{l:?}");
     assert_eq!(col(&l, 1, "plate"), "鄂F02277");
@@ -553,23 +580,16 @@ fn colour_codes_conflicts_and_plate_only_joins() {
     let d = by_key(
         query(
             &t,
-            "SELECT source_key, evidence FROM detections WHERE rule_id = 'china3_diesel_sighting'",
+            "SELECT source_key, evidence_text['plate_color_confirmed'] AS confirmed \
+             FROM detections WHERE rule_id = 'china3_diesel_sighting'",
         ),
         "source_key",
     );
     let mut keys: Vec<_> = d.keys().cloned().collect();
     keys.sort();
     assert_eq!(keys, ["k1", "k3", "k5"]);
-    assert!(
-        get(&d["k3"], "evidence")
-            .unwrap()
-            .contains("\"plate_color_confirmed\":false")
-    );
-    assert!(
-        get(&d["k1"], "evidence")
-            .unwrap()
-            .contains("\"plate_color_confirmed\":true")
-    );
+    assert_eq!(get(&d["k3"], "confirmed"), Some("false"));
+    assert_eq!(get(&d["k1"], "confirmed"), Some("true"));
 
     // An RSD pass with no colour for the number registered in two colours: not joined, so
     // the registry's fuel is not used.
@@ -666,7 +686,7 @@ fn gas_twc_list_shows_only_recognised_registry_plates() {
             source_stream: "obd".into(),
             source_key: format!("k{i}"),
             strength: Some(1.0),
-            evidence: "{}".into(),
+            evidence: Default::default(),
             ..Default::default()
         });
     }

@@ -570,6 +570,24 @@ fn batch(schema: &SchemaRef, n: usize, cols: &[(&str, ArrayRef)]) -> RecordBatch
             if let Some((_, a)) = cols.iter().find(|(c, _)| c == f.name()) {
                 return a.clone();
             }
+            // A non-nullable map (the detections' evidence): n empty maps.
+            if let datafusion::arrow::datatypes::DataType::Map(entries, sorted) = f.data_type()
+                && !f.is_nullable()
+            {
+                let empty = datafusion::arrow::array::new_empty_array(entries.data_type());
+                let empty = empty
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::StructArray>()
+                    .unwrap()
+                    .clone();
+                return Arc::new(datafusion::arrow::array::MapArray::new(
+                    entries.clone(),
+                    datafusion::arrow::buffer::OffsetBuffer::new_zeroed(n),
+                    empty,
+                    None,
+                    *sorted,
+                ));
+            }
             let s = if f.is_nullable() {
                 ScalarValue::try_new_null(f.data_type()).unwrap()
             } else {
@@ -738,7 +756,6 @@ fn nan_in_detections_and_positions_does_not_rank_or_place_a_vehicle() {
                 "source_stream",
                 Arc::new(StringArray::from(vec!["obd", "obd"])),
             ),
-            ("evidence", Arc::new(StringArray::from(vec!["{}", "{}"]))),
             (
                 "strength",
                 Arc::new(Float64Array::from(vec![f64::NAN, 0.5])),
@@ -913,4 +930,323 @@ fn plot_refuses_an_extension_it_cannot_write() {
         );
         assert!(!out.exists(), "{name}");
     }
+}
+
+/// Plots (issue 9 item 5): a gap (more than `gap_ms` between samples, or a missing value)
+/// breaks the line; the time axis is local time in the zone, named; the registry's plate is
+/// in the title with the VIN.
+#[test]
+fn plot_draws_gaps_local_time_and_plate() {
+    use datafusion::arrow::array::BooleanArray;
+    use plumewatch::query::plot::{PlotOptions, plot};
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let vin = "LTESTPLOT00000001";
+    let t0 = chrono::DateTime::parse_from_rfc3339("2025-11-08T02:00:00Z")
+        .unwrap()
+        .timestamp_millis();
+    // Seconds after t0: 0–4 (1 Hz), then 12–16 (8 s without a sample); λ missing at 15 s.
+    let secs = [0i64, 1, 2, 3, 4, 12, 13, 14, 15, 16];
+    let lam = [
+        Some(1.0),
+        Some(1.01),
+        Some(0.99),
+        Some(1.0),
+        Some(1.02),
+        Some(0.98),
+        Some(1.0),
+        Some(1.01),
+        None,
+        Some(1.0),
+    ];
+    let rear = [0.7, 0.71, 0.69, 0.7, 0.7, 0.6, 0.61, 0.6, 0.62, 0.6];
+    let n = secs.len();
+    let s = batch(
+        &plumewatch::schema::obd_samples(),
+        n,
+        &[
+            ("vin", Arc::new(StringArray::from(vec![vin; n]))),
+            (
+                "sampled_at",
+                Arc::new(
+                    TimestampMillisecondArray::from(
+                        secs.iter().map(|s| t0 + s * 1000).collect::<Vec<_>>(),
+                    )
+                    .with_timezone("UTC"),
+                ),
+            ),
+            (
+                "upstream_lambda",
+                Arc::new(Float64Array::from(lam.to_vec())),
+            ),
+            ("rear_o2_v", Arc::new(Float64Array::from(rear.to_vec()))),
+            (
+                "time_inferred",
+                Arc::new(BooleanArray::from(vec![false; n])),
+            ),
+            (
+                "time_relative",
+                Arc::new(BooleanArray::from(vec![false; n])),
+            ),
+            ("source_file", Arc::new(StringArray::from(vec!["x"; n]))),
+        ],
+    );
+    write_parquet(&t.join("obd_samples/date=2025-11-08/part-x.parquet"), &s);
+    let v = batch(
+        &plumewatch::schema::vehicles(),
+        1,
+        &[
+            ("plate", Arc::new(StringArray::from(vec!["京A12345"]))),
+            ("plate_color", Arc::new(StringArray::from(vec!["yellow"]))),
+            (
+                "plate_status",
+                Arc::new(StringArray::from(vec!["standard"])),
+            ),
+            ("vin", Arc::new(StringArray::from(vec![vin]))),
+        ],
+    );
+    write_parquet(&t.join("vehicles/part-x.parquet"), &v);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let svg = t.join("p.svg");
+    let draw = |gap_ms: i64| {
+        rt.block_on(plot(
+            t,
+            vin,
+            "2025-11-08T00:00:00Z",
+            "2025-11-09T00:00:00Z",
+            &svg,
+            &PlotOptions {
+                zone: chrono_tz::Asia::Shanghai,
+                gap_ms,
+            },
+        ))
+        .unwrap()
+    };
+    let s = draw(5_000);
+    assert_eq!(s.samples, 10);
+    // λ: [0–4], [12–14], [16] (the 8 s gap and the missing value); rear O2: [0–4], [12–16].
+    assert_eq!(s.segments, [3, 2]);
+    assert_eq!(s.plate.as_deref(), Some("京A12345 (yellow)"));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        text.contains("京A12345 (yellow), VIN LTESTPLOT00000001"),
+        "{}",
+        s.title
+    );
+    // 02:00:00Z is 10:00:00 in Shanghai; the axis says so.
+    assert!(
+        text.contains("local time, Asia/Shanghai (UTC+08:00), from 2025-11-08 10:00:00"),
+        "{text}"
+    );
+    // (plotters writes each label on its own line inside <text>)
+    assert!(text.contains("\n10:00:00\n"), "{text}");
+    assert!(text.contains("\n10:00:16\n"), "{text}");
+    assert!(!text.contains("\n02:00:00\n"), "{text}");
+    // Blue (λ) polylines: 3 runs + the legend's sample line.
+    assert_eq!(text.matches(r##"stroke="#0000FF""##).count(), 3 + 1);
+    // A 10 s gap joins 4 s → 12 s: λ [0–14], [16]; rear O2 one line.
+    assert_eq!(draw(10_000).segments, [2, 1]);
+
+    // Not in the registry: the plate of its latest detection; with neither, the VIN alone.
+    let other = |v: &str, file: &str| {
+        let b = batch(
+            &plumewatch::schema::obd_samples(),
+            2,
+            &[
+                ("vin", Arc::new(StringArray::from(vec![v; 2]))),
+                (
+                    "sampled_at",
+                    Arc::new(
+                        TimestampMillisecondArray::from(vec![t0, t0 + 1000]).with_timezone("UTC"),
+                    ),
+                ),
+                (
+                    "time_inferred",
+                    Arc::new(BooleanArray::from(vec![false; 2])),
+                ),
+                (
+                    "time_relative",
+                    Arc::new(BooleanArray::from(vec![false; 2])),
+                ),
+                ("source_file", Arc::new(StringArray::from(vec!["x"; 2]))),
+            ],
+        );
+        write_parquet(&t.join(format!("obd_samples/date=2025-11-08/{file}")), &b);
+    };
+    other("LTESTPLOT00000002", "part-y.parquet");
+    other("LTESTPLOT00000003", "part-z.parquet");
+    let mut db = plumewatch::schema::DetectionsBuilder::default();
+    for (i, plate) in ["冀B00001", "冀B00002"].iter().enumerate() {
+        db.append(&plumewatch::schema::DetectionRow {
+            detection_id: format!("d{i}"),
+            rule_id: "obd_catalyst_dtc".into(),
+            detected_at_ms: t0 + i as i64 * 60_000,
+            plate: Some(plate.to_string()),
+            plate_color: Some("blue".into()),
+            vin: Some("LTESTPLOT00000002".into()),
+            source_stream: "obd".into(),
+            ..Default::default()
+        });
+    }
+    let d = plumewatch::schema::TableBuilder::finish(&mut db);
+    write_parquet(&t.join("detections/date=2025-11-08/part-d.parquet"), &d);
+    let opts = PlotOptions::default();
+    let s2 = rt
+        .block_on(plot(
+            t,
+            "LTESTPLOT00000002",
+            "2025-11-08T00:00:00Z",
+            "2025-11-09T00:00:00Z",
+            &svg,
+            &opts,
+        ))
+        .unwrap();
+    assert_eq!(s2.plate.as_deref(), Some("冀B00002 (blue)"));
+    let s3 = rt
+        .block_on(plot(
+            t,
+            "LTESTPLOT00000003",
+            "2025-11-08T00:00:00Z",
+            "2025-11-09T00:00:00Z",
+            &svg,
+            &opts,
+        ))
+        .unwrap();
+    assert_eq!(s3.plate, None);
+    assert!(
+        s3.title.starts_with("VIN LTESTPLOT00000003: "),
+        "{}",
+        s3.title
+    );
+    // No λ values at all: no line, no panic.
+    assert_eq!(s3.segments, [0, 0]);
+}
+
+/// A `detections` file written before the evidence maps (evidence as JSON text) still reads:
+/// its evidence is split into the maps, next to a file written today.
+#[test]
+fn detections_with_json_evidence_text_still_read() {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let now = plumewatch::schema::detections();
+    let old: Vec<Field> = now
+        .fields()
+        .iter()
+        .filter(|f| f.name() != "evidence_text")
+        .map(|f| {
+            if f.name() == "evidence" {
+                Field::new("evidence", DataType::Utf8, false)
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    let old = Arc::new(Schema::new(old));
+    let b = batch(
+        &old,
+        1,
+        &[
+            ("detection_id", Arc::new(StringArray::from(vec!["d-old"]))),
+            (
+                "rule_id",
+                Arc::new(StringArray::from(vec!["lambda_implausible"])),
+            ),
+            (
+                "detected_at",
+                Arc::new(
+                    TimestampMillisecondArray::from(vec![1_762_567_500_000i64])
+                        .with_timezone("UTC"),
+                ),
+            ),
+            (
+                "evidence",
+                Arc::new(StringArray::from(vec![
+                    r#"{"ratio":0.0625,"n_samples":600,"hint":"upstream λ scale (PID 0x4F)?","mil_on":null}"#,
+                ])),
+            ),
+        ],
+    );
+    write_parquet(&t.join("detections/date=2025-11-08/part-old.parquet"), &b);
+    let mut db = plumewatch::schema::DetectionsBuilder::default();
+    db.append(&plumewatch::schema::DetectionRow {
+        detection_id: "d-new".into(),
+        rule_id: "rear_o2_flatline".into(),
+        detected_at_ms: 1_762_653_600_000, // 2025-11-09T02:00:00Z
+        evidence: plumewatch::schema::Evidence {
+            num: vec![("ratio".into(), 0.5)],
+            text: vec![("hint".into(), "new".into())],
+        },
+        ..Default::default()
+    });
+    let nb = plumewatch::schema::TableBuilder::finish(&mut db);
+    write_parquet(&t.join("detections/date=2025-11-09/part-new.parquet"), &nb);
+    let r = rows(&sql(
+        t,
+        "SELECT detection_id, CAST(date AS VARCHAR) AS date, evidence['ratio'] AS ratio, \
+         evidence['n_samples'] AS n, evidence_text['hint'] AS hint, evidence_text['mil_on'] AS mil \
+         FROM detections ORDER BY detection_id",
+    ));
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert_eq!(r[0]["detection_id"].as_deref(), Some("d-new"));
+    assert_eq!(r[0]["ratio"].as_deref(), Some("0.5"));
+    assert_eq!(r[0]["date"].as_deref(), Some("2025-11-09"));
+    assert_eq!(r[1]["detection_id"].as_deref(), Some("d-old"));
+    assert_eq!(r[1]["date"].as_deref(), Some("2025-11-08"));
+    assert_eq!(r[1]["ratio"].as_deref(), Some("0.0625"));
+    assert_eq!(r[1]["n"].as_deref(), Some("600.0"));
+    assert_eq!(
+        r[1]["hint"].as_deref(),
+        Some("upstream λ scale (PID 0x4F)?")
+    );
+    assert_eq!(r[1]["mil"], None);
+}
+
+/// An `rsd_passes` file written before `invalid_code` / `invalid_detail` (reasons in
+/// `invalid_reason`) still shows its reasons, as `invalid_detail`; its code is NULL.
+#[test]
+fn rsd_passes_with_invalid_reason_show_it_as_detail() {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let old: Vec<Field> = plumewatch::schema::rsd_passes()
+        .fields()
+        .iter()
+        .filter(|f| f.name() != "invalid_detail")
+        .map(|f| {
+            if f.name() == "invalid_code" {
+                Field::new("invalid_reason", DataType::Utf8, true)
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    let b = batch(
+        &Arc::new(Schema::new(old)),
+        2,
+        &[
+            ("pass_id", Arc::new(StringArray::from(vec!["p1", "p2"]))),
+            (
+                "invalid_reason",
+                Arc::new(StringArray::from(vec![Some("speed_kmh missing"), None])),
+            ),
+        ],
+    );
+    write_parquet(&t.join("rsd_passes/date=2025-11-08/part-old.parquet"), &b);
+    let r = rows(&sql(
+        t,
+        "SELECT pass_id, invalid_code, invalid_detail FROM rsd_passes ORDER BY pass_id",
+    ));
+    assert_eq!(r[0]["invalid_detail"].as_deref(), Some("speed_kmh missing"));
+    assert_eq!(r[0]["invalid_code"], None);
+    assert_eq!(r[1]["invalid_detail"], None);
+    // `invalid_reason` itself is not a column of the table any more.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    assert!(
+        rt.block_on(plumewatch::query::run_sql(
+            t,
+            "SELECT invalid_reason FROM rsd_passes"
+        ))
+        .is_err()
+    );
 }

@@ -125,7 +125,7 @@ pub fn detection(
         source_stream: s.stream.into(),
         source_key: s.source_key.into(),
         strength: Some(strength),
-        evidence: evidence.to_string(),
+        evidence: crate::schema::Evidence::from_json(&evidence),
     }
 }
 

@@ -75,7 +75,7 @@ pub fn check(
         source_stream: stream.into(),
         source_key: key,
         strength: Some(if hits.is_empty() { 0.5 } else { 1.0 }),
-        evidence: evidence.to_string(),
+        evidence: crate::schema::Evidence::from_json(&evidence),
         ..Default::default()
     })
 }
@@ -100,11 +100,9 @@ mod tests {
         assert!(check(&r, &rule, "x", "obd").is_none());
         r.dtcs.push("P0420".into());
         let d = check(&r, &rule, "x", "obd").unwrap();
-        assert!(
-            d.evidence.contains("\"dtcs_matched\":[\"P0420\"]"),
-            "{}",
-            d.evidence
-        );
+        assert_eq!(d.evidence.text("dtcs_matched"), Some("P0420"));
+        assert_eq!(d.evidence.text("dtcs_all"), Some("P2047,P0420"));
+        assert_eq!(d.evidence.text("mil_on"), Some("false"));
         let r2 = ObdReportRow {
             vin: "V".into(),
             mil_on: Some(true),

@@ -44,13 +44,57 @@ pub const CONDITIONS: [&str; 6] = [
     "co2_plume_pct_m",
 ];
 
+/// Short names of the six conditions in the `invalid_code` values, same order as
+/// [`CONDITIONS`] (the prefixes of `schema::STATUS_COLUMNS`).
+pub const CODE_NAMES: [&str; 6] = ["speed", "accel", "vsp", "wind", "temp", "co2"];
+
+/// Stable `invalid_code` values (the `rsd_passes` column; `remote-sensing.md §1.4`: one
+/// status per condition plus an invalid-reason code, the platforms' `wxyy`). Every code a
+/// pass can carry, for documentation and tests: `<condition>_missing` (required, absent),
+/// `<condition>_too_low` / `<condition>_too_high` (outside its window, below the minimum or
+/// above the maximum), with `<condition>` one of [`CODE_NAMES`]; and the codes that are not
+/// about one condition, [`code::FUEL_UNKNOWN`], [`code::ELECTRIC`], [`code::NO_LIMITS`],
+/// [`code::NOTHING_MEASURED`].
+pub mod code {
+    /// No fuel on the pass and none in the registry: no window or limit applies.
+    pub const FUEL_UNKNOWN: &str = "fuel_unknown";
+    /// Electric vehicle: no tailpipe to judge.
+    pub const ELECTRIC: &str = "electric_vehicle";
+    /// The pass is valid but the limit set has no limits for its fuel class.
+    pub const NO_LIMITS: &str = "no_limits_for_fuel_class";
+    /// The pass is valid but none of the limited pollutants was measured.
+    pub const NOTHING_MEASURED: &str = "no_limited_pollutant_measured";
+
+    /// Every condition code, `<condition>_{missing,too_low,too_high}` per
+    /// [`super::CODE_NAMES`], in that order.
+    pub const CONDITION: [[&str; 3]; 6] = [
+        ["speed_missing", "speed_too_low", "speed_too_high"],
+        ["accel_missing", "accel_too_low", "accel_too_high"],
+        ["vsp_missing", "vsp_too_low", "vsp_too_high"],
+        ["wind_missing", "wind_too_low", "wind_too_high"],
+        ["temp_missing", "temp_too_low", "temp_too_high"],
+        ["co2_missing", "co2_too_low", "co2_too_high"],
+    ];
+}
+
+/// Why a pass is not judged: a stable code (groupable) and the human detail.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Invalid {
+    /// The first reason's code, in the order: fuel (unknown / electric), then the conditions
+    /// in [`CONDITIONS`] order (see [`code`]). The other failing conditions are in `detail`
+    /// and in their `*_status` columns.
+    pub code: &'static str,
+    /// Every reason, `; `-joined, e.g. `speed_kmh 3.100 outside [5, ∞]; wind_mps missing`.
+    pub detail: String,
+}
+
 /// Validity of one pass.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Validity {
     pub statuses: [Status; 6],
     pub valid: bool,
-    /// `;`-joined reasons, e.g. `speed_kmh 3.1 below 5`; `None` when valid.
-    pub reason: Option<String>,
+    /// Code and detail of the reasons; `None` when valid.
+    pub invalid: Option<Invalid>,
 }
 
 fn check(w: Option<&Window>, v: Option<f64>) -> Status {
@@ -72,11 +116,11 @@ fn check(w: Option<&Window>, v: Option<f64>) -> Status {
 
 /// Checks `values` (same order as [`CONDITIONS`]) against `windows`. `windows = None`
 /// (fuel class unknown) makes every condition `not_checked` and the pass invalid with
-/// `pre_reason`.
+/// `pre_reason` (its code, its detail).
 pub fn validity(
     windows: Option<&ValidityWindows>,
     values: [Option<f64>; 6],
-    pre_reason: Option<&str>,
+    pre_reason: Option<(&'static str, &str)>,
 ) -> Validity {
     let ws = windows.map(|w| {
         [
@@ -90,8 +134,10 @@ pub fn validity(
     });
     let mut statuses = [Status::NotChecked; 6];
     let mut reason = String::new();
-    if let Some(r) = pre_reason {
+    let mut first: Option<&'static str> = None;
+    if let Some((c, r)) = pre_reason {
         reason.push_str(r);
+        first = Some(c);
     }
     if let Some(ws) = ws {
         for i in 0..6 {
@@ -101,8 +147,11 @@ pub fn validity(
             match (statuses[i], w, values[i]) {
                 (Status::Missing, _, _) => {
                     let _ = write!(reason, "{sep}{} missing", CONDITIONS[i]);
+                    first.get_or_insert(code::CONDITION[i][0]);
                 }
                 (Status::OutOfWindow, Some(w), Some(x)) => {
+                    let low = w.min.is_some_and(|m| x < m);
+                    first.get_or_insert(code::CONDITION[i][if low { 1 } else { 2 }]);
                     let _ = write!(
                         reason,
                         "{sep}{} {x:.3} outside [{}, {}]",
@@ -119,7 +168,10 @@ pub fn validity(
     Validity {
         statuses,
         valid,
-        reason: (!valid).then_some(reason),
+        invalid: (!valid).then(|| Invalid {
+            code: first.expect("a reason has a code"),
+            detail: reason,
+        }),
     }
 }
 
@@ -144,6 +196,9 @@ pub struct Verdict {
     pub verdict: &'static str,
     /// Pollutants above their limit (`opacity`, `ringelmann`, `no`, `co`, `hc`).
     pub exceeded: Vec<&'static str>,
+    /// For a valid pass judged `invalid`: [`code::NO_LIMITS`] or [`code::NOTHING_MEASURED`].
+    /// `None` otherwise (an invalid pass has its code in [`Validity::invalid`]).
+    pub unjudged: Option<&'static str>,
 }
 
 /// Judges a valid pass: fail when any measured pollutant is strictly above its limit.
@@ -154,6 +209,7 @@ pub fn verdict(valid: bool, limits: Option<&PollutantLimits>, m: &Measured) -> V
         return Verdict {
             verdict: "invalid",
             exceeded: vec![],
+            unjudged: valid.then_some(code::NO_LIMITS),
         };
     };
     let pairs = [
@@ -180,7 +236,11 @@ pub fn verdict(valid: bool, limits: Option<&PollutantLimits>, m: &Measured) -> V
     } else {
         "fail"
     };
-    Verdict { verdict, exceeded }
+    Verdict {
+        verdict,
+        exceeded,
+        unjudged: (!judged).then_some(code::NOTHING_MEASURED),
+    }
 }
 
 #[cfg(test)]
@@ -205,17 +265,49 @@ mod tests {
         assert_eq!(v.statuses[3], Status::NotMeasured);
         assert!(!v.valid);
         assert_eq!(
-            v.reason.as_deref(),
-            Some("accel_mps2 -0.200 outside [0, ∞]")
+            v.invalid,
+            Some(Invalid {
+                code: "accel_too_low",
+                detail: "accel_mps2 -0.200 outside [0, ∞]".into()
+            })
         );
         let v = validity(ci, [None, Some(0.5), None, Some(1.0), None, None], None);
-        assert_eq!(v.reason.as_deref(), Some("speed_kmh missing"));
+        assert_eq!(
+            v.invalid,
+            Some(Invalid {
+                code: "speed_missing",
+                detail: "speed_kmh missing".into()
+            })
+        );
         let v = validity(
             ci,
             [Some(40.0), Some(0.5), None, Some(1.0), Some(10.0), None],
             None,
         );
-        assert!(v.valid && v.reason.is_none());
+        assert!(v.valid && v.invalid.is_none());
+        // Petrol at 130 km/h with VSP 20 kW/t: both out of their windows ([5, 120], [0, 14]);
+        // the code is the first condition's, the detail names both, in condition order.
+        let si = s.windows_for(FuelClass::SparkIgnition);
+        let v = validity(
+            si,
+            [Some(130.0), Some(0.1), Some(20.0), None, None, None],
+            None,
+        );
+        assert_eq!(
+            v.invalid,
+            Some(Invalid {
+                code: "speed_too_high",
+                detail: "speed_kmh 130.000 outside [5, 120]; vsp_kw_t 20.000 outside [0, 14]"
+                    .into()
+            })
+        );
+        // A fuel reason comes first and its code wins.
+        let v = validity(
+            None,
+            [Some(3.0); 6],
+            Some((code::FUEL_UNKNOWN, "fuel unknown")),
+        );
+        assert_eq!(v.invalid.map(|i| i.code), Some("fuel_unknown"));
 
         let lim = s.limits_for(FuelClass::CompressionIgnition);
         let m = Measured {
@@ -227,7 +319,8 @@ mod tests {
             verdict(true, lim, &m),
             Verdict {
                 verdict: "fail",
-                exceeded: vec!["no"]
+                exceeded: vec!["no"],
+                unjudged: None,
             }
         );
         let m = Measured {
@@ -236,6 +329,12 @@ mod tests {
         };
         assert_eq!(verdict(true, lim, &m).verdict, "pass");
         assert_eq!(verdict(false, lim, &m).verdict, "invalid");
-        assert_eq!(verdict(true, lim, &Measured::default()).verdict, "invalid");
+        assert_eq!(verdict(false, lim, &m).unjudged, None);
+        let v = verdict(true, lim, &Measured::default());
+        assert_eq!(
+            (v.verdict, v.unjudged),
+            ("invalid", Some(code::NOTHING_MEASURED))
+        );
+        assert_eq!(verdict(true, None, &m).unjudged, Some(code::NO_LIMITS));
     }
 }

@@ -588,7 +588,7 @@ fn detection(
         source_stream: "obd".into(),
         source_key: key,
         strength: Some(f.strength),
-        evidence: serde_json::Value::Object(ev).to_string(),
+        evidence: crate::schema::Evidence::from_json(&serde_json::Value::Object(ev)),
         ..Default::default()
     }
 }

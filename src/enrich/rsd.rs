@@ -99,8 +99,14 @@ pub fn append_pass(
 
     let class = fuel.map(Fuel::class);
     let pre_reason = match class {
-        None => Some("fuel unknown (not on the pass, not in the registry)"),
-        Some(FuelClass::None) => Some("electric vehicle: no tailpipe to judge"),
+        None => Some((
+            rsd_limits::code::FUEL_UNKNOWN,
+            "fuel unknown (not on the pass, not in the registry)",
+        )),
+        Some(FuelClass::None) => Some((
+            rsd_limits::code::ELECTRIC,
+            "electric vehicle: no tailpipe to judge",
+        )),
         _ => None,
     };
     let windows = class
@@ -186,7 +192,25 @@ pub fn append_pass(
         b.append_value(st.as_str());
     }
     out.valid.append_value(validity.valid);
-    out.invalid_reason.append_option(validity.reason.as_deref());
+    // Why the verdict is `invalid`: the validity reasons, or, for a valid pass, that no
+    // limit applies or nothing limited was measured.
+    let (invalid_code, invalid_detail) = match (&validity.invalid, verdict.unjudged) {
+        (Some(i), _) => (Some(i.code), Some(i.detail.clone())),
+        (None, Some(c)) => (
+            Some(c),
+            Some(match c {
+                rsd_limits::code::NO_LIMITS => format!(
+                    "limit set {1} has no limits for the fuel class of {0}",
+                    fuel.map(Fuel::as_str).unwrap_or("?"),
+                    ctx.limit_set_id
+                ),
+                _ => "none of the limited pollutants measured".to_string(),
+            }),
+        ),
+        (None, None) => (None, None),
+    };
+    out.invalid_code.append_option(invalid_code);
+    out.invalid_detail.append_option(invalid_detail);
     out.verdict.append_value(verdict.verdict);
     append_list(&mut out.exceeded, &verdict.exceeded);
     out.limit_set.append_value(ctx.limit_set_id);

@@ -264,7 +264,12 @@ j AS (
     OR (d.vin IS NULL AND d.plate = v.plate AND d.plate_color = v.plate_color))
 ),
 dq AS (
-  SELECT vin, last_value(evidence ORDER BY detected_at) AS dq_evidence
+  SELECT vin, max(detected_at) AS dq_last_at,
+         last_value(evidence['upstream_lambda_median'] ORDER BY detected_at) AS dq_upstream,
+         last_value(evidence['commanded_lambda_median'] ORDER BY detected_at) AS dq_commanded,
+         last_value(evidence['ratio'] ORDER BY detected_at) AS dq_ratio,
+         last_value(evidence['n_samples'] ORDER BY detected_at) AS dq_n_samples,
+         last_value(evidence_text['hint'] ORDER BY detected_at) AS dq_hint
   FROM d WHERE rule_id = 'lambda_implausible' GROUP BY vin
 ),
 last_pos AS (
@@ -290,6 +295,7 @@ SELECT j.vin,
        max(CASE WHEN NOT j.dq THEN j.strength END) AS max_strength,
        first_value(j.rule_id ORDER BY CASE WHEN j.dq THEN 1 ELSE 0 END, j.strength DESC NULLS LAST, j.detected_at DESC) AS strongest_rule,
        first_value(j.evidence ORDER BY CASE WHEN j.dq THEN 1 ELSE 0 END, j.strength DESC NULLS LAST, j.detected_at DESC) AS strongest_evidence,
+       first_value(j.evidence_text ORDER BY CASE WHEN j.dq THEN 1 ELSE 0 END, j.strength DESC NULLS LAST, j.detected_at DESC) AS strongest_evidence_text,
        max(j.detected_at) AS last_detected_at,
        max(p.last_sampled_at) AS last_seen_at,
        max(p.last_lon_deg) AS last_lon_deg,
@@ -303,15 +309,15 @@ GROUP BY j.vin
 )
 SELECT g.*,
        CASE WHEN g.detections > 0 THEN 'suspect' ELSE 'not_evaluable' END AS status,
-       CASE WHEN q.dq_evidence IS NULL THEN NULL ELSE
+       CASE WHEN q.dq_last_at IS NULL THEN NULL ELSE
          'lambda_implausible: upstream lambda not plausible for a warm closed loop (median '
-         || coalesce(CAST(round(TRY_CAST(regexp_match(q.dq_evidence, '"upstream_lambda_median":([-0-9.eE+]+)')[1] AS DOUBLE), 4) AS VARCHAR), '?')
+         || coalesce(CAST(round(q.dq_upstream, 4) AS VARCHAR), '?')
          || ' vs commanded '
-         || coalesce(CAST(round(TRY_CAST(regexp_match(q.dq_evidence, '"commanded_lambda_median":([-0-9.eE+]+)')[1] AS DOUBLE), 4) AS VARCHAR), 'none reported')
+         || coalesce(CAST(round(q.dq_commanded, 4) AS VARCHAR), 'none reported')
          || ', ratio '
-         || coalesce(CAST(round(TRY_CAST(regexp_match(q.dq_evidence, '"ratio":([-0-9.eE+]+)')[1] AS DOUBLE), 4) AS VARCHAR), '?')
-         || ', ' || coalesce(CAST(CAST(TRY_CAST(regexp_match(q.dq_evidence, '"n_samples":([-0-9.eE+]+)')[1] AS DOUBLE) AS BIGINT) AS VARCHAR), '?')
-         || ' samples): ' || coalesce(regexp_match(q.dq_evidence, '"hint":"([^"]*)"')[1], '')
+         || coalesce(CAST(round(q.dq_ratio, 4) AS VARCHAR), '?')
+         || ', ' || coalesce(CAST(CAST(q.dq_n_samples AS BIGINT) AS VARCHAR), '?')
+         || ' samples): ' || coalesce(q.dq_hint, '')
          || '; lambda-based TWC / rear-O2 rules not evaluated'
        END AS not_evaluable_reason
 FROM g LEFT JOIN dq q ON g.vin = q.vin

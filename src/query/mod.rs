@@ -139,11 +139,40 @@ impl Lake {
             if let Some(w) = tf.warning(&format!("{}/{name}", dir.display())) {
                 tracing::warn!("{w}");
             }
-            for f in &tf.files {
+            // detections files written before the evidence maps (evidence as JSON text) are
+            // read into memory with their evidence converted, not through the listing table.
+            let (legacy, current): (Vec<PathBuf>, Vec<PathBuf>) = if name == schema::DETECTIONS {
+                tf.files
+                    .iter()
+                    .cloned()
+                    .partition(|f| is_legacy_detections(f))
+            } else {
+                (Vec::new(), tf.files.clone())
+            };
+            for f in &current {
                 allowed.insert(StorePath::from_absolute_path(f).map_err(anyhow::Error::from)?);
             }
+            let legacy = if legacy.is_empty() {
+                None
+            } else {
+                let mut batches = Vec::new();
+                for f in &legacy {
+                    batches.extend(
+                        upgrade_legacy_detections(f, partitioned)
+                            .with_context(|| format!("reading {}", f.display()))?,
+                    );
+                }
+                Some(batches)
+            };
             any |= !tf.files.is_empty();
-            lake.register(&root, name, schema, partitioned, !tf.files.is_empty())?;
+            lake.register(
+                &root,
+                name,
+                schema,
+                partitioned,
+                !current.is_empty(),
+                legacy,
+            )?;
             lake.files.insert(name.to_string(), tf.files);
         }
         if !any && first_warning(&root) {
@@ -172,10 +201,22 @@ impl Lake {
         schema: SchemaRef,
         partitioned: bool,
         has_files: bool,
+        legacy: Option<Vec<RecordBatch>>,
     ) -> anyhow::Result<()> {
         let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
         if partitioned {
             fields.push(Arc::new(Field::new("date", date_partition_type(), false)));
+        }
+        let legacy = match legacy {
+            Some(b) => {
+                let sch = Arc::new(Schema::new(fields.clone()));
+                Some(Arc::new(MemTable::try_new(sch, vec![b])?))
+            }
+            None => None,
+        };
+        if !has_files && let Some(mem) = legacy {
+            self.ctx.register_table(name, mem)?;
+            return Ok(());
         }
         if !has_files {
             let sch = Arc::new(Schema::new(fields));
@@ -191,6 +232,20 @@ impl Lake {
             opts =
                 opts.with_table_partition_cols(vec![("date".to_string(), date_partition_type())]);
         }
+        // rsd_passes files written before `invalid_code` / `invalid_detail` hold the reasons
+        // in `invalid_reason`: read it too and show it as `invalid_detail` (code NULL).
+        let legacy_reason = name == schema::RSD_PASSES;
+        let schema = if legacy_reason {
+            let mut f: Vec<_> = schema.fields().iter().cloned().collect();
+            f.push(Arc::new(Field::new(
+                LEGACY_INVALID_REASON,
+                DataType::Utf8,
+                true,
+            )));
+            Arc::new(Schema::new(f))
+        } else {
+            schema
+        };
         let cfg = ListingTableConfig::new(url)
             .with_listing_options(opts)
             .with_schema(schema);
@@ -198,7 +253,10 @@ impl Lake {
         let mut exprs: Vec<Expr> = Vec::new();
         for f in &fields {
             let c = Expr::Column(Column::new_unqualified(f.name()));
-            if f.data_type() == &DataType::Float64 {
+            if legacy_reason && f.name() == "invalid_detail" {
+                let old = Expr::Column(Column::new_unqualified(LEGACY_INVALID_REASON));
+                exprs.push(datafusion::functions::expr_fn::coalesce(vec![c, old]).alias(f.name()));
+            } else if f.data_type() == &DataType::Float64 {
                 let udf = Arc::new(NonFiniteAsNull::new(name, f.name()));
                 self.nonfinite.push(udf.clone());
                 let u = ScalarUDF::new_from_shared_impl(udf as Arc<dyn ScalarUDFImpl>);
@@ -207,9 +265,12 @@ impl Lake {
                 exprs.push(c);
             }
         }
-        let plan = LogicalPlanBuilder::scan(name, provider_as_source(table), None)?
-            .project(exprs)?
-            .build()?;
+        let mut plan = LogicalPlanBuilder::scan(name, provider_as_source(table), None)?;
+        if let Some(mem) = legacy {
+            plan = plan
+                .union(LogicalPlanBuilder::scan(name, provider_as_source(mem), None)?.build()?)?;
+        }
+        let plan = plan.project(exprs)?.build()?;
         self.ctx
             .register_table(name, Arc::new(ViewTable::new(plan, None)))?;
         Ok(())
@@ -327,6 +388,99 @@ pub fn check_date_comparisons(plan: &datafusion::logical_expr::LogicalPlan) -> R
         Ok(TreeNodeRecursion::Continue)
     })?;
     Ok(())
+}
+
+/// The `rsd_passes` column of files written before `invalid_code` / `invalid_detail` (the
+/// same `;`-joined human text `invalid_detail` holds now).
+const LEGACY_INVALID_REASON: &str = "invalid_reason";
+
+/// True for a `detections` Parquet file written before the evidence maps (its `evidence`
+/// column is JSON text). Reads the footer only; an unreadable file is not legacy (the query
+/// then reports it as it would any file).
+fn is_legacy_detections(file: &Path) -> bool {
+    let Ok(f) = std::fs::File::open(file) else {
+        return false;
+    };
+    let Ok(b) = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f) else {
+        return false;
+    };
+    b.schema().field_with_name("evidence").is_ok_and(|f| {
+        matches!(
+            f.data_type(),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        )
+    })
+}
+
+/// The rows of a legacy `detections` file (see [`is_legacy_detections`]) in today's schema:
+/// the JSON text of `evidence` split into the `evidence` / `evidence_text` maps by
+/// [`schema::Evidence::from_json`] (text that is not a JSON object gives empty maps), other
+/// columns taken by name (absent ones NULL), and, when `partitioned`, the `date` column from
+/// the file's `date=YYYY-MM-DD` directory. Errors: unreadable file, no `date=` directory.
+pub fn upgrade_legacy_detections(
+    file: &Path,
+    partitioned: bool,
+) -> anyhow::Result<Vec<RecordBatch>> {
+    use datafusion::arrow::array::{Array, ArrayRef, Date32Array, new_null_array};
+    let f = std::fs::File::open(file)?;
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)?.build()?;
+    let target = schema::detections();
+    let date = if partitioned {
+        let d = file
+            .parent()
+            .and_then(|p| p.file_name())
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("date="))
+            .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            .with_context(|| "not in a date=YYYY-MM-DD directory")?;
+        Some((d - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32)
+    } else {
+        None
+    };
+    let mut out = Vec::new();
+    for b in reader {
+        let b = b?;
+        let n = b.num_rows();
+        let mut rows = schema::DetectionsBuilder::default();
+        let json = b
+            .column_by_name("evidence")
+            .map(|c| datafusion::arrow::compute::cast(c, &DataType::Utf8))
+            .transpose()?;
+        for r in 0..n {
+            let ev = json
+                .as_ref()
+                .filter(|c| !c.is_null(r))
+                .and_then(|c| serde_json::from_str(c.as_string::<i32>().value(r)).ok())
+                .unwrap_or(serde_json::Value::Null);
+            rows.append(&schema::DetectionRow {
+                evidence: schema::Evidence::from_json(&ev),
+                ..Default::default()
+            });
+        }
+        let maps = schema::TableBuilder::finish(&mut rows);
+        let mut cols: Vec<ArrayRef> = Vec::new();
+        let mut fields = Vec::new();
+        for f in target.fields() {
+            let c = match f.name().as_str() {
+                "evidence" | "evidence_text" => {
+                    maps.column_by_name(f.name()).expect("built").clone()
+                }
+                name => match b.column_by_name(name) {
+                    Some(c) => datafusion::arrow::compute::cast(c, f.data_type())?,
+                    None => new_null_array(f.data_type(), n),
+                },
+            };
+            cols.push(c);
+            fields.push(f.as_ref().clone());
+        }
+        if let Some(d) = date {
+            cols.push(Arc::new(Date32Array::from(vec![d; n])));
+            fields.push(Field::new("date", date_partition_type(), false));
+        }
+        out.push(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?);
+    }
+    Ok(out)
 }
 
 /// Non-finite (NaN, ±Infinity) values of `column` in one Parquet file.

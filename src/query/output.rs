@@ -138,6 +138,52 @@ fn formatters<'a>(
         .collect()
 }
 
+/// One cell as JSON when its type has a JSON form: NULL, integers and floats as numbers
+/// (non-finite floats as NULL), booleans, and maps (the `detections` evidence) as objects
+/// of their entries. `None` for other types (written as their display text).
+fn json_cell(col: &dyn Array, r: usize) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    if col.is_null(r) {
+        return Some(Value::Null);
+    }
+    let float = |x: f64| {
+        serde_json::Number::from_f64(x)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)
+    };
+    Some(match col.data_type() {
+        DataType::Int8 => Value::from(col.as_primitive::<Int8Type>().value(r)),
+        DataType::Int16 => Value::from(col.as_primitive::<Int16Type>().value(r)),
+        DataType::Int32 => Value::from(col.as_primitive::<Int32Type>().value(r)),
+        DataType::Int64 => Value::from(col.as_primitive::<Int64Type>().value(r)),
+        DataType::UInt8 => Value::from(col.as_primitive::<UInt8Type>().value(r)),
+        DataType::UInt16 => Value::from(col.as_primitive::<UInt16Type>().value(r)),
+        DataType::UInt32 => Value::from(col.as_primitive::<UInt32Type>().value(r)),
+        DataType::UInt64 => Value::from(col.as_primitive::<UInt64Type>().value(r)),
+        DataType::Float32 => float(col.as_primitive::<Float32Type>().value(r) as f64),
+        DataType::Float64 => float(col.as_primitive::<Float64Type>().value(r)),
+        DataType::Boolean => Value::from(col.as_boolean().value(r)),
+        DataType::Utf8 => Value::from(col.as_string::<i32>().value(r)),
+        DataType::LargeUtf8 => Value::from(col.as_string::<i64>().value(r)),
+        DataType::Utf8View => Value::from(col.as_string_view().value(r)),
+        DataType::Map(_, _) => {
+            let m = col.as_map();
+            let entries = m.value(r);
+            let (keys, values) = (entries.column(0), entries.column(1));
+            let mut obj = serde_json::Map::new();
+            for i in 0..entries.len() {
+                let k = match json_cell(keys.as_ref(), i)? {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                obj.insert(k, json_cell(values.as_ref(), i)?);
+            }
+            Value::Object(obj)
+        }
+        _ => return None,
+    })
+}
+
 /// Batches as JSON objects.
 pub fn to_json(
     batches: &[RecordBatch],
@@ -151,32 +197,8 @@ pub fn to_json(
             let mut obj = serde_json::Map::new();
             for (c, field) in b.schema().fields().iter().enumerate() {
                 let col = b.column(c);
-                let v = if col.is_null(r) {
-                    Value::Null
-                } else {
-                    match col.data_type() {
-                        DataType::Int8 => Value::from(col.as_primitive::<Int8Type>().value(r)),
-                        DataType::Int16 => Value::from(col.as_primitive::<Int16Type>().value(r)),
-                        DataType::Int32 => Value::from(col.as_primitive::<Int32Type>().value(r)),
-                        DataType::Int64 => Value::from(col.as_primitive::<Int64Type>().value(r)),
-                        DataType::UInt8 => Value::from(col.as_primitive::<UInt8Type>().value(r)),
-                        DataType::UInt16 => Value::from(col.as_primitive::<UInt16Type>().value(r)),
-                        DataType::UInt32 => Value::from(col.as_primitive::<UInt32Type>().value(r)),
-                        DataType::UInt64 => Value::from(col.as_primitive::<UInt64Type>().value(r)),
-                        DataType::Float32 => serde_json::Number::from_f64(
-                            col.as_primitive::<Float32Type>().value(r) as f64,
-                        )
-                        .map(Value::Number)
-                        .unwrap_or(Value::Null),
-                        DataType::Float64 => {
-                            serde_json::Number::from_f64(col.as_primitive::<Float64Type>().value(r))
-                                .map(Value::Number)
-                                .unwrap_or(Value::Null)
-                        }
-                        DataType::Boolean => Value::from(col.as_boolean().value(r)),
-                        _ => Value::from(fmts[c].value(r).to_string()),
-                    }
-                };
+                let v = json_cell(col.as_ref(), r)
+                    .unwrap_or_else(|| Value::from(fmts[c].value(r).to_string()));
                 obj.insert(field.name().clone(), v);
             }
             out.push(obj);

@@ -62,44 +62,7 @@ const UNTIL: ParamDef = ParamDef {
 pub const RSD_REPEAT_EXCEEDERS: ListDef = ListDef {
     name: "rsd-repeat-exceeders",
     description: "plates with >= min_failing_passes valid failing RSD passes within window_days (same pollutant if same_pollutant)",
-    sql: r#"
-WITH f AS (
-  SELECT plate, plate_color, vin, pass_id, passed_at, CAST(passed_at AS BIGINT) AS t_ms,
-         site_id, limit_set, unnest(exceeded) AS pollutant
-  FROM rsd_passes
-  WHERE verdict = 'fail' AND valid AND plate IS NOT NULL
-    AND plate_status IN ('standard', 'nonstandard')
-    AND passed_at >= to_timestamp($since) AND passed_at < to_timestamp($until)
-),
-p AS (
-  SELECT DISTINCT plate, pass_id, t_ms,
-         CASE WHEN $same_pollutant THEN pollutant ELSE '' END AS pk
-  FROM f
-),
-w AS (
-  SELECT plate,
-         count(*) OVER (PARTITION BY plate, pk ORDER BY t_ms
-                        RANGE BETWEEN {window_days_ms_minus_1} PRECEDING AND CURRENT ROW) AS n
-  FROM p
-),
-hits AS (
-  SELECT plate, max(n) AS max_failing_in_window FROM w GROUP BY plate
-  HAVING max(n) >= $min_failing_passes
-)
-SELECT f.plate,
-       max(f.plate_color) AS plate_color,
-       max(f.vin) AS vin,
-       h.max_failing_in_window,
-       count(DISTINCT f.pass_id) AS failing_passes,
-       array_to_string(array_sort(array_agg(DISTINCT f.pollutant)), ',') AS pollutants,
-       min(f.passed_at) AS first_fail,
-       max(f.passed_at) AS last_fail,
-       last_value(f.site_id ORDER BY f.passed_at) AS last_site,
-       max(f.limit_set) AS limit_set
-FROM f JOIN hits h ON f.plate = h.plate
-GROUP BY f.plate, h.max_failing_in_window
-ORDER BY h.max_failing_in_window DESC, last_fail DESC, f.plate
-"#,
+    sql: include_str!("lists/rsd_repeat_exceeders.sql"),
     params: &[
         ParamDef {
             name: "min_failing_passes",
@@ -130,24 +93,13 @@ ORDER BY h.max_failing_in_window DESC, last_fail DESC, f.plate
 /// registered before `$infer_registered_before`. Only recognised registry plates. Columns
 /// plate, plate_color, vin, vehicle_type, plate_regs (registry rows with this plate number,
 /// any colour, for the plate-only join rule), basis.
-macro_rules! china3_registered_sql {
-    () => {
-        r#"
-  SELECT plate, plate_color, vin, vehicle_type, plate_regs,
-         CASE WHEN emission_standard IS NOT NULL THEN 'registry_emission_standard'
-              ELSE 'registered_before_cutoff' END AS basis
-  FROM (SELECT *, count(*) OVER (PARTITION BY plate) AS plate_regs
-        FROM vehicles WHERE plate IS NOT NULL AND plate_status IN ('standard', 'nonstandard'))
-  WHERE fuel IN ('diesel', 'hybrid_diesel')
-    AND length(trim(vehicle_type)) = 3
-    AND (upper(substr(trim(vehicle_type), 1, 2)) IN ('H1', 'H2', 'Q1', 'Q2')
-         OR upper(trim(vehicle_type)) = 'Z51')
-    AND (emission_standard <= $max_emission_standard
-         OR (emission_standard IS NULL
-             AND registered_on < CAST(to_timestamp($infer_registered_before) AS DATE)))
-"#
-    };
-}
+///
+/// It is the SQL fragment `{china3_registered}` ([`FRAGMENTS`]: shared by lists, written
+/// `{name}` in a list's SQL and expanded before planning, see [`expand`]).
+const FRAGMENTS: [(&str, &str); 1] = [(
+    "china3_registered",
+    include_str!("lists/china3_registered.sql"),
+)];
 
 const MAX_EMISSION_STANDARD: ParamDef = ParamDef {
     name: "max_emission_standard",
@@ -179,47 +131,7 @@ const INFER_REGISTERED_BEFORE: ParamDef = ParamDef {
 pub const CHINA3_DIESEL: ListDef = ListDef {
     name: "china3-diesel",
     description: "China III-or-older diesel medium/heavy trucks seen (RSD passes and plate reads), one row per plate, judged by the current registry",
-    sql: concat!(
-        r#"
-WITH v AS ("#,
-        china3_registered_sql!(),
-        r#"),
-s AS (
-  SELECT plate, plate_color, 'rsd:' || pass_id AS sighting, passed_at AS seen_at, site_id, flags
-  FROM rsd_passes
-  WHERE plate IS NOT NULL AND plate_status IN ('standard', 'nonstandard')
-    AND passed_at >= to_timestamp($since) AND passed_at < to_timestamp($until)
-  UNION ALL
-  SELECT plate, plate_color, 'plates:' || read_id, read_at, site_id, flags
-  FROM plate_reads
-  WHERE plate IS NOT NULL AND plate_status IN ('standard', 'nonstandard')
-    AND read_at >= to_timestamp($since) AND read_at < to_timestamp($until)
-),
-j AS (
-  SELECT s.plate, coalesce(v.plate_color, s.plate_color) AS plate_color, v.vin, v.basis,
-         s.sighting, s.seen_at, s.site_id,
-         (s.plate_color IS NOT NULL AND v.plate_color = s.plate_color) AS colour_confirmed
-  FROM s JOIN v ON s.plate = v.plate
-   AND ((s.plate_color IS NOT NULL AND v.plate_color = s.plate_color)
-        OR (v.plate_regs = 1 AND (s.plate_color IS NULL OR v.plate_color IS NULL)))
-  WHERE NOT array_has(coalesce(s.flags, make_array()), 'plate_color_unknown')
-)
-SELECT plate,
-       max(plate_color) AS plate_color,
-       max(vin) AS vin,
-       count(DISTINCT sighting) AS sightings,
-       min(seen_at) AS first_seen,
-       max(seen_at) AS last_seen,
-       last_value(site_id ORDER BY seen_at) AS last_site,
-       array_to_string(array_sort(array_agg(DISTINCT site_id)), ',') AS sites,
-       max(basis) AS basis,
-       bool_and(colour_confirmed) AS plate_colour_confirmed,
-       '1' AS rule_version
-FROM j
-GROUP BY plate
-ORDER BY last_seen DESC, plate
-"#
-    ),
+    sql: include_str!("lists/china3_diesel.sql"),
     params: &[MAX_EMISSION_STANDARD, INFER_REGISTERED_BEFORE, SINCE, UNTIL],
 };
 
@@ -228,7 +140,7 @@ ORDER BY last_seen DESC, plate
 pub const CHINA3_REGISTERED: ListDef = ListDef {
     name: "china3-registered",
     description: "registered China III-or-older diesel medium/heavy trucks (registry only)",
-    sql: concat!(china3_registered_sql!(), "ORDER BY plate"),
+    sql: "{china3_registered}ORDER BY plate",
     params: &[MAX_EMISSION_STANDARD, INFER_REGISTERED_BEFORE],
 };
 
@@ -244,86 +156,7 @@ pub const CHINA3_REGISTERED: ListDef = ListDef {
 pub const GAS_TWC_SUSPECTS: ListDef = ListDef {
     name: "gas-twc-suspects",
     description: "China VI gas trucks with TWC / rear-O2 detections, one row per vehicle, strongest evidence first; vehicles with an implausible upstream lambda listed as not_evaluable",
-    sql: r#"
-WITH d AS (
-  SELECT * FROM detections
-  WHERE rule_id IN ('rear_o2_flatline', 'rear_o2_periodic', 'rear_o2_mirrors_front', 'dfco_no_lean',
-                    'rear_o2_missing', 'rear_o2_low_band', 'obd_catalyst_dtc', 'lambda_implausible')
-    AND detected_at >= to_timestamp($since) AND detected_at < to_timestamp($until)
-),
-v AS (
-  SELECT vin, plate_color, fuel, emission_standard,
-         CASE WHEN plate_status IN ('standard', 'nonstandard') THEN plate END AS plate
-  FROM vehicles
-),
-j AS (
-  SELECT d.*, v.plate AS reg_plate, v.plate_color AS reg_plate_color,
-         (v.fuel = 'natural_gas' AND v.emission_standard = 6) AS gas_vi,
-         (d.rule_id = 'lambda_implausible') AS dq
-  FROM d LEFT JOIN v ON (d.vin = v.vin
-    OR (d.vin IS NULL AND d.plate = v.plate AND d.plate_color = v.plate_color))
-),
-dq AS (
-  SELECT vin, max(detected_at) AS dq_last_at,
-         last_value(evidence['upstream_lambda_median'] ORDER BY detected_at) AS dq_upstream,
-         last_value(evidence['commanded_lambda_median'] ORDER BY detected_at) AS dq_commanded,
-         last_value(evidence['ratio'] ORDER BY detected_at) AS dq_ratio,
-         last_value(evidence['n_samples'] ORDER BY detected_at) AS dq_n_samples,
-         last_value(evidence_text['hint'] ORDER BY detected_at) AS dq_hint
-  FROM d WHERE rule_id = 'lambda_implausible' GROUP BY vin
-),
-last_pos AS (
-  SELECT vin, max(sampled_at) AS last_sampled_at,
-         last_value(lon_deg ORDER BY sampled_at) AS last_lon_deg,
-         last_value(lat_deg ORDER BY sampled_at) AS last_lat_deg
-  FROM obd_samples
-  WHERE lon_deg IS NOT NULL AND lat_deg IS NOT NULL AND position_valid IS NOT FALSE
-    AND NOT (lon_deg = 0 AND lat_deg = 0)
-  GROUP BY vin
-),
-g AS (
-SELECT j.vin,
-       max(j.reg_plate) AS plate,
-       max(j.reg_plate_color) AS plate_color,
-       count(DISTINCT CASE WHEN NOT j.dq THEN j.detection_id END) AS detections,
-       sum(CASE WHEN j.rule_id = 'rear_o2_flatline' THEN 1 ELSE 0 END) AS rear_o2_flatline,
-       sum(CASE WHEN j.rule_id = 'rear_o2_periodic' THEN 1 ELSE 0 END) AS rear_o2_periodic,
-       sum(CASE WHEN j.rule_id = 'rear_o2_mirrors_front' THEN 1 ELSE 0 END) AS rear_o2_mirrors_front,
-       sum(CASE WHEN j.rule_id = 'dfco_no_lean' THEN 1 ELSE 0 END) AS dfco_no_lean,
-       sum(CASE WHEN j.rule_id = 'rear_o2_missing' THEN 1 ELSE 0 END) AS rear_o2_missing,
-       sum(CASE WHEN j.rule_id = 'obd_catalyst_dtc' THEN 1 ELSE 0 END) AS obd_catalyst_dtc,
-       max(CASE WHEN NOT j.dq THEN j.strength END) AS max_strength,
-       first_value(j.rule_id ORDER BY CASE WHEN j.dq THEN 1 ELSE 0 END, j.strength DESC NULLS LAST, j.detected_at DESC) AS strongest_rule,
-       first_value(j.evidence ORDER BY CASE WHEN j.dq THEN 1 ELSE 0 END, j.strength DESC NULLS LAST, j.detected_at DESC) AS strongest_evidence,
-       first_value(j.evidence_text ORDER BY CASE WHEN j.dq THEN 1 ELSE 0 END, j.strength DESC NULLS LAST, j.detected_at DESC) AS strongest_evidence_text,
-       max(j.detected_at) AS last_detected_at,
-       max(p.last_sampled_at) AS last_seen_at,
-       max(p.last_lon_deg) AS last_lon_deg,
-       max(p.last_lat_deg) AS last_lat_deg,
-       max(j.limit_set) AS limit_set,
-       sum(CASE WHEN j.rule_id = 'rear_o2_low_band' THEN 1 ELSE 0 END) AS rear_o2_low_band,
-       sum(CASE WHEN j.dq THEN 1 ELSE 0 END) AS lambda_implausible
-FROM j LEFT JOIN last_pos p ON j.vin = p.vin
-WHERE $all_vehicles OR coalesce(j.gas_vi, false)
-GROUP BY j.vin
-)
-SELECT g.*,
-       CASE WHEN g.detections > 0 THEN 'suspect' ELSE 'not_evaluable' END AS status,
-       CASE WHEN q.dq_last_at IS NULL THEN NULL ELSE
-         'lambda_implausible: upstream lambda not plausible for a warm closed loop (median '
-         || coalesce(CAST(round(q.dq_upstream, 4) AS VARCHAR), '?')
-         || ' vs commanded '
-         || coalesce(CAST(round(q.dq_commanded, 4) AS VARCHAR), 'none reported')
-         || ', ratio '
-         || coalesce(CAST(round(q.dq_ratio, 4) AS VARCHAR), '?')
-         || ', ' || coalesce(CAST(CAST(q.dq_n_samples AS BIGINT) AS VARCHAR), '?')
-         || ' samples): ' || coalesce(q.dq_hint, '')
-         || '; lambda-based TWC / rear-O2 rules not evaluated'
-       END AS not_evaluable_reason
-FROM g LEFT JOIN dq q ON g.vin = q.vin
-ORDER BY CASE WHEN g.detections > 0 THEN 0 ELSE 1 END, g.max_strength DESC NULLS LAST,
-         g.detections DESC, g.vin
-"#,
+    sql: include_str!("lists/gas_twc_suspects.sql"),
     params: &[
         ParamDef {
             name: "all_vehicles",
@@ -401,23 +234,30 @@ pub async fn run(
     overrides: &[(String, String)],
 ) -> anyhow::Result<Vec<RecordBatch>> {
     let params = bind(list, limits, overrides)?;
-    let sql = frame_sizes(list.sql, &params)?;
+    let sql = expand(list.sql, &params)?;
     let lake = super::Lake::open(dir).await?;
     let df = lake.sql(&sql).await?.with_param_values(params)?;
     lake.collect(df).await
 }
 
-/// Window frame sizes, which SQL cannot take as placeholders: `{NAME_ms_minus_1}` in a
-/// list's SQL becomes the bound integer parameter NAME (days) as milliseconds minus one. The
-/// value is an `i64` parsed by [`bind`], formatted back, so nothing but digits reaches the SQL.
-/// Errors when NAME is not an integer parameter or the product overflows.
-fn frame_sizes(sql: &str, params: &ParamValues) -> Result<String> {
+/// The SQL a list runs: `{fragment}` becomes a shared fragment ([`FRAGMENTS`]), and
+/// `{NAME_ms_minus_1}` (window frame sizes, which SQL cannot take as placeholders) the bound
+/// integer parameter NAME (days) as milliseconds minus one: an `i64` parsed by [`bind`],
+/// formatted back, so nothing but digits reaches the SQL. Errors for an unknown `{…}`, when
+/// NAME is not an integer parameter, or when the product overflows.
+pub fn expand(sql: &str, params: &ParamValues) -> Result<String> {
     let mut out = sql.to_string();
     while let Some(a) = out.find('{') {
         let Some(len) = out[a..].find('}') else { break };
-        let token = &out[a + 1..a + len];
+        let token = out[a + 1..a + len].to_string();
+        if let Some((_, frag)) = FRAGMENTS.iter().find(|(n, _)| *n == token) {
+            out.replace_range(a..a + len + 1, frag);
+            continue;
+        }
         let Some(name) = token.strip_suffix("_ms_minus_1") else {
-            break;
+            return Err(DataFusionError::Plan(format!(
+                "list SQL: unknown {{{token}}}"
+            )));
         };
         let days = match params {
             ParamValues::Map(m) => match m.get(name).map(|v| &v.value) {

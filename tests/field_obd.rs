@@ -774,3 +774,57 @@ fn low_voltage_rear_simulator_is_detected() {
     assert!(l[0]["rear_o2_low_band"].as_i64().unwrap() >= 1);
     assert_eq!(l[0]["strongest_rule"], "rear_o2_low_band");
 }
+
+/// Other wrong λ scales of the same 900 samples are just as visible (a tester found them
+/// silent: values outside the detector's clean range read as "missing", and identical cleaned
+/// samples were skipped as stale): λ × 100 (percent), λ / 32 and the raw PID count
+/// (λ × 32768, SAE J1979 PID 0x24 A·B / 32768). Each gives one `lambda_implausible` whose ratio
+/// is the scale, and the vehicle is "not evaluable".
+#[test]
+fn other_lambda_scales_are_visible_too() {
+    let src = std::fs::read_to_string(fixture("obd-lambda-misscaled-silent/lambda_div16.ndjson"))
+        .unwrap();
+    for (name, scale) in [
+        ("percent", 100.0),
+        ("div32", 1.0 / 32.0),
+        ("raw_count", 32768.0),
+    ] {
+        let t = tempfile::tempdir().unwrap();
+        let mut out = String::new();
+        for line in src.lines().filter(|l| !l.trim().is_empty()) {
+            let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+            // The fixture sends true λ / 16.
+            let sent = v["upstream_lambda"].as_f64().unwrap() * 16.0 * scale;
+            v["upstream_lambda"] = serde_json::json!(sent);
+            out.push_str(&v.to_string());
+            out.push('\n');
+        }
+        let input = t.path().join(format!("{name}.ndjson"));
+        std::fs::write(&input, out).unwrap();
+        let tables = t.path().join("t");
+        let s = ok(&[
+            "ingest",
+            "--stream",
+            "obd",
+            "--out",
+            tables.to_str().unwrap(),
+            input.to_str().unwrap(),
+        ]);
+        assert!(s.contains("obd_samples   900"), "{name}: {s}");
+        let d = json_rows(
+            &tables,
+            "SELECT rule_id, evidence['ratio'] AS ratio FROM detections",
+        );
+        assert_eq!(d.len(), 1, "{name}: {d:?}");
+        assert_eq!(d[0]["rule_id"], "lambda_implausible", "{name}");
+        // True λ alternates 0.98 / 1.02 around 1.0 commanded: the ratio is the scale.
+        let ratio = d[0]["ratio"].as_f64().unwrap();
+        assert!(
+            (ratio / scale - 1.0).abs() < 0.03,
+            "{name}: ratio {ratio} vs scale {scale}"
+        );
+        let l = suspects(&tables);
+        assert_eq!(l.len(), 1, "{name}: {l:?}");
+        assert_eq!(l[0]["status"], "not_evaluable", "{name}");
+    }
+}

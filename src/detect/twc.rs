@@ -692,9 +692,12 @@ fn corr_from_sums(n: f64, sx: f64, sy: f64, sxx: f64, syy: f64, sxy: f64) -> f64
 }
 
 /// 32-bit fingerprint of the fields that change every second in fresh data.
-fn fingerprint(c: &Clean) -> u32 {
+/// Fingerprint of a sample's rpm, upstream λ **as sent** (`lam_sent`: a λ outside the clean
+/// range, e.g. sent ×100 or as a raw PID count, still tells samples apart, so the λ
+/// plausibility check sees every one), rear voltage and speed.
+fn fingerprint(c: &Clean, lam_sent: Option<f64>) -> u32 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for v in [c.rpm, c.lam, c.rear, c.speed] {
+    for v in [c.rpm, lam_sent, c.rear, c.speed] {
         let bits = v.map_or(0x7ff8_dead_beef_0001, f64::to_bits);
         h ^= bits;
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
@@ -800,7 +803,7 @@ impl TwcState {
         // A sample whose rpm, λ, rear V and speed are bit-identical to the previous one is a
         // re-send of stale values (loggers that poll PIDs slowly, e.g. the Golf log refreshes
         // every ~5 s): it carries no new information and is skipped.
-        let fp = fingerprint(&c);
+        let fp = fingerprint(&c, p.upstream_lambda);
         let stale = self.flag(F_FP_VALID) && fp == self.prev_fp;
         self.prev_fp = fp;
         self.set_flag(F_FP_VALID, true);
@@ -811,7 +814,7 @@ impl TwcState {
         // verdict finds it plausible again; fuel cuts then come from fuel flow alone.
         let lam_raw = p
             .upstream_lambda
-            .filter(|x| x.is_finite() && *x > 1e-4 && *x < 1e4);
+            .filter(|x| x.is_finite() && *x > 1e-6 && *x < 1e7);
         if self.flag(F_LAM_BAD) {
             c.lam = None;
         }

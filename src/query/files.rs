@@ -84,15 +84,20 @@ fn is_own_temp(name: &str) -> bool {
     name.starts_with(".part-") && name.ends_with(".parquet.tmp")
 }
 
-/// Files named by the commit manifest, per table name, relative to `root`. Errors when a
-/// manifest entry cannot be read (a manifest is never partially written).
+/// Files named by the commit manifest, per table name, relative to `root`, less the files a
+/// later entry archived (a replaced registry snapshot). Errors when a manifest entry cannot
+/// be read (a manifest is never partially written).
 /// Only the `files` of each entry are decoded (entries also carry detector state, which
 /// can be large and is not needed here).
 pub fn committed(root: &Path) -> std::io::Result<std::collections::BTreeMap<String, Vec<PathBuf>>> {
     #[derive(serde::Deserialize)]
     struct FilesOnly {
         files: Vec<manifest::CommittedFile>,
+        /// Files of a replaced snapshot moved out of the table (registry re-ingest).
+        #[serde(default)]
+        archived: Vec<manifest::ArchivedFile>,
     }
+    let mut moved: BTreeSet<PathBuf> = BTreeSet::new();
     let mut out: std::collections::BTreeMap<String, Vec<PathBuf>> = Default::default();
     let Ok(rd) = std::fs::read_dir(manifest::dir(root)) else {
         return Ok(out);
@@ -113,6 +118,13 @@ pub fn committed(root: &Path) -> std::io::Result<std::collections::BTreeMap<Stri
         })?;
         for f in m.files {
             out.entry(f.table).or_default().push(f.path);
+        }
+        moved.extend(m.archived.into_iter().map(|a| a.from));
+    }
+    // A file a later entry archived is no longer part of its table (not "missing").
+    if !moved.is_empty() {
+        for v in out.values_mut() {
+            v.retain(|p| !moved.contains(p));
         }
     }
     Ok(out)

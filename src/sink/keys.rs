@@ -101,7 +101,17 @@ pub struct KeyIndex {
     /// Bound on keys kept after a commit ([`KeyIndex::evict`]).
     pub max_keys: usize,
     stats: Vec<KeyStats>,
+    /// The manifest's files per table (relative to `root`), read at most every
+    /// [`COMMITTED_TTL`] and extended by this process's own commits ([`KeyIndex::note`]).
+    committed: Option<(
+        std::time::Instant,
+        std::collections::BTreeMap<String, Vec<PathBuf>>,
+    )>,
 }
+
+/// How long the manifest's file list is reused before it is read again (other processes'
+/// commits are seen after at most this long; this process's own at once).
+const COMMITTED_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn hash_bytes(salt: u64, b: &[u8]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -162,11 +172,6 @@ fn content_hashes(b: &RecordBatch, names: &[String]) -> Result<Vec<u32>, String>
     Ok((0..b.num_rows())
         .map(|i| hash_bytes(0x636f_6e74, rows.row(i).as_ref()) as u32)
         .collect())
-}
-
-/// Visible Parquet files of one partition directory.
-fn partition_files(dir: &Path) -> Vec<PathBuf> {
-    crate::query::files::visible_parquet(dir)
 }
 
 fn sink_err(path: &Path, message: String) -> SinkError {
@@ -240,7 +245,47 @@ impl KeyIndex {
             tick: 0,
             max_keys: DEFAULT_MAX_KEYS,
             stats: vec![KeyStats::default(); CATALOG.len()],
+            committed: None,
         }
+    }
+
+    /// Files this process committed (or is committing) for `table`: known to the index at
+    /// once, before the manifest is read again.
+    pub fn note(&mut self, table: &str, path: &Path) {
+        let rel = path.strip_prefix(&self.root).unwrap_or(path).to_path_buf();
+        if let Some((_, m)) = self.committed.as_mut() {
+            let v = m.entry(table.to_string()).or_default();
+            if !v.contains(&rel) {
+                v.push(rel);
+            }
+        }
+    }
+
+    /// The data files of one partition by the query layer's rule (`query::files`): the files
+    /// the commit manifest names, or without a manifest the Hadoop rule; a stray file (`junk.parquet`,
+    /// a copy) is never read, so it neither breaks an ingest nor counts as stored keys.
+    fn partition_files(&mut self, t: TableId, part: &str) -> Result<Vec<PathBuf>, SinkError> {
+        let dir = self.dir(t, part);
+        let stale = self
+            .committed
+            .as_ref()
+            .is_none_or(|(at, _)| at.elapsed() >= COMMITTED_TTL);
+        if stale {
+            let m = crate::query::files::committed(&self.root)
+                .map_err(|e| sink_err(&self.root, format!("reading the commit manifest: {e}")))?;
+            self.committed = Some((std::time::Instant::now(), m));
+        }
+        let named = self
+            .committed
+            .as_ref()
+            .and_then(|(_, m)| m.get(CATALOG[t].name))
+            .map(|v| v.as_slice());
+        let tf = crate::query::files::table_files_with(&self.root, CATALOG[t].name, named);
+        Ok(tf
+            .files
+            .into_iter()
+            .filter(|f| f.starts_with(&dir))
+            .collect())
     }
 
     /// Per table: rows kept, already present, in conflict.
@@ -279,7 +324,7 @@ impl KeyIndex {
         if !def.snapshot {
             let schema = (CATALOG[t].schema)();
             let (kc, _) = columns(def, &schema).map_err(|m| sink_err(&self.dir(t, part), m))?;
-            for f in partition_files(&self.dir(t, part)) {
+            for f in self.partition_files(t, part)? {
                 for b in read_file(&f, Some(def.key))? {
                     let idx: Vec<usize> = (0..kc.len()).collect();
                     for h in key_hashes(&b, &idx).map_err(|m| sink_err(&f, m))? {
@@ -308,7 +353,7 @@ impl KeyIndex {
         let (kc, cc) = columns(def, &schema).map_err(|m| sink_err(&dir, m))?;
         let names: Vec<String> = cc.iter().map(|i| schema.field(*i).name().clone()).collect();
         let mut found = Vec::new();
-        for f in partition_files(&dir) {
+        for f in self.partition_files(t, part)? {
             for b in read_file(&f, None)? {
                 let s = b.schema();
                 let kidx = kc
@@ -332,13 +377,13 @@ impl KeyIndex {
 
     /// The stored row with key hash `kh` in the committed files of a partition, if any.
     fn find_stored(
-        &self,
+        &mut self,
         t: TableId,
         part: &str,
         kh: u64,
     ) -> Result<Option<(PathBuf, RecordBatch, usize)>, SinkError> {
         let def = &CATALOG[t].key;
-        for f in partition_files(&self.dir(t, part)) {
+        for f in self.partition_files(t, part)? {
             for b in read_file(&f, None)? {
                 let s = b.schema();
                 let kidx = def
@@ -422,7 +467,7 @@ impl KeyIndex {
 
     #[allow(clippy::too_many_arguments)]
     fn conflict(
-        &self,
+        &mut self,
         t: TableId,
         part: &str,
         batch: &RecordBatch,

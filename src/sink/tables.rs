@@ -122,6 +122,7 @@ impl TableSet {
         for w in &mut self.writers {
             let table = w.table().to_string();
             for (tmp, path, rows) in w.prepare()? {
+                self.keys.note(&table, &path);
                 out.push(CommittedFile {
                     table: table.clone(),
                     tmp,
@@ -139,7 +140,11 @@ impl TableSet {
     pub fn commit(&mut self) -> Result<Vec<PathBuf>, SinkError> {
         let mut out = Vec::new();
         for w in &mut self.writers {
-            out.extend(w.commit()?);
+            let table = w.table().to_string();
+            for p in w.commit()? {
+                self.keys.note(&table, &p);
+                out.push(p);
+            }
         }
         self.keys.evict();
         Ok(out)

@@ -712,3 +712,70 @@ fn gas_twc_list_shows_only_recognised_registry_plates() {
     assert_eq!(plate("LGAS0000000000001"), serde_json::Value::Null);
     assert_eq!(plate("LGAS0000000000002"), "冀A33333");
 }
+
+/// plate-nul-padding, the same kind in other text fields (found by a tester: a NUL inside a
+/// site id made a second site in the China III list and put 0x00 bytes in its CSV): control
+/// characters at the ends of any text field are padding and go; inside, the record is
+/// quarantined naming the field — on the plates and the RSD stream alike.
+#[test]
+fn control_characters_in_other_text_fields() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path().join("tables");
+    let reads = tmp.path().join("reads.ndjson");
+    std::fs::write(
+        &reads,
+        concat!(
+            r#"{"read_id":"x90","read_at":"2025-11-08T02:00:00Z","site_id":"C1101\u000019001","plate":"京A12345"}"#,
+            "\n",
+            r#"{"read_id":"x91\u0000","read_at":"2025-11-08T02:00:00Z","site_id":"C110119001","plate_color":"yellow\u0000","plate":"京A12345"}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    ingest(&t, "plates", &[], reads.to_str().unwrap());
+    let passes = tmp.path().join("passes.ndjson");
+    std::fs::write(
+        &passes,
+        concat!(
+            r#"{"pass_id":"p1","passed_at":"2025-11-08T02:00:00Z","site_id":"A\u00011","plate":"京A12345"}"#,
+            "\n",
+            r#"{"pass_id":"p2\u0000\u0000","passed_at":"2025-11-08T02:00:00Z","site_id":"A1","plate":"京A12345"}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    ingest(&t, "rsd", &[], passes.to_str().unwrap());
+    let q = query(
+        &t,
+        "SELECT stream, field, reason FROM quarantine ORDER BY stream",
+    );
+    assert_eq!(q.len(), 2, "{q:?}");
+    assert_eq!(get(&q[0], "field"), Some("site_id"));
+    assert!(
+        get(&q[0], "reason")
+            .unwrap()
+            .contains("control character U+0000"),
+        "{q:?}"
+    );
+    assert_eq!(get(&q[1], "stream"), Some("rsd"));
+    assert_eq!(get(&q[1], "field"), Some("site_id"));
+    assert!(get(&q[1], "reason").unwrap().contains("U+0001"), "{q:?}");
+    // The padded ones are stored without their padding.
+    let r = query(&t, "SELECT read_id, site_id, plate_color FROM plate_reads");
+    assert_eq!(r.len(), 1);
+    assert_eq!(get(&r[0], "read_id"), Some("x91"));
+    assert_eq!(get(&r[0], "plate_color"), Some("yellow"));
+    let p = query(&t, "SELECT pass_id FROM rsd_passes");
+    assert_eq!(get(&p[0], "pass_id"), Some("p2"));
+    // No 0x00 byte in any CSV of the stored text.
+    let csv = ok(&[
+        "query",
+        "--tables",
+        t.to_str().unwrap(),
+        "--format",
+        "csv",
+        "SELECT read_id AS a, site_id AS b, plate_color_raw AS c FROM plate_reads \
+         UNION ALL SELECT pass_id, site_id, plate FROM rsd_passes",
+    ]);
+    assert!(!csv.contains('\0'), "{csv:?}");
+}

@@ -247,6 +247,25 @@ enum Parsed {
     Relative(i64),
 }
 
+/// `t` without control characters (C0 such as NUL, DEL, C1) or spaces at its ends. Errors,
+/// naming `field`, when a control character or U+FFFD (a replaced undecodable byte) is left
+/// inside.
+fn clean_text<'t>(field: &str, t: &'t str) -> Result<&'t str, FieldError> {
+    let t = t.trim_matches(|c: char| c.is_control() || c.is_whitespace());
+    if let Some(c) = t.chars().find(|c| c.is_control() || *c == '\u{FFFD}') {
+        let what = if c == '\u{FFFD}' {
+            "U+FFFD (a byte that was not valid text: wrong encoding?)".to_string()
+        } else {
+            format!("control character U+{:04X}", c as u32)
+        };
+        return Err(FieldError::field(
+            field,
+            format!("{what} inside \"{}\"", t.escape_default()),
+        ));
+    }
+    Ok(t)
+}
+
 /// A strftime format as vendors write it → (chrono format, reads an offset, reads month
 /// names). `%z` / `%:z` become chrono's `%#z` (also reads `Z` and `+08`); `.%f` (fraction
 /// digits as written) becomes `%.f` (chrono's `%f` would read `.813` as 813 ns). Refused:
@@ -731,6 +750,15 @@ impl CompiledMapping {
             rec.vals[e.slot] = Val::Missing;
             return Ok(());
         }
+        // Text other than the plate (which has its own normaliser): control characters at the
+        // ends are padding (NUL fill of fixed-width fields) and go; inside, the value is not
+        // what the source meant, and no table or CSV may carry it (a 0x00 in a site id made a
+        // second site in the lists).
+        let t = if matches!(e.kind, Kind::Str | Kind::Id) && e.name != "plate" {
+            clean_text(e.name, t)?
+        } else {
+            t
+        };
         let t = e.values.get(t).map(String::as_str).unwrap_or(t);
         match e.kind {
             Kind::Str => rec.set_str(e.slot, t),

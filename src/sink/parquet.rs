@@ -80,6 +80,11 @@ pub fn local_date(ms: i64, zone: chrono_tz::Tz) -> String {
         .to_string()
 }
 
+/// Encoded bytes of a row group held in memory before it is written out (per open file).
+pub const ROW_GROUP_BYTES: usize = 4 << 20;
+/// Encoded bytes all open files of one table may hold in memory together.
+pub const TABLE_BUFFER_BYTES: usize = 16 << 20;
+
 /// Names of text columns that are unique per row (ids, raw bytes, free text): a dictionary
 /// cannot help there and costs interning and comparisons per value (issue 12 item 3).
 const UNIQUE_TEXT_COLUMNS: [&str; 8] = [
@@ -254,10 +259,37 @@ impl TableWriter {
         }
         let f = self.file_for(part)?;
         f.rows += sub.num_rows() as u64;
-        f.writer.write(sub).map_err(|source| SinkError::Parquet {
+        let err = |f: &OpenFile, source| SinkError::Parquet {
             path: f.tmp.display().to_string(),
             source,
-        })
+        };
+        f.writer.write(sub).map_err(|e| err(f, e))?;
+        // A row group is encoded in memory until it is flushed: with one open file per day
+        // partition, waiting for the default 1 M rows made memory grow with the input. A
+        // file's row group is closed at ROW_GROUP_BYTES, and the largest ones while the
+        // table's open files hold more than TABLE_BUFFER_BYTES (issue 9 item 3).
+        if f.writer.in_progress_size() >= ROW_GROUP_BYTES {
+            f.writer.flush().map_err(|e| err(f, e))?;
+        }
+        loop {
+            let total: usize = self
+                .open
+                .values()
+                .map(|o| o.writer.in_progress_size())
+                .sum();
+            if total <= TABLE_BUFFER_BYTES {
+                break;
+            }
+            let Some(big) = self
+                .open
+                .values_mut()
+                .max_by_key(|o| o.writer.in_progress_size())
+            else {
+                break;
+            };
+            big.writer.flush().map_err(|e| err(big, e))?;
+        }
+        Ok(())
     }
 
     /// Sets the id used in the names of files opened from now on (run mode: one per commit).

@@ -27,7 +27,8 @@ pub struct TableFiles {
     pub files: Vec<PathBuf>,
     /// Files (or hidden directories) below the table directory that are not read, sorted.
     pub skipped: Vec<PathBuf>,
-    /// Files the manifest names that are neither at their final nor at their temporary path.
+    /// Files the manifest names that are neither at their final nor at their temporary path
+    /// (`.<name>.tmp`, where a commit between its manifest entry and its rename has it).
     pub missing: Vec<PathBuf>,
     /// True when the manifest decided (rule 1).
     pub from_manifest: bool,
@@ -104,6 +105,16 @@ fn is_own_temp(name: &str) -> bool {
     name.starts_with(".part-") && name.ends_with(".parquet.tmp")
 }
 
+/// The temporary path `sink::parquet` writes the data file `p` under before its commit
+/// renames it: `.<name>.tmp` in the same directory.
+fn own_temp_of(p: &Path) -> PathBuf {
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    p.with_file_name(format!(".{name}.tmp"))
+}
+
 /// Files named by the commit manifest, per table name, relative to `root`. Errors when a
 /// manifest entry cannot be read (a manifest is never partially written).
 /// Only the `files` of each entry are decoded (entries also carry detector state, which
@@ -169,7 +180,10 @@ pub fn table_files_with(root: &Path, table: &str, committed: Option<&[PathBuf]>)
                 }
             }
             for p in &named {
-                if !p.is_file() {
+                // The temporary path first: a commit renames it to the final one (atomic
+                // rename, `sink::parquet`), so one of the two is found while a commit is
+                // between its manifest entry and its rename.
+                if !own_temp_of(p).is_file() && !p.is_file() {
                     out.missing.push(p.clone());
                 }
             }
@@ -355,5 +369,22 @@ mod tests {
         assert_eq!(f.skipped, vec![stray]);
         let w = f.warning("plate_reads").unwrap();
         assert!(w.contains("1 file(s)") && w.contains("part-x (1)"), "{w}");
+        // Commit 3: its entry is written, its file not yet renamed from the temporary name
+        // (seen in a soak: "1 committed file(s) named by the manifest are missing"). Not
+        // missing, not read; a named file at neither path is missing.
+        let c = "plate_reads/date=2026-10-03/part-solo-000000000003-00001.parquet";
+        write_entry(root, &entry(3, c)).unwrap();
+        touch(&d.join(".part-solo-000000000003-00001.parquet.tmp"));
+        let gone = "plate_reads/date=2026-10-03/part-solo-000000000004-00001.parquet";
+        write_entry(root, &entry(4, gone)).unwrap();
+        let f = table_files(root, "plate_reads").unwrap();
+        assert_eq!(f.files, vec![root.join(a), root.join(b)]);
+        assert_eq!(f.missing, vec![root.join(gone)]);
+        assert!(f.skipped.contains(&d.join("part-x (1).parquet")));
+        assert!(
+            !f.skipped
+                .iter()
+                .any(|p| p.to_string_lossy().contains("000000000003"))
+        );
     }
 }

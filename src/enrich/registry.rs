@@ -169,8 +169,10 @@ pub fn walk_parquet(dir: &Path) -> Result<Vec<std::path::PathBuf>, String> {
     let (Some(root), Some(table)) = (dir.parent(), dir.file_name()) else {
         return Ok(Vec::new());
     };
-    let tf = crate::query::files::table_files(root, &table.to_string_lossy())
+    let table = table.to_string_lossy();
+    let mut tf = crate::query::files::table_files(root, &table)
         .map_err(|e| format!("reading the commit manifest under {}: {e}", root.display()))?;
+    tf.forget_committed_since(root, &table);
     if let Some(w) = tf.warning(&dir.display().to_string()) {
         tracing::warn!("{w}");
     }

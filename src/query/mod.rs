@@ -134,8 +134,9 @@ impl Lake {
         let mut allowed = HashSet::new();
         let mut any = false;
         for (name, schema, partitioned) in tables() {
-            let tf =
+            let mut tf =
                 files::table_files_with(&root, name, committed.get(name).map(|v| v.as_slice()));
+            tf.forget_committed_since(&root, name);
             if let Some(w) = tf.warning(&format!("{}/{name}", dir.display())) {
                 tracing::warn!("{w}");
             }

@@ -17,9 +17,9 @@ pub mod metrics;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Seek, Write};
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -89,7 +89,9 @@ enum Msg {
 #[derive(Debug)]
 struct SourceLost {
     why: String,
-    committed: RunSummary,
+    /// Counters as of the last commit whose manifest entry was written (set by the sink
+    /// thread's commit job; final once the attempt has closed its sink).
+    committed: Arc<Mutex<RunSummary>>,
 }
 
 impl std::fmt::Display for SourceLost {
@@ -335,7 +337,8 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
             }
             Err(e) => match e.downcast::<SourceLost>() {
                 Ok(lost) => {
-                    total.add(&lost.committed);
+                    // The attempt closed its sink: no commit job runs any more.
+                    total.add(&lost.committed.lock().map(|s| s.clone()).unwrap_or_default());
                     if stop.load(Ordering::SeqCst) {
                         break Ok(());
                     }
@@ -756,8 +759,11 @@ struct Worker<'c, 'a> {
     /// fingerprint in the manifest (`kafka_marks`).
     last_rec: HashMap<Arc<str>, (Option<i64>, Option<Vec<u8>>)>,
     source_resets: u64,
-    /// Counters as of the last commit: what a lost attempt leaves behind.
-    committed_summary: RunSummary,
+    /// Counters as of the last commit whose manifest entry was written: what a lost
+    /// attempt leaves behind. Set by the commit job on the sink thread, not when the job is
+    /// queued: queued commits are dropped when the source is lost (issue 10 soak run:
+    /// records_in 4,385 for 3,000 records after 4 start-overs).
+    committed_summary: Arc<Mutex<RunSummary>>,
 }
 
 impl<'c, 'a> Worker<'c, 'a> {
@@ -790,7 +796,7 @@ impl<'c, 'a> Worker<'c, 'a> {
             resets: HashMap::new(),
             last_rec: HashMap::new(),
             source_resets: 0,
-            committed_summary: RunSummary::default(),
+            committed_summary: Arc::default(),
         }
     }
 
@@ -1252,6 +1258,9 @@ impl<'c, 'a> Worker<'c, 'a> {
             e.state.entry(p.to_string()).or_default();
         }
         let next_run_id = run_id(&self.cfg.instance_id, self.seq + 1);
+        let mut done_summary = self.summary();
+        done_summary.commits += 1;
+        let done = self.committed_summary.clone();
         let commit_tx = self.commit_tx.clone();
         let metrics = self.metrics.clone();
         let refresh = self.refresh.as_ref().map(|(tx, _)| tx.clone());
@@ -1283,6 +1292,9 @@ impl<'c, 'a> Worker<'c, 'a> {
             for f in &e.files {
                 metrics.add_committed_rows(&f.table, f.rows);
             }
+            if let Ok(mut d) = done.lock() {
+                *d = done_summary;
+            }
             if !kafka.is_empty() {
                 let _ = commit_tx.send(kafka);
             }
@@ -1298,7 +1310,6 @@ impl<'c, 'a> Worker<'c, 'a> {
         }
         self.seq += 1;
         self.commits += 1;
-        self.committed_summary = self.summary();
         self.rows_committed = rows;
         self.dirty_parts.clear();
         self.pending_positions = false;

@@ -329,6 +329,7 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
     let mut ndjson = NdjsonDecoder::new(compiled.clone(), specs);
     let read_opts = ReadOptions {
         max_record_bytes: opts.max_record_bytes,
+        ..ReadOptions::default()
     };
     let mut notices: Vec<String> = Vec::new();
     for input in opts.inputs {

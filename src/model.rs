@@ -218,13 +218,32 @@ pub enum PlateError {
     /// U+FFFD: the text was decoded lossily before it reached plumewatch.
     #[error("replacement character U+FFFD in the plate (text was decoded lossily upstream)")]
     Replacement,
-    /// A plate whose first character(s) are Latin/Cyrillic/Armenian … where a province
-    /// abbreviation belongs, followed by a plate tail: legacy-encoded (GBK) text read as
-    /// UTF-8 or Latin-1 (`豫` D4 A5 → `ԥ`, `鲁` C2 B3 → `³`).
-    #[error(
-        "first character U+{code:04X} '{ch}' is not a province abbreviation; the file may be GBK (set encoding in the mapping)"
-    )]
-    LegacyEncoding { code: u32, ch: char },
+    /// Legacy-encoded (GBK) text read as UTF-8 or Latin-1: a character no Chinese plate has
+    /// (Latin-1 Supplement, Latin Extended, IPA, Greek, Cyrillic, Armenian …, where a plate
+    /// has Han or ASCII; `豫` D4 A5 → `ԥ`, `鲁` C2 B3 → `³`, `学` D1 A7 → `ѧ`, `使` CA B9 →
+    /// `ʹ`). `index`: its position (characters, ends trimmed); `gbk`: the text its bytes give
+    /// read as GBK, when they do.
+    #[error("{}", legacy_message(*code, *ch, *index, gbk.as_deref()))]
+    LegacyEncoding {
+        code: u32,
+        ch: char,
+        index: usize,
+        gbk: Option<String>,
+    },
+}
+
+fn legacy_message(code: u32, ch: char, index: usize, gbk: Option<&str>) -> String {
+    let what = if index == 0 {
+        format!("first character U+{code:04X} '{ch}' is not a province abbreviation")
+    } else {
+        format!("character U+{code:04X} '{ch}' at position {index} cannot be in a Chinese plate")
+    };
+    match gbk {
+        Some(g) => format!(
+            "{what}; the file may be GBK (read as GBK the plate is '{g}'; set encoding in the mapping)"
+        ),
+        None => format!("{what}; the file may be GBK (set encoding in the mapping)"),
+    }
 }
 
 fn end_junk(c: char) -> bool {
@@ -323,8 +342,76 @@ fn colour_prefixes() -> &'static [(String, PlateColor)] {
     })
 }
 
+/// Han (CJK Unified Ideographs, extension A, compatibility ideographs, supplementary planes).
+fn is_han(c: char) -> bool {
+    matches!(c, '\u{3400}'..='\u{4DBF}' | '\u{4E00}'..='\u{9FFF}' | '\u{F900}'..='\u{FAFF}' | '\u{20000}'..='\u{3FFFF}')
+}
+
+/// A character a Chinese plate text may hold besides ASCII: Han, and what [`clean`] folds or
+/// removes (full-width forms, whitespace, separators `·` `•` `・`, zero-width characters).
+fn plate_text_char(c: char) -> bool {
+    c.is_ascii()
+        || is_han(c)
+        || c.is_whitespace()
+        || matches!(c, '\u{FF01}'..='\u{FF5E}' | '·' | '•' | '\u{30FB}' | '\u{FEFF}' | '\u{200B}'..='\u{200D}' | '\u{2060}')
+}
+
+/// True when `b` is ASCII and GB2312 double bytes (lead A1–F7, trail A1–FE), at least one:
+/// every plate character (provinces, 学 警 挂 使 领 港 澳 应 急) is a GB2312 hanzi.
+fn gb2312_bytes(b: &[u8]) -> bool {
+    let (mut i, mut pairs) = (0, 0);
+    while i < b.len() {
+        if b[i].is_ascii() {
+            i += 1;
+            continue;
+        }
+        match b.get(i + 1) {
+            Some(&t) if (0xA1..=0xF7).contains(&b[i]) && (0xA1..=0xFE).contains(&t) => {
+                pairs += 1;
+                i += 2;
+            }
+            _ => return false,
+        }
+    }
+    pairs > 0
+}
+
+/// GBK plate text read as UTF-8 or Latin-1: the text (ends trimmed, before cleaning, so a
+/// `·` or NBSP made of a GBK byte stays in place) has a character no Chinese plate has
+/// ([`plate_text_char`]), and its bytes — one byte a character when all are ASCII or
+/// U+00A0–U+00FF (read as Latin-1), else as received (read as UTF-8) — are ASCII and
+/// GB2312 pairs.
+/// A foreign text that is not such a byte sequence (Cyrillic, Latin) is not matched.
+fn gbk_mojibake(t: &str) -> Option<PlateError> {
+    let (index, ch) = t.chars().enumerate().find(|(_, c)| !plate_text_char(*c))?;
+    let latin1: Option<Vec<u8>> = t
+        .chars()
+        .map(|c| match c as u32 {
+            0..=0x7F | 0xA0..=0xFF => Some(c as u32 as u8),
+            _ => None,
+        })
+        .collect();
+    // Latin-1 first: characters U+00A1–U+00BF / U+00E1–U+00FF also pass as UTF-8 pairs
+    // (C2/C3 + trail), but a Latin-1 reading needs whole pairs, so it is the stricter test.
+    for bytes in [latin1, Some(t.as_bytes().to_vec())].into_iter().flatten() {
+        if gb2312_bytes(&bytes) {
+            let gbk = encoding_rs::GBK
+                .decode_without_bom_handling_and_without_replacement(&bytes)
+                .map(|g| g.into_owned());
+            return Some(PlateError::LegacyEncoding {
+                code: ch as u32,
+                ch,
+                index,
+                gbk,
+            });
+        }
+    }
+    None
+}
+
 /// GBK (or UTF-8) bytes decoded with the wrong encoding: 1–3 characters of U+0080–U+07FF
-/// where the province belongs, then a plate tail.
+/// where the province belongs, then a plate tail (UTF-8 read as Latin-1, `京` → `äº¬`, and
+/// what [`gbk_mojibake`] does not match).
 fn legacy_encoding(p: &str) -> Option<PlateError> {
     static TAIL: OnceLock<Regex> = OnceLock::new();
     let tail = TAIL.get_or_init(|| Regex::new(r"^[A-Z][A-Z0-9]{4,6}$").expect("static regex"));
@@ -343,6 +430,8 @@ fn legacy_encoding(p: &str) -> Option<PlateError> {
             return Some(PlateError::LegacyEncoding {
                 code: first as u32,
                 ch: first,
+                index: 0,
+                gbk: None,
             });
         }
     }
@@ -366,7 +455,8 @@ impl PlateText {
     /// ([`DEFAULT_PLATE_PLACEHOLDERS`], punctuation only, all zeros, empty) give
     /// [`PlateStatus::NoPlate`]; a colour word in front of an otherwise valid plate is
     /// removed and returned as `prefix_color`. Errors: a control character or U+FFFD inside
-    /// the plate, or legacy-encoded text ([`PlateError`]).
+    /// the plate, or legacy-encoded text — GBK read as UTF-8 or Latin-1 anywhere in the text,
+    /// whatever the rest looks like ([`PlateError::LegacyEncoding`]).
     pub fn parse(raw: &str) -> Result<PlateText, PlateError> {
         let trimmed = raw.trim_matches(end_junk);
         let lead = raw.chars().count() - raw.trim_start_matches(end_junk).chars().count();
@@ -382,6 +472,9 @@ impl PlateText {
             if c == '\u{FFFD}' {
                 return Err(PlateError::Replacement);
             }
+        }
+        if let Some(e) = gbk_mojibake(trimmed) {
+            return Err(e);
         }
         let cleaned = clean(trimmed);
         if is_placeholder(&cleaned) {
@@ -788,6 +881,33 @@ mod tests {
         assert!(PlateText::parse("Ô¥A12345").is_err());
         // A foreign plate stays, unrecognised.
         assert_eq!(parsed("ABC1234").1, "unrecognised");
+        // Non-standard tails (issue 8, lookahead): GBK 豫A1234学 / 使014578 / 鲁A1234学 read as
+        // UTF-8 (学 D1 A7 → ѧ U+0467, 使 CA B9 → ʹ U+02B9), and as Latin-1.
+        for (moji, first, plate) in [
+            ("ԥA1234ѧ", "U+0525", "豫A1234学"),
+            ("ʹ014578", "U+02B9", "使014578"),
+            ("³A1234ѧ", "U+00B3", "鲁A1234学"),
+            ("Ô¥A1234Ñ§", "U+00D4", "豫A1234学"),
+            ("¾©A1234¾¯", "U+00BE", "京A1234警"),
+        ] {
+            let e = PlateText::parse(moji).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("first character {first}"))
+                    && e.contains(&format!("read as GBK the plate is '{plate}'")),
+                "{moji}: {e}"
+            );
+        }
+        // A mojibake character after a plausible start is named with its position.
+        let e = PlateText::parse("A1234ѧ").unwrap_err().to_string();
+        assert!(
+            e.starts_with("character U+0467 'ѧ' at position 5 cannot be in a Chinese plate"),
+            "{e}"
+        );
+        // Foreign text that is not GB2312 bytes stays unrecognised (Russian АВ123 in UTF-8
+        // is D0 90 D0 92 …: trail bytes below A1); separators are not mojibake.
+        assert_eq!(parsed("АВ123").1, "unrecognised");
+        assert_eq!(parsed("京A·1234警").1, "standard");
+        assert_eq!(parsed("京A\u{00A0}12345").1, "standard");
     }
 
     #[test]

@@ -779,3 +779,163 @@ fn control_characters_in_other_text_fields() {
     ]);
     assert!(!csv.contains('\0'), "{csv:?}");
 }
+
+// ---- plate-gbk-mojibake, variation: non-standard tails (issue 8, lookahead) ---------------
+
+/// Plates of every GA 36 class that has Chinese characters, with their stored status / class.
+const CLASS_PLATES: &[(&str, &str, &str)] = &[
+    ("京A12345", "standard", "ordinary"),
+    ("粤BD12345", "standard", "new_energy"),
+    ("豫A1234学", "standard", "coach"),
+    ("鲁A1234学", "standard", "coach"),
+    ("京A1234警", "standard", "police"),
+    ("冀A1234挂", "standard", "trailer"),
+    ("粤Z1234港", "standard", "hk_macau"),
+    ("粤Z1234澳", "standard", "hk_macau"),
+    ("使014578", "nonstandard", "embassy"),
+    ("沪A1234领", "nonstandard", "consulate"),
+    ("京X1234应急", "nonstandard", "emergency"),
+];
+
+/// An RSD CSV for `vendor.toml` (no `encoding`) with one row per plate, plate cells as bytes.
+fn rsd_csv_bytes(plates: &[Vec<u8>]) -> Vec<u8> {
+    let mut b = b"jlbh,jcsj,hphm,cpys,cpysmc,co_co2,cs\r\n".to_vec();
+    for (i, p) in plates.iter().enumerate() {
+        b.extend_from_slice(format!("p{i:02},2025-11-08 10:30:59,").as_bytes());
+        b.extend_from_slice(p);
+        b.extend_from_slice(b",,,0.0123,45\r\n");
+    }
+    b
+}
+
+fn ingest_vendor_csv(tmp: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let t = tmp.join(format!("tables_{name}"));
+    let f = tmp.join(name);
+    std::fs::write(&f, bytes).unwrap();
+    ingest_ok_or_all_rejected_at(
+        &t,
+        "rsd",
+        &[
+            "--format",
+            "csv",
+            "--mapping",
+            &fixture("plate-gbk-mojibake", "vendor.toml"),
+        ],
+        f.to_str().unwrap(),
+    );
+    t
+}
+
+#[test]
+fn real_plates_of_every_class_are_stored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rows: Vec<Vec<u8>> = CLASS_PLATES
+        .iter()
+        .map(|(p, _, _)| p.as_bytes().to_vec())
+        .collect();
+    let t = ingest_vendor_csv(tmp.path(), "utf8.csv", &rsd_csv_bytes(&rows));
+    assert_eq!(scalar_i64(&t, "SELECT count(*) FROM quarantine"), 0);
+    let r = by_key(
+        query(
+            &t,
+            "SELECT pass_id, plate, plate_status, plate_class FROM rsd_passes",
+        ),
+        "pass_id",
+    );
+    for (i, (p, status, class)) in CLASS_PLATES.iter().enumerate() {
+        let row = &r[&format!("p{i:02}")];
+        assert_eq!(get(row, "plate"), Some(*p));
+        assert_eq!(get(row, "plate_status"), Some(*status), "{p}");
+        assert_eq!(get(row, "plate_class"), Some(*class), "{p}");
+    }
+}
+
+#[test]
+fn gbk_plates_of_every_class_read_as_utf8_are_quarantined_never_stored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gbk: Vec<Vec<u8>> = CLASS_PLATES
+        .iter()
+        .map(|(p, _, _)| {
+            let (b, _, unmappable) = encoding_rs::GBK.encode(p);
+            assert!(!unmappable);
+            b.into_owned()
+        })
+        .collect();
+    // Which of them happen to be valid UTF-8 (the mojibake the reader cannot see).
+    let valid: Vec<&str> = CLASS_PLATES
+        .iter()
+        .zip(&gbk)
+        .filter(|(_, b)| std::str::from_utf8(b).is_ok())
+        .map(|((p, _, _), _)| *p)
+        .collect();
+    assert_eq!(valid, ["豫A1234学", "鲁A1234学", "使014578"]);
+    let t = ingest_vendor_csv(tmp.path(), "gbk.csv", &rsd_csv_bytes(&gbk));
+    assert_eq!(scalar_i64(&t, "SELECT count(*) FROM rsd_passes"), 0);
+    let q = by_key(
+        query(&t, "SELECT raw, field, reason FROM quarantine"),
+        "raw",
+    );
+    assert_eq!(q.len(), CLASS_PLATES.len());
+    for r in q.values() {
+        assert_eq!(get(r, "field"), Some("plate"), "{r:?}");
+        assert!(get(r, "reason").unwrap().contains("GBK"), "{r:?}");
+    }
+    // The three that were stored garbled (ԥA1234ѧ, ³A1234ѧ, ʹ014578) name the first character
+    // and the plate they read as in GBK.
+    let reasons: Vec<String> = query(&t, "SELECT reason FROM quarantine ORDER BY source_line")
+        .into_iter()
+        .map(|r| r["reason"].clone().unwrap())
+        .collect();
+    for (i, first) in [(2, "U+0525 'ԥ'"), (3, "U+00B3 '³'"), (8, "U+02B9 'ʹ'")] {
+        assert!(
+            reasons[i].contains(&format!("first character {first} is not a province"))
+                && reasons[i]
+                    .contains(&format!("read as GBK the plate is '{}'", CLASS_PLATES[i].0)),
+            "{}",
+            reasons[i]
+        );
+    }
+}
+
+#[test]
+fn gbk_plates_read_as_latin1_are_quarantined_never_stored() {
+    // Own example: an upstream tool read the GBK export as Latin-1 and wrote UTF-8
+    // (豫 D4 A5 → `Ô¥`, 学 D1 A7 → `Ñ§`); every class, plus a colour word in front.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut plates: Vec<&str> = CLASS_PLATES.iter().map(|(p, _, _)| *p).collect();
+    plates.push("蓝苏E9Z997");
+    let rows: Vec<Vec<u8>> = plates
+        .iter()
+        .map(|p| {
+            let (b, _, _) = encoding_rs::GBK.encode(p);
+            b.iter()
+                .map(|&x| char::from(x))
+                .collect::<String>()
+                .into_bytes()
+        })
+        .collect();
+    let t = ingest_vendor_csv(tmp.path(), "latin1.csv", &rsd_csv_bytes(&rows));
+    assert_eq!(scalar_i64(&t, "SELECT count(*) FROM rsd_passes"), 0);
+    let reasons: Vec<String> = query(
+        &t,
+        "SELECT field, reason FROM quarantine ORDER BY source_line",
+    )
+    .into_iter()
+    .map(|r| {
+        assert_eq!(r["field"].as_deref(), Some("plate"));
+        r["reason"].clone().unwrap()
+    })
+    .collect();
+    assert_eq!(reasons.len(), plates.len());
+    for (p, r) in plates.iter().zip(&reasons) {
+        assert!(
+            r.contains(&format!("read as GBK the plate is '{p}'")),
+            "{p}: {r}"
+        );
+    }
+    assert!(
+        reasons[2].starts_with("field plate: first character U+00D4 'Ô'"),
+        "{}",
+        reasons[2]
+    );
+}

@@ -993,3 +993,302 @@ fn frames_store_clock_skew_and_refuse_a_clock_ahead() {
         "{qr:?}"
     );
 }
+
+// --- time-zone-in-data-ignored, variation: rows before the first GPS fix -------------------
+// Issue 8 (lookahead): a Torque log whose first rows have no GPS fix (`GPS Time` = `-`) used
+// to read them at +08:00 (no offset seen yet); they wait for the log's first offset instead.
+
+/// `torque_pt.csv` of the field case with a row before its data rows: Device Time 18:57:50
+/// local, no GPS fix (same column order as the file).
+fn torque_pt_with_unfixed_first_row(dir: &Path, gmt: &str) -> PathBuf {
+    let src = std::fs::read_to_string(case("time-zone-in-data-ignored", "torque_pt.csv")).unwrap();
+    let (header, rows) = src.split_once('\n').unwrap();
+    assert!(header.starts_with("GPS Time, Device Time, Longitude, Latitude,"));
+    let rows = rows.replace("GMT+01:00", gmt);
+    write(
+        dir,
+        "torque_unfixed.csv",
+        &format!("{header}\n-,05-ago.-2026 18:57:50.000,-,-,87.79999852,1728,0,-\n{rows}"),
+    )
+}
+
+fn ingest_torque(out: &Path, input: &Path) -> String {
+    ingest(
+        out,
+        "obd",
+        &[
+            "--format",
+            "csv",
+            "--mapping",
+            repo("fixtures/mappings/torque.toml").to_str().unwrap(),
+            "--vin",
+            "LZZ5ELSDXND999901",
+        ],
+        input.to_str().unwrap(),
+    )
+}
+
+#[test]
+fn rows_before_the_first_gps_fix_take_the_logs_offset() {
+    let t = tempfile::tempdir().unwrap();
+    let csv = torque_pt_with_unfixed_first_row(t.path(), "GMT+01:00");
+    let out = t.path().join("tables");
+    let s = ingest_torque(&out, &csv);
+    assert!(s.contains("quarantined:  0"), "{s}");
+    // Input order (source_offset) kept: the held row first. 18:57:50 at +01:00 = 17:57:50Z,
+    // not 10:57:50Z (+08:00); the two fixed rows as in the case.
+    let r = q(
+        &out,
+        "SELECT sampled_at, source_offset FROM obd_samples ORDER BY source_offset",
+    );
+    assert_eq!(
+        col(&r, "sampled_at"),
+        [
+            "2026-08-05T17:57:50Z",
+            "2026-08-05T17:57:56.813Z",
+            "2026-08-05T17:58:20.818Z"
+        ]
+    );
+    // 87.79999852 °F = 31.0 °C for the held row too.
+    let cool = f64s(
+        &sql(
+            &out,
+            "SELECT coolant_c FROM obd_samples ORDER BY source_offset",
+        ),
+        "coolant_c",
+    );
+    assert!((cool[0].unwrap() - 31.0).abs() < 1e-3, "{cool:?}");
+    assert_eq!(scalar_i64(&out, "SELECT count(*) FROM quarantine"), 0);
+}
+
+#[test]
+fn rows_before_the_first_fix_with_a_western_offset() {
+    // Own example: GMT-05:00 — the +08:00 reading was 13 h off. 18:57:50 at -05:00 = 23:57:50Z.
+    let t = tempfile::tempdir().unwrap();
+    let csv = torque_pt_with_unfixed_first_row(t.path(), "GMT-05:00");
+    let out = t.path().join("tables");
+    let s = ingest_torque(&out, &csv);
+    assert!(s.contains("quarantined:  0"), "{s}");
+    let r = q(
+        &out,
+        "SELECT sampled_at FROM obd_samples ORDER BY source_offset",
+    );
+    assert_eq!(
+        col(&r, "sampled_at"),
+        [
+            "2026-08-05T23:57:50Z",
+            "2026-08-05T23:57:56.813Z",
+            "2026-08-05T23:58:20.818Z"
+        ]
+    );
+}
+
+#[test]
+fn held_rows_keep_order_with_quarantined_rows_between_and_later_gaps_keep_the_last_offset() {
+    // Own example: three rows without a fix (one of them bad), then a fix at +05:30, then a
+    // row without a fix (last offset seen), then a fix at +01:00. Rows + quarantine = records.
+    let t = tempfile::tempdir().unwrap();
+    let csv = write(
+        t.path(),
+        "gaps.csv",
+        "GPS Time, Device Time,Engine RPM(rpm)\n\
+         -,05-ago.-2026 10:00:00.0,800\n\
+         -,05-ago.-2026 10:00:01.0,fast\n\
+         -,05-ago.-2026 10:00:02.0,802\n\
+         Wed Aug 05 10:00:03 GMT+05:30 2026,05-ago.-2026 10:00:03.0,803\n\
+         -,05-ago.-2026 10:00:04.0,804\n\
+         Wed Aug 05 10:00:05 GMT+01:00 2026,05-ago.-2026 10:00:05.0,805\n",
+    );
+    let out = t.path().join("tables");
+    let s = ingest_torque(&out, &csv);
+    assert!(s.contains("quarantined:  1"), "{s}");
+    let r = q(
+        &out,
+        "SELECT sampled_at, engine_rpm FROM obd_samples ORDER BY source_offset",
+    );
+    assert_eq!(
+        col(&r, "sampled_at"),
+        [
+            "2026-08-05T04:30:00Z",
+            "2026-08-05T04:30:02Z",
+            "2026-08-05T04:30:03Z",
+            "2026-08-05T04:30:04Z",
+            "2026-08-05T09:00:05Z"
+        ]
+    );
+    assert_eq!(
+        col(&r, "engine_rpm"),
+        ["800.0", "802.0", "803.0", "804.0", "805.0"]
+    );
+    let qr = q(&out, "SELECT source_line, reason FROM quarantine");
+    assert_eq!(col(&qr, "source_line"), ["3"]);
+    assert!(col(&qr, "reason")[0].contains("engine_rpm"), "{qr:?}");
+}
+
+#[test]
+fn a_log_without_any_offset_is_read_in_the_configured_zone() {
+    // Own example: no GPS fix at all: +08:00 (the mapping's utc_offset), as before.
+    let t = tempfile::tempdir().unwrap();
+    let csv = write(
+        t.path(),
+        "nofix.csv",
+        "GPS Time, Device Time,Engine RPM(rpm)\n\
+         -,05-ago.-2026 18:57:50.0,800\n\
+         -,05-ago.-2026 18:57:51.0,801\n",
+    );
+    let out = t.path().join("tables");
+    let s = ingest_torque(&out, &csv);
+    assert!(s.contains("quarantined:  0"), "{s}");
+    let r = q(
+        &out,
+        "SELECT sampled_at FROM obd_samples ORDER BY source_offset",
+    );
+    assert_eq!(
+        col(&r, "sampled_at"),
+        ["2026-08-05T10:57:50Z", "2026-08-05T10:57:51Z"]
+    );
+}
+
+#[test]
+fn ndjson_records_before_the_first_offset_wait_for_it() {
+    // Own example: the same mapping on NDJSON (keys are the Torque column names).
+    let t = tempfile::tempdir().unwrap();
+    let nd = write(
+        t.path(),
+        "torque.ndjson",
+        "{\"GPS Time\":\"-\",\"Device Time\":\"05-ago.-2026 18:57:50.000\",\"Engine RPM(rpm)\":1728}\n\
+         {\"GPS Time\":\"Wed Aug 05 18:57:56 GMT-03:00 2026\",\"Device Time\":\"05-ago.-2026 18:57:56.813\",\"Engine RPM(rpm)\":1730}\n",
+    );
+    let out = t.path().join("tables");
+    let s = ingest(
+        &out,
+        "obd",
+        &[
+            "--format",
+            "ndjson",
+            "--mapping",
+            repo("fixtures/mappings/torque.toml").to_str().unwrap(),
+            "--vin",
+            "LZZ5ELSDXND999901",
+        ],
+        nd.to_str().unwrap(),
+    );
+    assert!(s.contains("quarantined:  0"), "{s}");
+    let r = q(
+        &out,
+        "SELECT sampled_at FROM obd_samples ORDER BY source_offset",
+    );
+    assert_eq!(
+        col(&r, "sampled_at"),
+        ["2026-08-05T21:57:50Z", "2026-08-05T21:57:56.813Z"]
+    );
+}
+
+/// Collects what the readers pass on: (line, sampled_at ms) per record, errors, notices.
+#[derive(Default)]
+struct Collect {
+    ok: Vec<(u64, Option<i64>)>,
+    bad: Vec<u64>,
+    notices: Vec<String>,
+}
+
+impl plumewatch::decode::text::Handler for Collect {
+    fn on_record(
+        &mut self,
+        rec: &plumewatch::decode::record::Record,
+        pos: &plumewatch::decode::text::SourcePos<'_>,
+        _: &[u8],
+    ) {
+        self.ok.push((
+            pos.line,
+            rec.time(plumewatch::decode::fields::obd::SLOT_SAMPLED_AT),
+        ));
+    }
+    fn on_error(
+        &mut self,
+        _: plumewatch::decode::record::FieldError,
+        pos: &plumewatch::decode::text::SourcePos<'_>,
+        _: &[u8],
+    ) {
+        self.bad.push(pos.line);
+    }
+    fn on_notice(&mut self, _: &plumewatch::decode::text::SourcePos<'_>, message: &str) {
+        self.notices.push(message.to_string());
+    }
+}
+
+#[test]
+fn the_wait_is_bounded_then_the_configured_zone_with_a_notice() {
+    use plumewatch::decode::{
+        fields::OBD_FIELDS,
+        mapping::Mapping,
+        text::{NdjsonDecoder, ReadOptions, read_csv_with, read_ndjson_with},
+    };
+    let path = repo("fixtures/mappings/torque.toml");
+    let m = Mapping::load(&path).unwrap();
+    let cm = Mapping::compile(Some(&m), OBD_FIELDS, "torque.toml").unwrap();
+    let opts = ReadOptions {
+        max_held_records: 2,
+        ..ReadOptions::default()
+    };
+    // Three rows without a fix (more than 2 held), then one at +01:00, then one without.
+    let csv = "GPS Time, Device Time,Engine RPM(rpm)\n\
+               -,05-ago.-2026 18:00:00.0,800\n\
+               -,05-ago.-2026 18:00:01.0,801\n\
+               -,05-ago.-2026 18:00:02.0,802\n\
+               -,05-ago.-2026 18:00:03.0,803\n\
+               Wed Aug 05 18:00:04 GMT+01:00 2026,05-ago.-2026 18:00:04.0,804\n\
+               -,05-ago.-2026 18:00:05.0,805\n";
+    let mut c = Collect::default();
+    let n = read_csv_with(&cm, OBD_FIELDS, &mut csv.as_bytes(), "t.csv", &opts, &mut c).unwrap();
+    assert_eq!(n, 6);
+    // 2026-08-05T18:00:00 as UTC ms = 1_785_952_800_000; +08:00 → −8 h, +01:00 → −1 h.
+    let local = |s: i64| 1_785_952_800_000 + s * 1000;
+    let at8 = |s: i64| Some(local(s) - 8 * 3_600_000);
+    let at1 = |s: i64| Some(local(s) - 3_600_000);
+    assert_eq!(
+        c.ok,
+        [
+            (2, at8(0)),
+            (3, at8(1)),
+            (4, at8(2)),
+            (5, at8(3)),
+            (6, at1(4)),
+            (7, at1(5))
+        ]
+    );
+    assert!(c.bad.is_empty());
+    assert_eq!(c.notices.len(), 1, "{:?}", c.notices);
+    assert!(
+        c.notices[0].contains("first 3 records (up to line 4)"),
+        "{}",
+        c.notices[0]
+    );
+
+    // NDJSON: the same bound (by bytes this time: 1 byte holds one record, then gives up).
+    let nd = "{\"GPS Time\":\"-\",\"Device Time\":\"05-ago.-2026 18:00:00.0\"}\n\
+              {\"GPS Time\":\"-\",\"Device Time\":\"05-ago.-2026 18:00:01.0\"}\n\
+              {\"GPS Time\":\"GMT+01:00\",\"Device Time\":\"05-ago.-2026 18:00:02.0\"}\n";
+    let opts = ReadOptions {
+        max_held_bytes: 1,
+        ..ReadOptions::default()
+    };
+    let mut dec = NdjsonDecoder::new(cm.clone(), OBD_FIELDS);
+    let mut c = Collect::default();
+    read_ndjson_with(&mut dec, &mut nd.as_bytes(), "t.ndjson", &opts, &mut c).unwrap();
+    assert_eq!(c.ok, [(1, at8(0)), (2, at8(1)), (3, at1(2))]);
+    assert_eq!(c.notices.len(), 1, "{:?}", c.notices);
+    // Without a bound reached, the held NDJSON records take +01:00.
+    let mut dec = NdjsonDecoder::new(cm, OBD_FIELDS);
+    let mut c = Collect::default();
+    read_ndjson_with(
+        &mut dec,
+        &mut nd.as_bytes(),
+        "t.ndjson",
+        &ReadOptions::default(),
+        &mut c,
+    )
+    .unwrap();
+    assert_eq!(c.ok, [(1, at1(0)), (2, at1(1)), (3, at1(2))]);
+    assert!(c.notices.is_empty());
+}

@@ -100,7 +100,9 @@ pub struct FieldEntry {
     pub utc_offset: Option<String>,
     /// A source column whose values carry the source's own UTC offset (Torque's `GPS Time`,
     /// `… GMT+01:00 2026`): local times take the offset written there in the same record, else
-    /// the last one seen in this input, else `utc_offset`.
+    /// the last one seen in this input. Records that come before the first offset of an input
+    /// wait for it (CSV and NDJSON readers, bounded by `ReadOptions::max_held_records` /
+    /// `max_held_bytes`); an input without any offset is read in `utc_offset`.
     pub utc_offset_from: Option<String>,
     /// Translation of source values to canonical text (e.g. colour codes, fuel words).
     #[serde(default)]
@@ -623,9 +625,24 @@ impl CompiledMapping {
         self.sticky_offset_s.set(None);
     }
 
+    /// True when `rec` (fields applied, [`Self::finish`] not called yet) has a local time
+    /// waiting for a `utc_offset_from` offset that neither it nor any earlier record of this
+    /// input carried: a reader holds it until the first offset comes (or the input ends).
+    pub fn waits_for_offset(&self, rec: &Record) -> bool {
+        rec.pending_local.is_some()
+            && rec.zone_hint_s.is_none()
+            && self.sticky_offset_s.get().is_none()
+    }
+
+    /// True once a `utc_offset_from` column carried an offset in this input.
+    pub fn offset_seen(&self) -> bool {
+        self.sticky_offset_s.get().is_some()
+    }
+
     /// Completes a record after all its fields were applied: places a local time waiting
-    /// for a `utc_offset_from` column (this record's offset, else the last one seen, else
-    /// the entry's zone) and checks it. Errors name the field.
+    /// for a `utc_offset_from` column (this record's offset, else the last one seen in this
+    /// input — for records a reader held, the first one that came after them — else the
+    /// entry's zone) and checks it. Idempotent. Errors name the field.
     pub fn finish(&self, rec: &mut Record) -> Result<(), FieldError> {
         if let Some(z) = rec.zone_hint_s {
             self.sticky_offset_s.set(Some(z));

@@ -15,7 +15,7 @@ use memchr::{memchr, memchr2};
 use simd_json::{Buffers, Node, StaticNode, Tape};
 
 use super::mapping::{CompiledMapping, clip};
-use super::record::{FieldError, FieldSpec, Kind, Record};
+use super::record::{FieldError, FieldSpec, Kind, Record, Val};
 
 /// Default longest record (line) read from a line-based input, bytes (1 MiB).
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
@@ -44,17 +44,165 @@ pub trait Handler {
     fn on_notice(&mut self, _pos: &SourcePos<'_>, _message: &str) {}
 }
 
+/// Default most records held while waiting for the first offset of a `utc_offset_from`
+/// column (100,000: about an hour of a 10 Hz log, or a day of a 1 Hz one).
+pub const DEFAULT_MAX_HELD_RECORDS: usize = 100_000;
+/// Default most bytes (raw lines plus decoded values) held while waiting (64 MiB).
+pub const DEFAULT_MAX_HELD_BYTES: usize = 64 << 20;
+
 /// Limits of line-based reading.
 #[derive(Clone, Copy, Debug)]
 pub struct ReadOptions {
     /// Longest record, bytes without the line end; longer ones are quarantined unread.
     pub max_record_bytes: usize,
+    /// Most records held, in input order, while a mapping with `utc_offset_from` waits for
+    /// the first offset of an input (rows before a Torque log's first GPS fix). Past this (or
+    /// [`Self::max_held_bytes`]) the held records are read in the mapping's `utc_offset` /
+    /// the enforcement zone, with a notice, and the wait ends for that input.
+    pub max_held_records: usize,
+    /// Most bytes held while waiting (raw lines plus decoded values, approximate).
+    pub max_held_bytes: usize,
 }
 
 impl Default for ReadOptions {
     fn default() -> Self {
         ReadOptions {
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            max_held_records: DEFAULT_MAX_HELD_RECORDS,
+            max_held_bytes: DEFAULT_MAX_HELD_BYTES,
+        }
+    }
+}
+
+/// One record held while waiting for an offset: its decode result (fields applied,
+/// [`CompiledMapping::finish`] not yet called) and where it came from.
+struct Held {
+    res: Result<Record, FieldError>,
+    offset: u64,
+    line: u64,
+    raw: Vec<u8>,
+}
+
+/// Passes decoded records on to a [`Handler`] in input order, holding them while a mapping
+/// with `utc_offset_from` waits for the first offset of the input
+/// ([`CompiledMapping::waits_for_offset`]). Once a record carries one, the held records are
+/// completed with it and passed on before that record; at the end of the input (no offset
+/// at all) or past the [`ReadOptions`] bounds they are read in the configured zone. Every
+/// record still ends in exactly one `on_record` or `on_error`.
+struct OffsetWait {
+    held: std::collections::VecDeque<Held>,
+    bytes: usize,
+    /// The bound was reached in this input: nothing more is held.
+    gave_up: bool,
+    max_records: usize,
+    max_bytes: usize,
+}
+
+impl OffsetWait {
+    fn new(opts: &ReadOptions) -> Self {
+        OffsetWait {
+            held: Default::default(),
+            bytes: 0,
+            gave_up: false,
+            max_records: opts.max_held_records,
+            max_bytes: opts.max_held_bytes,
+        }
+    }
+
+    /// A record that failed to decode.
+    fn error(&mut self, err: FieldError, pos: &SourcePos<'_>, raw: &[u8], h: &mut dyn Handler) {
+        if self.held.is_empty() {
+            h.on_error(err, pos, raw);
+        } else {
+            self.hold(Err(err), pos, raw);
+        }
+    }
+
+    /// A record whose fields were applied (not finished): completed and passed on, or held.
+    fn record(
+        &mut self,
+        mapping: &CompiledMapping,
+        specs: &'static [FieldSpec],
+        rec: &mut Record,
+        pos: &SourcePos<'_>,
+        raw: &[u8],
+        h: &mut dyn Handler,
+    ) {
+        let waiting = !self.held.is_empty() || mapping.waits_for_offset(rec);
+        if waiting && !self.gave_up && rec.zone_hint_s.is_none() {
+            let r = std::mem::replace(rec, Record::new(specs.len()));
+            self.hold(Ok(r), pos, raw);
+            if self.held.len() > self.max_records || self.bytes > self.max_bytes {
+                self.gave_up = true;
+                let n = self.held.len();
+                h.on_notice(
+                    pos,
+                    &format!(
+                        "no UTC offset in the mapping's utc_offset_from column in the first {n} records (up to line {}): they are read in the mapping's utc_offset or the enforcement zone (at most {} records / {} are held waiting for one)",
+                        pos.line,
+                        self.max_records,
+                        human_bytes(self.max_bytes as u64)
+                    ),
+                );
+                self.flush(mapping, specs, pos.file, h);
+            }
+            return;
+        }
+        // This record's own offset (if any) becomes the input's offset in `finish`; records
+        // held before it take that one.
+        let res = mapping
+            .finish(rec)
+            .and_then(|()| CompiledMapping::check_required(specs, rec));
+        self.flush(mapping, specs, pos.file, h);
+        match res {
+            Ok(()) => h.on_record(rec, pos, raw),
+            Err(e) => h.on_error(e, pos, raw),
+        }
+    }
+
+    fn hold(&mut self, res: Result<Record, FieldError>, pos: &SourcePos<'_>, raw: &[u8]) {
+        self.bytes += raw.len()
+            + std::mem::size_of::<Held>()
+            + match &res {
+                Ok(r) => r.text.capacity() + r.vals.capacity() * std::mem::size_of::<Val>(),
+                Err(e) => e.message.len() + e.field.as_ref().map_or(0, String::len),
+            };
+        self.held.push_back(Held {
+            res,
+            offset: pos.offset,
+            line: pos.line,
+            raw: raw.to_vec(),
+        });
+    }
+
+    /// Completes and passes on every held record, in order: with the input's offset when one
+    /// was seen, else in the configured zone.
+    fn flush(
+        &mut self,
+        mapping: &CompiledMapping,
+        specs: &'static [FieldSpec],
+        file: &str,
+        h: &mut dyn Handler,
+    ) {
+        self.bytes = 0;
+        while let Some(Held {
+            res,
+            offset,
+            line,
+            raw,
+        }) = self.held.pop_front()
+        {
+            let pos = SourcePos { file, offset, line };
+            match res {
+                Ok(mut r) => match mapping
+                    .finish(&mut r)
+                    .and_then(|()| CompiledMapping::check_required(specs, &r))
+                {
+                    Ok(()) => h.on_record(&r, &pos, &raw),
+                    Err(e) => h.on_error(e, &pos, &raw),
+                },
+                Err(e) => h.on_error(e, &pos, &raw),
+            }
         }
     }
 }
@@ -339,6 +487,15 @@ impl NdjsonDecoder {
     /// With a mapping `encoding` the line is transcoded first (no lossy replacement: an
     /// undecodable byte is an error naming the field and offset).
     pub fn decode_line(&mut self, line: &[u8]) -> Result<&Record, FieldError> {
+        self.decode_fields(line)?;
+        self.mapping.finish(&mut self.rec)?;
+        CompiledMapping::check_required(self.specs, &self.rec)?;
+        Ok(&self.rec)
+    }
+
+    /// [`Self::decode_line`] without completing the record ([`CompiledMapping::finish`], the
+    /// required-field check): the reader may hold it for a `utc_offset_from` offset.
+    fn decode_fields(&mut self, line: &[u8]) -> Result<(), FieldError> {
         self.rec.clear();
         let text: &[u8] = match self.mapping.encoding {
             None => line,
@@ -364,10 +521,7 @@ impl NdjsonDecoder {
             Ok(()) => Self::walk(&self.mapping, &tape, &mut self.rec, text),
         };
         self.tape = Some(tape.reset());
-        res?;
-        self.mapping.finish(&mut self.rec)?;
-        CompiledMapping::check_required(self.specs, &self.rec)?;
-        Ok(&self.rec)
+        res
     }
 
     fn walk(
@@ -739,6 +893,7 @@ pub fn read_ndjson_with(
     h: &mut dyn Handler,
 ) -> std::io::Result<u64> {
     dec.mapping.reset_state();
+    let mut wait = OffsetWait::new(opts);
     let mut lr = LineReader::new(input, opts.max_record_bytes, false);
     let mut records: u64 = 0;
     let mut next_progress = 1u64 << 20;
@@ -755,9 +910,9 @@ pub fn read_ndjson_with(
                 }
                 records += 1;
                 let pos = SourcePos { file, offset, line };
-                match dec.decode_line(bytes) {
-                    Ok(rec) => h.on_record(rec, &pos, bytes),
-                    Err(e) => h.on_error(e, &pos, bytes),
+                match dec.decode_fields(bytes) {
+                    Ok(()) => wait.record(&dec.mapping, dec.specs, &mut dec.rec, &pos, bytes, h),
+                    Err(e) => wait.error(e, &pos, bytes, h),
                 }
             }
             Some(LineItem::TooLong {
@@ -768,7 +923,7 @@ pub fn read_ndjson_with(
             }) => {
                 records += 1;
                 let pos = SourcePos { file, offset, line };
-                h.on_error(too_long_error(len, opts.max_record_bytes), &pos, prefix);
+                wait.error(too_long_error(len, opts.max_record_bytes), &pos, prefix, h);
             }
         }
         if lr.consumed() >= next_progress {
@@ -776,6 +931,7 @@ pub fn read_ndjson_with(
             next_progress = lr.consumed() + (1 << 20);
         }
     }
+    wait.flush(&dec.mapping, dec.specs, file, h);
     h.on_progress(lr.consumed());
     Ok(records)
 }
@@ -890,6 +1046,7 @@ pub fn read_csv_with(
     let delim = mapping.delimiter;
     let comment = mapping.comment.as_deref().map(str::as_bytes);
     mapping.reset_state();
+    let mut wait = OffsetWait::new(opts);
     let mut lr = LineReader::new(input, opts.max_record_bytes, true);
     let mut rec = Record::new(specs.len());
     let mut cells: Vec<u8> = Vec::new();
@@ -913,7 +1070,7 @@ pub fn read_csv_with(
             }) => {
                 records += 1;
                 let pos = SourcePos { file, offset, line };
-                h.on_error(too_long_error(len, opts.max_record_bytes), &pos, prefix);
+                wait.error(too_long_error(len, opts.max_record_bytes), &pos, prefix, h);
                 continue;
             }
             Some(LineItem::Record {
@@ -933,7 +1090,12 @@ pub fn read_csv_with(
         let pos = SourcePos { file, offset, line };
         if let Err(msg) = split_cells(raw, delim, &mut cells, &mut ends) {
             records += 1;
-            h.on_error(FieldError::record(format!("bad CSV row: {msg}")), &pos, raw);
+            wait.error(
+                FieldError::record(format!("bad CSV row: {msg}")),
+                &pos,
+                raw,
+                h,
+            );
             continue;
         }
         let cell = |i: usize| &cells[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
@@ -1030,7 +1192,7 @@ pub fn read_csv_with(
         let Some(hd) = &header else { continue };
         records += 1;
         if let Some(b) = &block {
-            h.on_error(b.clone(), &pos, raw);
+            wait.error(b.clone(), &pos, raw, h);
             continue;
         }
         if ends.len() != hd.cols.len() {
@@ -1039,7 +1201,7 @@ pub fn read_csv_with(
                 ends.len(),
                 hd.cols.len()
             ));
-            h.on_error(e, &pos, raw);
+            wait.error(e, &pos, raw, h);
             continue;
         }
         rec.clear();
@@ -1050,18 +1212,18 @@ pub fn read_csv_with(
                     .map_err(|(_, msg)| FieldError::field(mapping.entry(e).name, msg))?;
                 mapping.apply_text(e, &s, &mut rec)?;
             }
-            mapping.finish(&mut rec)?;
-            CompiledMapping::check_required(specs, &rec)
+            Ok(())
         })();
         match res {
-            Ok(()) => h.on_record(&rec, &pos, raw),
-            Err(e) => h.on_error(e, &pos, raw),
+            Ok(()) => wait.record(mapping, specs, &mut rec, &pos, raw, h),
+            Err(e) => wait.error(e, &pos, raw, h),
         }
         if lr.consumed() >= next_progress {
             h.on_progress(lr.consumed());
             next_progress = lr.consumed() + (1 << 20);
         }
     }
+    wait.flush(mapping, specs, file, h);
     h.on_progress(lr.consumed());
     Ok(records)
 }

@@ -468,15 +468,7 @@ impl TwcRule {
 
     /// Stable rule identifier written to findings (obd-remote-monitoring.md §3.3).
     pub fn rule_id(&self) -> &'static str {
-        match self {
-            TwcRule::RearO2Flatline => "rear_o2_flatline",
-            TwcRule::RearO2Periodic => "rear_o2_periodic",
-            TwcRule::RearO2MirrorsFront => "rear_o2_mirrors_front",
-            TwcRule::DfcoNoLean => "dfco_no_lean",
-            TwcRule::RearO2Missing => "rear_o2_missing",
-            TwcRule::RearO2LowBand => "rear_o2_low_band",
-            TwcRule::LambdaImplausible => "lambda_implausible",
-        }
+        TWC_RULE_IDS[self.index()]
     }
 
     /// The rule's version string (see [`Self::VERSION`]).
@@ -513,6 +505,74 @@ pub struct TwcFinding {
     pub strength: f64,
     /// A hint for people, e.g. `"upstream λ scale (PID 0x4F)?"` (data-quality rules).
     pub note: Option<&'static str>,
+}
+
+/// The TWC / rear-O2 detectors in the registry ([`crate::detect::RULES`]): a keyed rule over
+/// one vehicle's 1 Hz samples ([`ObdPoint`]), state [`TwcState`], parameters `[twc]`.
+pub struct Twc;
+
+const TWC_RULE_IDS: [&str; 7] = [
+    "rear_o2_flatline",
+    "rear_o2_periodic",
+    "rear_o2_mirrors_front",
+    "dfco_no_lean",
+    "rear_o2_missing",
+    "rear_o2_low_band",
+    "lambda_implausible",
+];
+
+impl crate::detect::Rule for Twc {
+    const RULE_IDS: &'static [&'static str] = &TWC_RULE_IDS;
+    const DATA_QUALITY_IDS: &'static [&'static str] = &["lambda_implausible"];
+    type Params = TwcThresholds;
+}
+
+impl crate::detect::KeyedRule for Twc {
+    type Sample = ObdPoint;
+    type State = TwcState;
+    type Finding = TwcFinding;
+
+    fn update(st: &mut TwcState, p: &ObdPoint, th: &TwcThresholds, out: &mut Vec<TwcFinding>) {
+        st.update(p, th, out);
+    }
+
+    fn finish(st: &mut TwcState, th: &TwcThresholds, out: &mut Vec<TwcFinding>) {
+        st.finish(th, out);
+    }
+
+    /// `detection_id` from rule id + `VIN@window start`, stream `obd`; evidence = the window
+    /// bounds, the finding's statistics and its hint.
+    fn detection(vin: &str, f: &TwcFinding, limit_set: &str) -> crate::schema::DetectionRow {
+        let rule_id = f.rule.rule_id();
+        let key = format!("{vin}@{}", f.window_start_ms);
+        let mut ev = serde_json::Map::new();
+        ev.insert("window_start_ms".into(), f.window_start_ms.into());
+        ev.insert("window_end_ms".into(), f.window_end_ms.into());
+        for (k, v) in &f.evidence {
+            ev.insert(
+                (*k).into(),
+                serde_json::Number::from_f64(*v)
+                    .map(serde_json::Value::Number)
+                    .unwrap_or(serde_json::Value::Null),
+            );
+        }
+        if let Some(n) = f.note {
+            ev.insert("hint".into(), n.into());
+        }
+        crate::schema::DetectionRow {
+            detection_id: crate::detect::detection_id(rule_id, "obd", &key),
+            rule_id: rule_id.into(),
+            rule_version: f.rule.rule_version().into(),
+            limit_set: limit_set.into(),
+            detected_at_ms: f.window_end_ms,
+            vin: Some(vin.to_string()),
+            source_stream: "obd".into(),
+            source_key: key,
+            strength: Some(f.strength),
+            evidence: crate::schema::Evidence::from_json(&serde_json::Value::Object(ev)),
+            ..Default::default()
+        }
+    }
 }
 
 /// Per-vehicle compact detector state: running statistics and small state machines, no stored

@@ -10,6 +10,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::detect::RuleParams;
+pub use crate::detect::china3::China3Rule;
+pub use crate::detect::rsd_limits::{PollutantLimits, ValidityWindows, Window};
 use crate::model::{Fuel, FuelClass};
 
 /// The embedded default limit set.
@@ -71,43 +74,6 @@ pub struct FuelConstants {
     pub mf_g_per_mol_c: f64,
 }
 
-/// A closed window `[min, max]`; either end may be open. `required`: a missing value makes
-/// the pass invalid (otherwise it is recorded as `not_measured`).
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-pub struct Window {
-    pub min: Option<f64>,
-    pub max: Option<f64>,
-    #[serde(default = "yes")]
-    pub required: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// Validity windows of one fuel class (`remote-sensing.md §1.4`, §4.5). A window left out is
-/// `not_checked`.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-pub struct ValidityWindows {
-    pub speed_kmh: Option<Window>,
-    pub accel_mps2: Option<Window>,
-    pub vsp_kw_t: Option<Window>,
-    pub wind_mps: Option<Window>,
-    pub ambient_temp_c: Option<Window>,
-    /// Path-integrated plume CO2 (`co2_plume_pct_m`), §1.4 `co2jgstatus`.
-    pub co2_plume_pct_m: Option<Window>,
-}
-
-/// Emission limits of one fuel class (`remote-sensing.md §1.3`, §3). Absent = not judged.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-pub struct PollutantLimits {
-    pub opacity_pct: Option<f64>,
-    pub ringelmann: Option<f64>,
-    pub no_ppm: Option<f64>,
-    pub co_pct: Option<f64>,
-    pub hc_ppm: Option<f64>,
-}
-
 /// Repeat-exceeder rule (`remote-sensing.md §1.5`): ≥ `min_failing_passes` valid failing
 /// passes within `window_days`; `same_pollutant` counts per pollutant.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -115,16 +81,6 @@ pub struct RepeatRule {
     pub min_failing_passes: i64,
     pub window_days: i64,
     pub same_pollutant: bool,
-}
-
-/// China III rule parameters (`obd-remote-monitoring.md §5.1–§5.2`).
-#[derive(Clone, Debug, Deserialize, Serialize)]
-pub struct China3Rule {
-    /// Highest emission stage that is banned (3 = China III).
-    pub max_emission_standard: u8,
-    /// When the registry has no emission stage: registered before this date ⇒ possible
-    /// China III (§5.2 [D]); empty string disables the fallback.
-    pub infer_registered_before: String,
 }
 
 /// One versioned limit set.
@@ -139,13 +95,10 @@ pub struct LimitSet {
     pub validity: BTreeMap<String, ValidityWindows>,
     pub limits: BTreeMap<String, PollutantLimits>,
     pub repeat: RepeatRule,
-    pub china3: China3Rule,
-    /// `obd_catalyst_dtc` codes (`obd-remote-monitoring.md §2.2`).
-    #[serde(default)]
-    pub obd_dtc: crate::detect::obd_dtc::ObdDtcRule,
-    /// TWC / rear-O2 detector thresholds (`obd-remote-monitoring.md §3.3`, [D] heuristics).
-    #[serde(default)]
-    pub twc: crate::detect::twc::TwcThresholds,
+    /// The parameters of every registered rule (`crate::detect::RULES`), each in its own
+    /// top-level table (`[china3]`, `[obd_dtc]`, `[twc]`, …), owned by the rule's module.
+    #[serde(flatten)]
+    pub rules: RuleParams,
     /// Enforcement time zone and the window of plausible instants (DESIGN.md "Time, plates
     /// and keys"); defaults when the table is absent.
     #[serde(default)]
@@ -331,6 +284,25 @@ mod tests {
             err.contains("[time].zone") && err.contains("Beijing"),
             "{err}"
         );
+    }
+
+    /// The rules' sections of the embedded set load into the registry's parameters with the
+    /// values written in `cn-observed.toml` (a table left out would take the rule's defaults).
+    #[test]
+    fn rule_sections_load_into_the_registry() {
+        let s = LimitSet::default_set();
+        assert_eq!(s.rules.china3.max_emission_standard, 3);
+        assert_eq!(s.rules.china3.infer_registered_before, "2013-07-01");
+        assert_eq!(s.rules.obd_dtc.codes.len(), 18);
+        assert_eq!(s.rules.obd_dtc.codes[0], "P0420");
+        assert!(s.rules.obd_dtc.mil_on);
+        assert_eq!(s.rules.twc.flat_nocut_std_max_v, 0.006);
+        assert_eq!(s.rules.twc.flat_nocut_min_s, 600.0);
+        let mut want = crate::detect::obd_dtc::ObdDtcRule::default().codes;
+        let mut got = s.rules.obd_dtc.codes.clone();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want);
     }
 
     #[test]

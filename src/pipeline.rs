@@ -9,8 +9,8 @@ use std::path::Path;
 use crate::decode::hj1239::{ScanEvent, decode_frame};
 use crate::decode::record::{FieldError, Record};
 use crate::decode::text::{Handler, SourcePos};
-use crate::detect::obd_dtc;
-use crate::enrich::obd::{self, KeyCheck, RecentKeys, TwcDetectors};
+use crate::detect::{self, RecordInput};
+use crate::enrich::obd::{self, KeyCheck, ObdDetectors, RecentKeys};
 use crate::enrich::rsd::RsdContext;
 use crate::enrich::{plate_reads, rsd, vehicles};
 use crate::schema::{
@@ -182,7 +182,8 @@ pub struct Pipeline<'a> {
     /// Rows handed to the sink per table (index: `sink::tables` ids).
     rows_out: [u64; tables::CATALOG.len()],
     det_buf: Vec<DetectionRow>,
-    pub twc: TwcDetectors,
+    /// The keyed rules over OBD samples (per-VIN state, reorder buffer in front).
+    pub keyed: ObdDetectors,
     /// Recent OBD keys for de-duplication within this process.
     pub obd_keys: RecentKeys,
     pub counters: Counters,
@@ -221,7 +222,7 @@ impl<'a> Pipeline<'a> {
             sink,
             rows_out: [0; tables::CATALOG.len()],
             det_buf: Vec::new(),
-            twc: TwcDetectors::default(),
+            keyed: ObdDetectors::default(),
             obd_keys: RecentKeys::default(),
             counters: Counters::default(),
             alerts: Vec::new(),
@@ -451,9 +452,9 @@ impl<'a> Pipeline<'a> {
             return;
         }
         self.obd_samples.builder.append(row, pos.file, pos.offset);
-        self.twc.update(
+        self.keyed.update(
             row,
-            &self.ctx.limits.twc,
+            &self.ctx.limits.rules.twc,
             &self.ctx.limits.obd_stream,
             self.ctx.limit_set_id,
             &mut self.det_buf,
@@ -463,8 +464,8 @@ impl<'a> Pipeline<'a> {
     /// Hands the samples the detectors still hold to them (a streaming commit: the detector
     /// snapshot then covers every committed sample).
     pub fn release_obd(&mut self) {
-        self.twc.release_all(
-            &self.ctx.limits.twc,
+        self.keyed.release_all(
+            &self.ctx.limits.rules.twc,
             self.ctx.limit_set_id,
             &mut self.det_buf,
         );
@@ -473,8 +474,8 @@ impl<'a> Pipeline<'a> {
 
     /// End of the input: held samples to the detectors, then their end-of-input verdicts.
     pub fn finish_obd(&mut self) {
-        self.twc.finish_all(
-            &self.ctx.limits.twc,
+        self.keyed.finish_all(
+            &self.ctx.limits.rules.twc,
             self.ctx.limit_set_id,
             &mut self.det_buf,
         );
@@ -494,10 +495,15 @@ impl<'a> Pipeline<'a> {
             return;
         }
         self.obd_reports.builder.append(row, pos.file, pos.offset);
-        if let Some(d) = obd_dtc::check(row, &self.ctx.limits.obd_dtc, self.ctx.limit_set_id, "obd")
-        {
-            self.det_buf.push(d);
-        }
+        detect::check_record(
+            &self.ctx.limits.rules,
+            &RecordInput::ObdReport {
+                report: row,
+                stream: "obd",
+            },
+            self.ctx.limit_set_id,
+            &mut self.det_buf,
+        );
     }
 
     /// One complete frame (a Kafka message, or a frame found by the scanner).
@@ -565,7 +571,7 @@ impl<'a> Pipeline<'a> {
         }
         for d in self.det_buf.drain(..) {
             self.counters.detections += 1;
-            if d.rule_id == crate::detect::twc::TwcRule::LambdaImplausible.rule_id() {
+            if detect::is_data_quality(&d.rule_id) {
                 self.counters.data_quality += 1;
             }
             let who = d.plate.as_deref().or(d.vin.as_deref()).unwrap_or_default();

@@ -5,10 +5,11 @@
 //! `[china3].infer_registered_before` (2013-07-01, §5.2 [D]) marks a *possible* China III.
 
 use chrono::NaiveDate;
-use sha2::{Digest, Sha256};
+use serde::{Deserialize, Serialize};
 
+pub use super::detection_id;
+use super::{RecordInput, RecordRule, Rule};
 use crate::enrich::registry::VehicleInfo;
-use crate::limits::China3Rule;
 use crate::model::{Fuel, is_medium_or_heavy_truck};
 use crate::schema::DetectionRow;
 
@@ -26,16 +27,49 @@ pub enum Basis {
     RegisteredBefore,
 }
 
-/// Deterministic detection id: SHA-256 of rule id, stream and source key (first 16 bytes,
-/// hex), so a replay of the same record gives the same id (DESIGN.md "Delivery guarantees").
-pub fn detection_id(rule_id: &str, stream: &str, source_key: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(rule_id.as_bytes());
-    h.update([0]);
-    h.update(stream.as_bytes());
-    h.update([0]);
-    h.update(source_key.as_bytes());
-    hex::encode(&h.finalize()[..16])
+/// China III rule parameters, limit-set section `[china3]` (`obd-remote-monitoring.md
+/// §5.1–§5.2`). Defaults = `fixtures/limits/cn-observed.toml`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
+pub struct China3Rule {
+    /// Highest emission stage that is banned (3 = China III, §5.1).
+    pub max_emission_standard: u8,
+    /// When the registry has no emission stage: registered before this date ⇒ possible
+    /// China III (§5.2 [D], default `2013-07-01`, the national China IV date for diesel
+    /// trucks); empty string disables the fallback.
+    pub infer_registered_before: String,
+}
+
+impl Default for China3Rule {
+    fn default() -> Self {
+        China3Rule {
+            max_emission_standard: 3,
+            infer_registered_before: "2013-07-01".into(),
+        }
+    }
+}
+
+/// The rule in the registry ([`crate::detect::RULES`]): a [`RecordInput::Sighting`] of a
+/// vehicle it [`applies`] to gives its [`detection`].
+pub struct China3Diesel;
+
+impl Rule for China3Diesel {
+    const RULE_IDS: &'static [&'static str] = &[RULE_ID];
+    type Params = China3Rule;
+}
+
+impl RecordRule for China3Diesel {
+    fn check(
+        input: &RecordInput<'_>,
+        params: &China3Rule,
+        limit_set: &str,
+    ) -> Option<DetectionRow> {
+        let RecordInput::Sighting { vehicle, sighting } = *input else {
+            return None;
+        };
+        let basis = applies(vehicle, params)?;
+        Some(detection(vehicle, basis, sighting, params, limit_set))
+    }
 }
 
 /// Does the rule apply to this registered vehicle?
@@ -152,7 +186,7 @@ mod tests {
 
     #[test]
     fn rule_applies_by_stage_or_date() {
-        let r = LimitSet::default_set().china3;
+        let r = LimitSet::default_set().rules.china3;
         assert_eq!(
             applies(&truck(Some(3), "2016-01-01"), &r),
             Some(Basis::EmissionStandard(3))

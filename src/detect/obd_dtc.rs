@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::detect::china3::detection_id;
+use super::{RecordInput, RecordRule, Rule, detection_id};
 use crate::schema::{DetectionRow, ObdReportRow};
 
 /// Rule id stored in `detections.rule_id`.
@@ -12,8 +12,10 @@ pub const RULE_ID: &str = "obd_catalyst_dtc";
 /// Rule version.
 pub const RULE_VERSION: &str = "1";
 
-/// Limit-set section `[obd_dtc]`.
+/// Limit-set section `[obd_dtc]`; defaults = the codes of §2.2 and MIL on (§3.3 item 6), the
+/// values of `fixtures/limits/cn-observed.toml`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
 pub struct ObdDtcRule {
     /// DTCs that indicate a catalyst or rear-O2 fault (§2.2).
     pub codes: Vec<String>,
@@ -34,6 +36,28 @@ impl Default for ObdDtcRule {
             codes,
             mil_on: true,
         }
+    }
+}
+
+/// The rule in the registry ([`crate::detect::RULES`]): [`check`] on a
+/// [`RecordInput::ObdReport`].
+pub struct ObdCatalystDtc;
+
+impl Rule for ObdCatalystDtc {
+    const RULE_IDS: &'static [&'static str] = &[RULE_ID];
+    type Params = ObdDtcRule;
+}
+
+impl RecordRule for ObdCatalystDtc {
+    fn check(
+        input: &RecordInput<'_>,
+        params: &ObdDtcRule,
+        limit_set: &str,
+    ) -> Option<DetectionRow> {
+        let RecordInput::ObdReport { report, stream } = *input else {
+            return None;
+        };
+        check(report, params, limit_set, stream)
     }
 }
 

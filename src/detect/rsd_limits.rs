@@ -4,7 +4,44 @@
 
 use std::fmt::Write as _;
 
-use crate::limits::{PollutantLimits, ValidityWindows, Window};
+use serde::{Deserialize, Serialize};
+
+/// A closed window `[min, max]`; either end may be open. `required`: a missing value makes
+/// the pass invalid (otherwise it is recorded as `not_measured`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct Window {
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    #[serde(default = "yes")]
+    pub required: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Validity windows of one fuel class (`remote-sensing.md §1.4`, §4.5). A window left out is
+/// `not_checked`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct ValidityWindows {
+    pub speed_kmh: Option<Window>,
+    pub accel_mps2: Option<Window>,
+    pub vsp_kw_t: Option<Window>,
+    pub wind_mps: Option<Window>,
+    pub ambient_temp_c: Option<Window>,
+    /// Path-integrated plume CO2 (`co2_plume_pct_m`), §1.4 `co2jgstatus`.
+    pub co2_plume_pct_m: Option<Window>,
+}
+
+/// Emission limits of one fuel class (`remote-sensing.md §1.3`, §3). Absent = not judged.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct PollutantLimits {
+    pub opacity_pct: Option<f64>,
+    pub ringelmann: Option<f64>,
+    pub no_ppm: Option<f64>,
+    pub co_pct: Option<f64>,
+    pub hc_ppm: Option<f64>,
+}
 
 /// Status of one validity condition (stored as text in the `*_status` columns).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

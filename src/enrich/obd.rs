@@ -20,8 +20,9 @@ use serde::{Deserialize, Serialize};
 use crate::decode::fields::{OBD_NUMS, obd as O};
 use crate::decode::hj1239::{Body, Frame, InfoBlock, ObdReport, StreamSample};
 use crate::decode::record::{FieldError, Record};
-use crate::detect::china3::detection_id;
-use crate::detect::twc::{ObdPoint, TwcFinding, TwcState, TwcThresholds};
+use crate::detect::KeyedRule;
+use crate::detect::keyed::{KeyedStates, StateStore};
+use crate::detect::twc::{ObdPoint, Twc};
 use crate::schema::{DetectionRow, DtcDetail, ObdReportRow, ObdSampleRow};
 
 /// An `obd_sample` record → row. `default_vin` fills a log without a VIN column.
@@ -388,13 +389,13 @@ struct Feed {
     released_ms: i64,
 }
 
-/// Per-vehicle TWC / rear-O2 detector states, keyed by VIN, with the reorder buffer in front
-/// of them ([`ObdStreamConfig::allowed_lateness_s`]).
-#[derive(Default)]
-pub struct TwcDetectors {
-    states: HashMap<String, TwcState>,
+/// Per-vehicle states of a keyed rule over OBD samples (the TWC / rear-O2 detectors,
+/// [`Twc`]), keyed by VIN, with the reorder buffer in front of them
+/// ([`ObdStreamConfig::allowed_lateness_s`]).
+pub struct ObdDetectors<R: KeyedRule<Sample = ObdPoint> = Twc> {
+    states: KeyedStates<R>,
     feeds: HashMap<String, Feed>,
-    findings: Vec<TwcFinding>,
+    findings: Vec<R::Finding>,
     touched: Vec<String>,
     /// Samples that arrived after a later sample of their vehicle had been handed to the
     /// detectors (beyond the allowed lateness): stored, not fed to the detectors.
@@ -403,15 +404,37 @@ pub struct TwcDetectors {
     pub track_touched: bool,
 }
 
-impl TwcDetectors {
+/// The TWC / rear-O2 detectors of every vehicle.
+pub type TwcDetectors = ObdDetectors<Twc>;
+
+impl<R: KeyedRule<Sample = ObdPoint>> Default for ObdDetectors<R> {
+    fn default() -> Self {
+        ObdDetectors {
+            states: KeyedStates::default(),
+            feeds: HashMap::new(),
+            findings: Vec::new(),
+            touched: Vec::new(),
+            late: 0,
+            track_touched: false,
+        }
+    }
+}
+
+impl<R: KeyedRule<Sample = ObdPoint>> ObdDetectors<R> {
     /// Vehicles tracked.
     pub fn vehicles(&self) -> usize {
         self.states.len()
     }
 
-    /// The state map (for snapshots).
-    pub fn states(&self) -> &HashMap<String, TwcState> {
+    /// The per-VIN states, for snapshots, restore and dropping revoked partitions, whatever
+    /// the rule's state type.
+    pub fn states(&self) -> &dyn StateStore {
         &self.states
+    }
+
+    /// The per-VIN states, mutable.
+    pub fn states_mut(&mut self) -> &mut dyn StateStore {
+        &mut self.states
     }
 
     /// VINs updated since the last call (consecutive repeats folded).
@@ -419,24 +442,14 @@ impl TwcDetectors {
         std::mem::take(&mut self.touched)
     }
 
-    /// The state map, mutable (restore and drop partitions).
-    pub fn states_mut(&mut self) -> &mut HashMap<String, TwcState> {
-        &mut self.states
-    }
-
-    /// Replaces the states (restore from a snapshot).
-    pub fn restore(&mut self, states: HashMap<String, TwcState>) {
-        self.states = states;
-    }
-
     /// Feeds one sample (stored rows only, any arrival order): it is held up to
     /// `cfg.allowed_lateness_s` behind the vehicle's newest sample, then handed to the detectors
     /// in collection-time order; a sample older than one already handed over is counted in
-    /// [`TwcDetectors::late`]. Pushes detections.
+    /// [`ObdDetectors::late`]. Pushes detections.
     pub fn update(
         &mut self,
         r: &ObdSampleRow,
-        th: &TwcThresholds,
+        th: &R::Params,
         cfg: &ObdStreamConfig,
         limit_set: &str,
         out: &mut Vec<DetectionRow>,
@@ -484,12 +497,7 @@ impl TwcDetectors {
     }
 
     /// Hands every held sample to the detectors (streaming commit, end of input).
-    pub fn release_all(
-        &mut self,
-        th: &TwcThresholds,
-        limit_set: &str,
-        out: &mut Vec<DetectionRow>,
-    ) {
+    pub fn release_all(&mut self, th: &R::Params, limit_set: &str, out: &mut Vec<DetectionRow>) {
         let mut vins: Vec<String> = self
             .feeds
             .iter()
@@ -514,21 +522,17 @@ impl TwcDetectors {
     }
 
     /// End of the input (file ingest): releases what is held, then gives each vehicle's
-    /// detectors their end-of-input verdicts ([`TwcState::finish`]).
-    pub fn finish_all(&mut self, th: &TwcThresholds, limit_set: &str, out: &mut Vec<DetectionRow>) {
+    /// detectors their end-of-input verdicts ([`KeyedRule::finish`]).
+    pub fn finish_all(&mut self, th: &R::Params, limit_set: &str, out: &mut Vec<DetectionRow>) {
         self.release_all(th, limit_set, out);
-        let mut vins: Vec<String> = self.states.keys().cloned().collect();
+        let mut vins: Vec<String> = self.states.keys().into_iter().map(str::to_string).collect();
         vins.sort();
         for vin in vins {
             self.findings.clear();
-            if let Some(st) = self.states.get_mut(&vin) {
-                st.finish(th, &mut self.findings);
+            self.states.finish(&vin, th, &mut self.findings);
+            for f in &self.findings {
+                out.push(R::detection(&vin, f, limit_set));
             }
-            let findings = std::mem::take(&mut self.findings);
-            for f in &findings {
-                out.push(detection(&vin, f, None, None, limit_set));
-            }
-            self.findings = findings;
         }
     }
 
@@ -536,60 +540,18 @@ impl TwcDetectors {
         &mut self,
         vin: &str,
         x: &Held,
-        th: &TwcThresholds,
+        th: &R::Params,
         limit_set: &str,
         out: &mut Vec<DetectionRow>,
     ) {
-        let st = match self.states.get_mut(vin) {
-            Some(s) => s,
-            None => self.states.entry(vin.to_string()).or_default(),
-        };
         self.findings.clear();
-        st.update(&x.p, th, &mut self.findings);
+        self.states.update(vin, &x.p, th, &mut self.findings);
         for f in &self.findings {
-            out.push(detection(vin, f, x.lon, x.lat, limit_set));
+            let mut d = R::detection(vin, f, limit_set);
+            d.lon_deg = x.lon;
+            d.lat_deg = x.lat;
+            out.push(d);
         }
-    }
-}
-
-/// The `detections` row of a finding (`detection_id` from rule id + `VIN@window start`).
-fn detection(
-    vin: &str,
-    f: &TwcFinding,
-    lon: Option<f64>,
-    lat: Option<f64>,
-    limit_set: &str,
-) -> DetectionRow {
-    let rule_id = f.rule.rule_id();
-    let key = format!("{vin}@{}", f.window_start_ms);
-    let mut ev = serde_json::Map::new();
-    ev.insert("window_start_ms".into(), f.window_start_ms.into());
-    ev.insert("window_end_ms".into(), f.window_end_ms.into());
-    for (k, v) in &f.evidence {
-        ev.insert(
-            (*k).into(),
-            serde_json::Number::from_f64(*v)
-                .map(serde_json::Value::Number)
-                .unwrap_or(serde_json::Value::Null),
-        );
-    }
-    if let Some(n) = f.note {
-        ev.insert("hint".into(), n.into());
-    }
-    DetectionRow {
-        detection_id: detection_id(rule_id, "obd", &key),
-        rule_id: rule_id.into(),
-        rule_version: f.rule.rule_version().into(),
-        limit_set: limit_set.into(),
-        detected_at_ms: f.window_end_ms,
-        vin: Some(vin.to_string()),
-        lon_deg: lon,
-        lat_deg: lat,
-        source_stream: "obd".into(),
-        source_key: key,
-        strength: Some(f.strength),
-        evidence: crate::schema::Evidence::from_json(&serde_json::Value::Object(ev)),
-        ..Default::default()
     }
 }
 
@@ -672,7 +634,7 @@ mod tests {
     /// lateness the late block is counted (5), never fed silently.
     #[test]
     fn detectors_see_samples_in_time_order() {
-        let th = TwcThresholds::default();
+        let th = crate::detect::twc::TwcThresholds::default();
         let sorted: Vec<ObdSampleRow> = (0..900)
             .map(|t| row("V", t, if t % 2 == 0 { 0.06125 } else { 0.06375 }))
             .collect();

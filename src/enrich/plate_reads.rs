@@ -52,9 +52,7 @@ pub fn append_read(
     out.plate_cols[1].append_option(id.class_str());
     out.plate_cols[2].append_option(id.color_raw.as_deref());
     append_list(&mut out.flags, &id.flags);
-    if let Some(j) = joined
-        && let Some(basis) = china3::applies(j.vehicle, &ctx.limits.china3)
-    {
+    if let Some(j) = joined {
         let s = china3::Sighting {
             stream: "plates",
             source_key: read_id,
@@ -65,13 +63,15 @@ pub fn append_read(
             colour_confirmed: j.colour_confirmed,
             read_plate_color: id.color.map(PlateColor::as_str),
         };
-        detections.push(china3::detection(
-            j.vehicle,
-            basis,
-            &s,
-            &ctx.limits.china3,
+        crate::detect::check_record(
+            &ctx.limits.rules,
+            &crate::detect::RecordInput::Sighting {
+                vehicle: j.vehicle,
+                sighting: &s,
+            },
             ctx.limit_set_id,
-        ));
+            detections,
+        );
     }
     if id.text.is_recognised() {
         Ok(id.plate().map(str::to_string))

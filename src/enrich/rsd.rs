@@ -222,10 +222,7 @@ pub fn append_pass(
     out.plate_cols[2].append_option(id.color_raw.as_deref());
     out.row_done();
 
-    if let Some(j) = joined
-        && let Some(basis) = china3::applies(j.vehicle, &l.china3)
-    {
-        let v = j.vehicle;
+    if let Some(j) = joined {
         let s = china3::Sighting {
             stream: "rsd",
             source_key: pass_id,
@@ -236,7 +233,15 @@ pub fn append_pass(
             colour_confirmed: j.colour_confirmed,
             read_plate_color: plate_color.map(PlateColor::as_str),
         };
-        detections.push(china3::detection(v, basis, &s, &l.china3, ctx.limit_set_id));
+        crate::detect::check_record(
+            &l.rules,
+            &crate::detect::RecordInput::Sighting {
+                vehicle: j.vehicle,
+                sighting: &s,
+            },
+            ctx.limit_set_id,
+            detections,
+        );
     }
     Ok(())
 }

@@ -105,17 +105,17 @@ const MAX_EMISSION_STANDARD: ParamDef = ParamDef {
     name: "max_emission_standard",
     ty: ParamType::Int,
     doc: "highest banned emission stage (limit set [china3].max_emission_standard)",
-    default: |l| l.china3.max_emission_standard.to_string(),
+    default: |l| l.rules.china3.max_emission_standard.to_string(),
 };
 const INFER_REGISTERED_BEFORE: ParamDef = ParamDef {
     name: "infer_registered_before",
     ty: ParamType::Time,
     doc: "no stage on file: registered before this date counts (limit set [china3].infer_registered_before)",
     default: |l| {
-        if l.china3.infer_registered_before.is_empty() {
+        if l.rules.china3.infer_registered_before.is_empty() {
             "1900-01-01".into()
         } else {
-            l.china3.infer_registered_before.clone()
+            l.rules.china3.infer_registered_before.clone()
         }
     },
 };

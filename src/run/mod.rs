@@ -29,7 +29,6 @@ use rdkafka::producer::{BaseProducer, BaseRecord};
 use crate::decode::hj1239::{FrameScanner, ScanEvent};
 use crate::decode::mapping::{CompiledMapping, Mapping};
 use crate::decode::text::{NdjsonDecoder, SourcePos};
-use crate::detect::twc::TwcState;
 use crate::enrich::registry::Registry;
 use crate::enrich::rsd::RsdContext;
 use crate::limits::LimitSet;
@@ -541,7 +540,7 @@ fn run_attempt(
         metrics.clone(),
     );
     w.pipe.watch = Some(watch);
-    w.pipe.twc.track_touched = true;
+    w.pipe.keyed.track_touched = true;
     w.pipe.alert_kinds = cfg.alerts.kinds.iter().cloned().collect();
     w.pipe.alert_dedup = Some(alerts::AlertDedup::new(cfg.alerts.dedup_window_ms));
     // The watchlist is rebuilt from the committed tables on a thread of its own after each
@@ -962,7 +961,7 @@ impl<'c, 'a> Worker<'c, 'a> {
                         .map(|(v, _)| v.clone())
                         .collect();
                     for v in gone {
-                        self.pipe.twc.states_mut().remove(&v);
+                        self.pipe.keyed.states_mut().remove(&v);
                         self.vin_part.remove(&v);
                     }
                     let _ = ack.send(());
@@ -1123,7 +1122,7 @@ impl<'c, 'a> Worker<'c, 'a> {
         }
         // A vehicle's state belongs to the partition it was first seen on (keyed by VIN, like
         // Kafka); mark that partition dirty so the next commit snapshots the vehicle.
-        for vin in self.pipe.twc.take_touched() {
+        for vin in self.pipe.keyed.take_touched() {
             let part = self
                 .vin_part
                 .entry(vin)
@@ -1144,7 +1143,7 @@ impl<'c, 'a> Worker<'c, 'a> {
             .obd_duplicates
             .add(dups.saturating_sub(self.synced.dups));
         self.synced.dups = dups;
-        let late = self.pipe.twc.late;
+        let late = self.pipe.keyed.late;
         self.metrics
             .obd_late
             .add(late.saturating_sub(self.synced.late));
@@ -1167,7 +1166,7 @@ impl<'c, 'a> Worker<'c, 'a> {
                 self.resets.insert(Arc::from(k.as_str()), *n);
             }
         }
-        let mut states = std::mem::take(self.pipe.twc.states_mut());
+        let states = self.pipe.keyed.states_mut();
         for k in keys {
             let Some((inst, seq)) = view.state_source.get(k) else {
                 continue;
@@ -1180,14 +1179,12 @@ impl<'c, 'a> Worker<'c, 'a> {
             };
             let part: Arc<str> = Arc::from(k.as_str());
             for (vin, v) in e.state.get(k).into_iter().flatten() {
-                let s = decode_state(v).with_context(|| {
+                states.restore(vin, v).with_context(|| {
                     format!("detector state of {vin} in manifest entry {inst}-{seq}")
                 })?;
-                states.insert(vin.clone(), s);
                 self.vin_part.insert(vin.clone(), part.clone());
             }
         }
-        self.pipe.twc.restore(states);
         Ok(())
     }
 
@@ -1240,18 +1237,19 @@ impl<'c, 'a> Worker<'c, 'a> {
                 }
             }
         }
-        for (vin, st) in self.pipe.twc.states() {
+        let states = self.pipe.keyed.states();
+        for vin in states.keys() {
             let Some(part) = self.vin_part.get(vin) else {
                 continue;
             };
             if !self.dirty_parts.contains(part) {
                 continue;
             }
-            if let Some(v) = encode_state(st) {
+            if let Some(v) = states.snapshot(vin) {
                 e.state
                     .entry(part.to_string())
                     .or_default()
-                    .insert(vin.clone(), v);
+                    .insert(vin.to_string(), v);
             }
         }
         for p in &self.dirty_parts {
@@ -1315,19 +1313,6 @@ impl<'c, 'a> Worker<'c, 'a> {
         self.pending_positions = false;
         Ok(())
     }
-}
-
-/// Detector state as hex of its postcard encoding: exact for every float, NaN and infinity
-/// included (JSON numbers cannot hold them).
-fn encode_state(s: &TwcState) -> Option<serde_json::Value> {
-    postcard::to_allocvec(s)
-        .ok()
-        .map(|b| serde_json::Value::String(hex::encode(b)))
-}
-
-fn decode_state(v: &serde_json::Value) -> anyhow::Result<TwcState> {
-    let h = v.as_str().context("state is not a hex string")?;
-    Ok(postcard::from_bytes(&hex::decode(h)?)?)
 }
 
 fn trim(b: &[u8]) -> &[u8] {

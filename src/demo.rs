@@ -90,6 +90,7 @@ pub fn run(out: &Path) -> anyhow::Result<DemoSummary> {
             progress: false,
             max_record_bytes: crate::decode::text::DEFAULT_MAX_RECORD_BYTES,
             force: false,
+            commit_every: crate::ingest::COMMIT_EVERY_RECORDS,
         })?;
         done.push((what, s));
     }

@@ -59,6 +59,9 @@ pub struct IngestOptions<'a> {
     /// Read inputs again even when the manifest says the same content was ingested (rows
     /// whose key is already stored are still not written twice).
     pub force: bool,
+    /// Records between intermediate commits (default [`COMMIT_EVERY_RECORDS`]); the registry
+    /// is always one commit.
+    pub commit_every: u64,
 }
 
 /// What an ingest did.
@@ -332,6 +335,16 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
         ..ReadOptions::default()
     };
     let mut notices: Vec<String> = Vec::new();
+    let mut intermediate = Intermediate {
+        root: opts.out.to_path_buf(),
+        run_id: run_id.clone(),
+        stream,
+        seq: 0,
+        next_at: opts.commit_every.max(1),
+        every: opts.commit_every.max(1),
+        files: Vec::new(),
+        error: None,
+    };
     for input in opts.inputs {
         let head = if input == "-" {
             stdin_head.take()
@@ -391,6 +404,7 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
                 let mut rh = ReadHandler {
                     inner: &mut h,
                     notices: &mut notices,
+                    commits: (stream != Stream::Vehicles).then_some(&mut intermediate),
                 };
                 let records = if opts.format == Format::Csv {
                     read_csv_with(&compiled, specs, &mut counting, input, &read_opts, &mut rh)
@@ -410,6 +424,9 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
         if let Some(e) = h.error.take() {
             return Err(e.into());
         }
+        if let Some(e) = intermediate.error.take() {
+            return Err(e);
+        }
         bytes_in += n;
     }
     // End of input: the samples the OBD feed still holds go to the detectors, which give
@@ -417,7 +434,16 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
     pipe.finish_obd();
     pipe.flush(1)?;
     let hashes = hashing.finish()?;
-    let (files, key_stats) = commit_ingest(&mut pipe, opts.out, &run_id, stream, hashes)?;
+    let (last_files, key_stats) = commit_ingest(
+        &mut pipe,
+        opts.out,
+        &run_id,
+        stream,
+        intermediate.seq,
+        hashes,
+    )?;
+    let mut files = std::mem::take(&mut intermediate.files);
+    files.extend(last_files);
     bar.finish_and_clear();
     let main_table = match stream {
         Stream::Rsd => schema::RSD_PASSES,
@@ -591,6 +617,53 @@ fn sniff(
 struct ReadHandler<'h, 'p, 'a> {
     inner: &'h mut StreamHandler<'p, 'a>,
     notices: &'h mut Vec<String>,
+    /// Intermediate commits of a long input (`None` for the registry, a snapshot).
+    commits: Option<&'h mut Intermediate>,
+}
+
+/// Records between intermediate commits of one ingest: the natural-key index keeps the keys of
+/// everything written since the last commit, so without a commit its memory would grow with
+/// the input (about 35 MB per million rows); a commit lets it forget down to its bound.
+pub const COMMIT_EVERY_RECORDS: u64 = 1_000_000;
+
+/// State of an ingest's intermediate commits (entries `ingest-<run id>` seq 0, 1, …; the last
+/// entry, written at the end, also names the inputs and their content hashes).
+struct Intermediate {
+    root: PathBuf,
+    run_id: String,
+    stream: Stream,
+    seq: u64,
+    next_at: u64,
+    every: u64,
+    files: Vec<PathBuf>,
+    error: Option<IngestError>,
+}
+
+impl Intermediate {
+    /// Commits what was written so far when `records_in` passed the next mark.
+    fn maybe_commit(&mut self, pipe: &mut Pipeline<'_>) {
+        if self.error.is_some() || pipe.counters.records_in < self.next_at {
+            return;
+        }
+        self.next_at = pipe.counters.records_in + self.every;
+        let r = pipe.flush(1).map_err(IngestError::from).and_then(|()| {
+            commit_ingest(
+                pipe,
+                &self.root,
+                &self.run_id,
+                self.stream,
+                self.seq,
+                Vec::new(),
+            )
+        });
+        match r {
+            Ok((files, _)) => {
+                self.files.extend(files);
+                self.seq += 1;
+            }
+            Err(e) => self.error = Some(e),
+        }
+    }
 }
 
 /// Notices kept per ingest (the rest are counted).
@@ -599,6 +672,9 @@ const MAX_NOTICES: usize = 50;
 impl Handler for ReadHandler<'_, '_, '_> {
     fn on_record(&mut self, rec: &Record, pos: &SourcePos<'_>, raw: &[u8]) {
         self.inner.on_record(rec, pos, raw);
+        if let Some(c) = self.commits.as_mut() {
+            c.maybe_commit(self.inner.pipeline);
+        }
     }
     fn on_error(&mut self, err: FieldError, pos: &SourcePos<'_>, raw: &[u8]) {
         self.inner.on_error(err, pos, raw);
@@ -608,6 +684,9 @@ impl Handler for ReadHandler<'_, '_, '_> {
             && let Err(e) = p.flush(BATCH_ROWS)
         {
             self.inner.error = Some(e);
+        }
+        if let Some(c) = self.commits.as_mut() {
+            c.maybe_commit(self.inner.pipeline);
         }
     }
     fn on_progress(&mut self, bytes: u64) {
@@ -759,6 +838,7 @@ fn commit_ingest(
     root: &Path,
     run_id: &str,
     stream: Stream,
+    seq: u64,
     inputs: Vec<manifest::IngestedInput>,
 ) -> Result<(Vec<PathBuf>, Vec<(&'static str, KeyStats)>), IngestError> {
     let root = root.to_path_buf();
@@ -805,7 +885,7 @@ fn commit_ingest(
         }
         let entry = manifest::ManifestEntry {
             instance,
-            seq: 0,
+            seq,
             committed_at_ms: chrono::Utc::now().timestamp_millis(),
             files,
             inputs,

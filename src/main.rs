@@ -344,6 +344,7 @@ fn run(cli: Cli) -> Result<()> {
                 progress: !quiet && std::io::stderr().is_terminal(),
                 max_record_bytes,
                 force,
+                commit_every: ingest::COMMIT_EVERY_RECORDS,
             })?;
             println!("{s}");
             if s.all_rejected() {

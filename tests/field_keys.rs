@@ -886,3 +886,62 @@ fn a_replaced_registry_is_not_reported_missing() {
     assert!(!e3.contains("missing"), "{e3}");
     assert_eq!(count(&out, "SELECT count(*) FROM vehicles"), 1);
 }
+
+/// A long input is committed every `commit_every` records, so the key index can forget what
+/// is committed (its memory no longer grows with the input); keys stay unique across those
+/// commits: a pass repeated after a commit is "already present", not written twice.
+#[test]
+fn intermediate_commits_keep_keys_unique() {
+    let t = tempfile::tempdir().unwrap();
+    let input = t.path().join("p.ndjson");
+    let pass = |i: u32| {
+        format!(
+            "{{\"pass_id\":\"p{i}\",\"passed_at\":\"2025-11-08T02:{:02}:00Z\",\"site_id\":\"S1\",\"plate\":\"苏E9Z981\",\"plate_color\":\"blue\",\"fuel\":\"petrol\",\"speed_kmh\":40,\"accel_mps2\":0.2,\"co_co2_ratio\":0.01}}\n",
+            i % 60
+        )
+    };
+    let mut nd = String::new();
+    for i in 0..25 {
+        nd += &pass(i);
+    }
+    nd += &pass(3); // record 26: p3 again, after two commits
+    std::fs::write(&input, nd).unwrap();
+    let out = t.path().join("t");
+    let limits = plumewatch::limits::LimitSet::default_set();
+    let s = plumewatch::ingest::ingest(&plumewatch::ingest::IngestOptions {
+        stream: plumewatch::pipeline::Stream::Rsd,
+        format: plumewatch::ingest::Format::Ndjson,
+        vin: None,
+        mapping: None,
+        limits: &limits,
+        out: &out,
+        inputs: &[input.display().to_string()],
+        progress: false,
+        max_record_bytes: plumewatch::decode::text::DEFAULT_MAX_RECORD_BYTES,
+        force: false,
+        commit_every: 10,
+    })
+    .unwrap();
+    assert_eq!(s.records_in, 26);
+    let text = s.to_string();
+    assert!(
+        text.contains("rsd_passes    25 new, 1 already present"),
+        "{text}"
+    );
+    assert_eq!(count(&out, "SELECT count(*) FROM rsd_passes"), 25);
+    assert_eq!(
+        count(&out, "SELECT count(DISTINCT pass_id) FROM rsd_passes"),
+        25
+    );
+    // Three manifest entries: after records 10 and 20, and the last one with the input's hash.
+    let entries = std::fs::read_dir(out.join("_manifest"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .count();
+    assert_eq!(entries, 3);
+    // The same file again is recognised as ingested (the last entry names it).
+    let (ok2, s2, e2) = ingest(&out, "rsd", "ndjson", &input, &[]);
+    assert!(ok2, "{s2}{e2}");
+    assert!(s2.contains("skipped"), "{s2}");
+}

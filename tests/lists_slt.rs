@@ -88,6 +88,7 @@ impl sqllogictest::DB for Lists {
                 progress: false,
                 max_record_bytes: plumewatch::decode::text::DEFAULT_MAX_RECORD_BYTES,
                 force: false,
+                commit_every: plumewatch::ingest::COMMIT_EVERY_RECORDS,
             })
             .map_err(err)?;
             return Ok(DBOutput::StatementComplete(s.records_in));

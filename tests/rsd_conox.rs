@@ -27,6 +27,7 @@ fn ingest_conox(
         progress: false,
         max_record_bytes: plumewatch::decode::text::DEFAULT_MAX_RECORD_BYTES,
         force: false,
+        commit_every: plumewatch::ingest::COMMIT_EVERY_RECORDS,
     })
     .unwrap()
 }

@@ -141,6 +141,34 @@ fn repeated_reordered_header_rebinds_columns_by_name() {
     );
     assert_eq!(quarantined(&out), 0);
 
+    // Two Excel exports joined with `cat`: each starts with a byte-order mark, the second
+    // one mid-file (found by a tester: the second header was not recognised and B1 lost).
+    let week = std::fs::read_to_string(fc("csv-repeated-reordered-header/week.csv")).unwrap();
+    let (first, second) = week.split_at(week.find("jlbh,jcsj,hphm,rllx,cs,jsd,no_co2").unwrap());
+    let joined = t.path().join("joined.csv");
+    std::fs::write(&joined, format!("\u{FEFF}{first}\u{FEFF}{second}")).unwrap();
+    let out_bom = t.path().join("tables_bom");
+    let s = ingest_ok(
+        &out_bom,
+        &[
+            "--stream",
+            "rsd",
+            "--format",
+            "csv",
+            "--mapping",
+            &m,
+            joined.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        s.contains("header repeated at line 4; columns re-bound"),
+        "{s}"
+    );
+    let r = passes(&out_bom);
+    assert_eq!(r.len(), 4);
+    check_pass(&r[2], "B1", 0.0050, 0.0300, "fail", "no");
+    assert_eq!(quarantined(&out_bom), 0);
+
     // A wider header re-binds as well.
     let out2 = t.path().join("tables2");
     ingest_ok(

@@ -1079,6 +1079,9 @@ pub fn read_csv_with(
                 line,
             }) => (bytes, offset, line),
         };
+        // A UTF-8 byte-order mark starts every Excel export: also mid-file, where exports were
+        // joined with `cat` (the second header must still be recognised).
+        let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
         if raw.iter().all(|b| b.is_ascii_whitespace()) {
             continue;
         }

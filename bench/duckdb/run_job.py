@@ -7,7 +7,8 @@ Defines the view `rsd_input` with every input field of schemas/rsd_pass.schema.j
 as plumewatch reads them (text ids and words VARCHAR, measurements DOUBLE, `passed_at` VARCHAR
 so that both Unix milliseconds and RFC 3339 text pass), plus `filename` as given on the command
 line (plumewatch's `source_file`). NDJSON: a key absent from a line is NULL. CSV: a column
-absent from the header is NULL; empty fields are NULL. Then runs the job, which writes
+absent from the header is NULL; empty cells are NULL except an empty `plate` (empty text, as
+plumewatch reads it). Then runs the job, which writes
 OUT_DIR/date=YYYY-MM-DD/*.parquet. Prints the row count and seconds on stderr.
 """
 
@@ -45,8 +46,11 @@ def source(fmt: str, path: str) -> str:
         sys.exit(f"{path}: columns not in schemas/rsd_pass.schema.json: {unknown}")
     cols = "{" + ", ".join(f"{q(c)}: {q(TYPES[c])}" for c in header) + "}"
     fill = ", ".join(c if c in header else f"NULL::{t} AS {c}" for c, t in TYPES.items())
+    # plumewatch reads an empty cell as NULL, except `plate`: an empty plate cell is a plate
+    # read as empty text (plate_raw '', status no_plate), as in NDJSON "plate": "".
+    keep = ", force_not_null = ['plate']" if "plate" in header else ""
     return (f"SELECT {fill}, filename FROM read_csv({q(path)}, header = true, "
-            f"columns = {cols}, filename = true)")
+            f"columns = {cols}, filename = true{keep})")
 
 
 def main() -> None:

@@ -8,6 +8,35 @@ mod common;
 
 use common::*;
 
+/// `plumewatch ingest --stream rsd --quiet --out TABLES INPUT`.
+fn ingest_rsd(tables: &std::path::Path, input: &std::path::Path) {
+    ok(&[
+        "ingest",
+        "--stream",
+        "rsd",
+        "--quiet",
+        "--out",
+        tables.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+}
+
+/// `plumewatch list rsd-repeat-exceeders --tables TABLES --format FORMAT --param …`: stdout.
+fn exceeders(tables: &std::path::Path, format: &str, params: &[String]) -> String {
+    let mut a = vec![
+        "list",
+        "rsd-repeat-exceeders",
+        "--tables",
+        tables.to_str().unwrap(),
+        "--format",
+        format,
+    ];
+    for p in params {
+        a.extend(["--param", p.as_str()]);
+    }
+    ok(&a)
+}
+
 /// A diesel pass failing NO (no_co2_ratio far above the 1500 ppm limit), valid speed and
 /// acceleration, at `t_ms`.
 fn failing(id: &str, plate: &str, t_ms: i64) -> String {
@@ -35,15 +64,7 @@ fn window_edges_by_hand() {
     let input = t.path().join("p.ndjson");
     std::fs::write(&input, nd).unwrap();
     let tables = t.path().join("t");
-    ok(&[
-        "ingest",
-        "--stream",
-        "rsd",
-        "--quiet",
-        "--out",
-        tables.to_str().unwrap(),
-        input.to_str().unwrap(),
-    ]);
+    ingest_rsd(&tables, &input);
     assert_eq!(
         scalar_i64(
             &tables,
@@ -51,18 +72,11 @@ fn window_edges_by_hand() {
         ),
         7
     );
-    let out = ok(&[
-        "list",
-        "rsd-repeat-exceeders",
-        "--tables",
-        tables.to_str().unwrap(),
-        "--format",
+    let out = exceeders(
+        &tables,
         "json",
-        "--param",
-        "min_failing_passes=2",
-        "--param",
-        "window_days=183",
-    ]);
+        &["min_failing_passes=2".into(), "window_days=183".into()],
+    );
     let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
     let got: Vec<(String, i64, i64)> = rows
         .iter()
@@ -84,18 +98,11 @@ fn window_edges_by_hand() {
         ]
     );
     // W = 201 days: C's three passes fall in one window.
-    let out = ok(&[
-        "list",
-        "rsd-repeat-exceeders",
-        "--tables",
-        tables.to_str().unwrap(),
-        "--format",
+    let out = exceeders(
+        &tables,
         "csv",
-        "--param",
-        "min_failing_passes=3",
-        "--param",
-        "window_days=201",
-    ]);
+        &["min_failing_passes=3".into(), "window_days=201".into()],
+    );
     let lines: Vec<&str> = out.lines().skip(1).collect();
     assert_eq!(lines.len(), 1, "{out}");
     assert!(lines[0].contains("苏E9Z983"), "{out}");
@@ -154,15 +161,7 @@ fn same_answer_as_the_self_join_on_generated_passes() {
         input.to_str().unwrap(),
     ]);
     let tables = t.path().join("t");
-    ok(&[
-        "ingest",
-        "--stream",
-        "rsd",
-        "--quiet",
-        "--out",
-        tables.to_str().unwrap(),
-        input.to_str().unwrap(),
-    ]);
+    ingest_rsd(&tables, &input);
     let mut compared = 0;
     for (same, n, w) in [
         ("true", 2, 183),
@@ -184,20 +183,15 @@ fn same_answer_as_the_self_join_on_generated_passes() {
                 )
             })
             .collect();
-        let out = ok(&[
-            "list",
-            "rsd-repeat-exceeders",
-            "--tables",
-            tables.to_str().unwrap(),
-            "--format",
+        let out = exceeders(
+            &tables,
             "json",
-            "--param",
-            &format!("same_pollutant={same}"),
-            "--param",
-            &format!("min_failing_passes={n}"),
-            "--param",
-            &format!("window_days={w}"),
-        ]);
+            &[
+                format!("same_pollutant={same}"),
+                format!("min_failing_passes={n}"),
+                format!("window_days={w}"),
+            ],
+        );
         let list: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
         let mut got: Vec<(String, String, String)> = list
             .iter()

@@ -11,12 +11,12 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::decode::hj1239::FrameScanner;
 use crate::decode::mapping::Mapping;
 use crate::decode::record::FieldError;
 use crate::decode::record::Record;
 use crate::decode::text::{
-    Handler, NdjsonDecoder, ReadOptions, SourcePos, describe_input, read_csv_with, read_ndjson_with,
+    Handler, NdjsonDecoder, ReadOptions, RecordDecoder, SourcePos, describe_input, read_csv_with,
+    read_ndjson_with,
 };
 use crate::enrich::registry::Registry;
 use crate::enrich::rsd::RsdContext;
@@ -27,19 +27,11 @@ use crate::sink::keys::KeyStats;
 use crate::sink::manifest;
 use crate::sink::parquet::SinkError;
 use crate::sink::tables::TableSet;
+use crate::source::file::Framer;
 
 pub use crate::pipeline::{BATCH_ROWS, Stream};
 
-/// Input format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// One JSON object per line (`schemas/*.schema.json`, or vendor names via --mapping).
-    Ndjson,
-    /// CSV with a header row (vendor columns via --mapping).
-    Csv,
-    /// HJ 1239 / GB 17691 Annex Q binary frames, back to back (obd stream only).
-    Hj1239,
-}
+pub use crate::source::file::Format;
 
 /// What to ingest.
 pub struct IngestOptions<'a> {
@@ -329,14 +321,12 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
     let mut pipe = Pipeline::new(ctx, opts.out, &run_id)?;
     pipe.default_vin = opts.vin;
     let mut bytes_in = 0u64;
-    let mut ndjson = NdjsonDecoder::new(compiled.clone(), specs);
     let read_opts = ReadOptions {
         max_record_bytes: opts.max_record_bytes,
         ..ReadOptions::default()
     };
     let mut notices: Vec<String> = Vec::new();
     let mut intermediate = Intermediate {
-        root: opts.out.to_path_buf(),
         run_id: run_id.clone(),
         stream,
         seq: 0,
@@ -351,7 +341,7 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
         } else {
             None
         };
-        let mut rdr = match head {
+        let rdr = match head {
             Some(head) => {
                 Box::new(std::io::Cursor::new(head).chain(std::io::stdin().lock())) as Box<dyn Read>
             }
@@ -364,63 +354,48 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
             progress: Some(&bar),
             bytes_before: bytes_in,
         };
-        let n = match opts.format {
-            Format::Hj1239 => {
-                let mut scanner = FrameScanner::new();
-                let mut buf = vec![0u8; 1 << 16];
-                let mut n = 0u64;
-                loop {
-                    let k = rdr.read(&mut buf).map_err(|source| IngestError::Input {
-                        path: input.clone(),
-                        source,
-                    })?;
-                    if k == 0 {
-                        break;
-                    }
-                    n += k as u64;
-                    scanner.push(&buf[..k]);
-                    while let Some(ev) = scanner.next_event() {
-                        h.pipeline.frame_event(ev, input);
-                    }
-                    h.on_progress(n);
-                    if h.pipeline.counters.records_in.is_multiple_of(1024) {
-                        h.pipeline.flush(BATCH_ROWS)?;
-                    }
-                }
-                while let Some(ev) = scanner.finish() {
-                    h.pipeline.frame_event(ev, input);
-                }
-                if n == 0 {
-                    // An empty input is no records, not a quarantined one.
-                    notices.push(format!("{input}: no frames (empty input)"));
-                }
-                n
-            }
-            Format::Ndjson | Format::Csv => {
-                let mut counting = CountingReader {
-                    inner: &mut rdr,
-                    n: 0,
-                };
-                let mut rh = ReadHandler {
-                    inner: &mut h,
-                    notices: &mut notices,
-                    commits: (stream != Stream::Vehicles).then_some(&mut intermediate),
-                };
-                let records = if opts.format == Format::Csv {
-                    read_csv_with(&compiled, specs, &mut counting, input, &read_opts, &mut rh)
-                } else {
-                    read_ndjson_with(&mut ndjson, &mut counting, input, &read_opts, &mut rh)
-                }
-                .map_err(|source| IngestError::Input {
-                    path: input.clone(),
-                    source,
-                })?;
-                if records == 0 {
-                    notices.push(format!("{input}: no records (empty input)"));
-                }
-                counting.n
-            }
+        // The same framing and decoding as `run`'s sources (`source::file::Framer`,
+        // `source::deliver`).
+        let mut framer = Framer::new(rdr, opts.format, 0, opts.max_record_bytes);
+        let mut dec = opts
+            .format
+            .text()
+            .map(|f| RecordDecoder::new(f, compiled.clone(), specs, &read_opts));
+        let mut rh = ReadHandler {
+            inner: &mut h,
+            notices: &mut notices,
+            commits: (stream != Stream::Vehicles).then_some(&mut intermediate),
         };
+        let mut next_progress = 1u64 << 20;
+        let mut items = 0u64;
+        while let Some(item) = framer.next_item().map_err(|source| IngestError::Input {
+            path: input.clone(),
+            source,
+        })? {
+            items += 1;
+            crate::source::deliver(&item, input, dec.as_mut(), &mut rh);
+            if framer.bytes_read() >= next_progress {
+                rh.on_progress(framer.bytes_read());
+                next_progress = framer.bytes_read() + (1 << 20);
+            }
+        }
+        let records = match dec.as_mut() {
+            Some(d) => {
+                d.finish(input, &mut rh);
+                d.records()
+            }
+            None => items,
+        };
+        rh.on_progress(framer.bytes_read());
+        if records == 0 {
+            let what = if opts.format == Format::Hj1239 {
+                "frames"
+            } else {
+                "records"
+            };
+            notices.push(format!("{input}: no {what} (empty input)"));
+        }
+        let n = framer.bytes_read();
         if let Some(e) = h.error.take() {
             return Err(e.into());
         }
@@ -434,14 +409,8 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
     pipe.finish_obd();
     pipe.flush(1)?;
     let hashes = hashing.finish()?;
-    let (last_files, key_stats) = commit_ingest(
-        &mut pipe,
-        opts.out,
-        &run_id,
-        stream,
-        intermediate.seq,
-        hashes,
-    )?;
+    let (last_files, key_stats) =
+        commit_ingest(&mut pipe, &run_id, stream, intermediate.seq, hashes)?;
     let mut files = std::mem::take(&mut intermediate.files);
     files.extend(last_files);
     bar.finish_and_clear();
@@ -629,7 +598,6 @@ pub const COMMIT_EVERY_RECORDS: u64 = 1_000_000;
 /// State of an ingest's intermediate commits (entries `ingest-<run id>` seq 0, 1, …; the last
 /// entry, written at the end, also names the inputs and their content hashes).
 struct Intermediate {
-    root: PathBuf,
     run_id: String,
     stream: Stream,
     seq: u64,
@@ -646,16 +614,10 @@ impl Intermediate {
             return;
         }
         self.next_at = pipe.counters.records_in + self.every;
-        let r = pipe.flush(1).map_err(IngestError::from).and_then(|()| {
-            commit_ingest(
-                pipe,
-                &self.root,
-                &self.run_id,
-                self.stream,
-                self.seq,
-                Vec::new(),
-            )
-        });
+        let r = pipe
+            .flush(1)
+            .map_err(IngestError::from)
+            .and_then(|()| commit_ingest(pipe, &self.run_id, self.stream, self.seq, Vec::new()));
         match r {
             Ok((files, _)) => {
                 self.files.extend(files);
@@ -685,6 +647,12 @@ impl Handler for ReadHandler<'_, '_, '_> {
         {
             self.inner.error = Some(e);
         }
+        if let Some(c) = self.commits.as_mut() {
+            c.maybe_commit(self.inner.pipeline);
+        }
+    }
+    fn on_frame(&mut self, bytes: &[u8], pos: &SourcePos<'_>) {
+        self.inner.on_frame(bytes, pos);
         if let Some(c) = self.commits.as_mut() {
             c.maybe_commit(self.inner.pipeline);
         }
@@ -835,31 +803,26 @@ impl InputHashes {
 /// in the same commit. Returns the visible paths and the key statistics.
 fn commit_ingest(
     pipe: &mut Pipeline<'_>,
-    root: &Path,
     run_id: &str,
     stream: Stream,
     seq: u64,
     inputs: Vec<manifest::IngestedInput>,
 ) -> Result<(Vec<PathBuf>, Vec<(&'static str, KeyStats)>), IngestError> {
-    let root = root.to_path_buf();
     let instance = format!("ingest-{run_id}");
     let snapshot = stream == Stream::Vehicles;
     let version = format!("{}-{run_id}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
+    let entry = manifest::ManifestEntry {
+        instance,
+        seq,
+        inputs,
+        ..Default::default()
+    };
     let r = pipe.sink.run(move |t: &mut TableSet| {
-        let io = |p: &Path| {
-            let path = p.display().to_string();
-            move |source| SinkError::Io { path, source }
-        };
-        let mut files = t.prepare()?;
-        for f in &mut files {
-            for p in [&mut f.tmp, &mut f.path] {
-                if let Ok(rel) = p.strip_prefix(&root) {
-                    *p = rel.to_path_buf();
-                }
+        let e = t.commit_entry(entry, |root, files| {
+            let mut archived = Vec::new();
+            if !snapshot || !files.iter().any(|f| f.table == schema::VEHICLES) {
+                return Ok(archived);
             }
-        }
-        let mut archived = Vec::new();
-        if snapshot && files.iter().any(|f| f.table == schema::VEHICLES) {
             let table = root.join(schema::VEHICLES);
             let previous = crate::enrich::registry::walk_parquet(&table).map_err(|message| {
                 SinkError::Schema {
@@ -868,10 +831,8 @@ fn commit_ingest(
                 }
             })?;
             for old in previous {
-                let Ok(rel) = old.strip_prefix(&root) else {
-                    continue;
-                };
-                let Ok(inner) = old.strip_prefix(&table) else {
+                let (Ok(rel), Ok(inner)) = (old.strip_prefix(root), old.strip_prefix(&table))
+                else {
                     continue;
                 };
                 archived.push(manifest::ArchivedFile {
@@ -882,44 +843,11 @@ fn commit_ingest(
                         .join(inner),
                 });
             }
-        }
-        let entry = manifest::ManifestEntry {
-            instance,
-            seq,
-            committed_at_ms: chrono::Utc::now().timestamp_millis(),
-            files,
-            inputs,
-            archived,
-            ..Default::default()
-        };
-        manifest::write_entry(&root, &entry).map_err(io(&manifest::dir(&root)))?;
-        for a in &entry.archived {
-            let to = root.join(&a.to);
-            if let Some(d) = to.parent() {
-                std::fs::create_dir_all(d).map_err(io(d))?;
-            }
-            crate::sink::manifest::rename_idempotent(&root.join(&a.from), &to).map_err(io(&to))?;
-        }
-        let abs: Vec<_> = entry
-            .files
-            .iter()
-            .map(|f| (root.join(&f.tmp), root.join(&f.path)))
-            .collect();
-        crate::sink::parquet::finalize(abs.iter().map(|(t, p)| (t.as_path(), p.as_path())))?;
-        Ok((abs.into_iter().map(|(_, p)| p).collect(), t.key_stats()))
+            Ok(archived)
+        })?;
+        let root = t.root().to_path_buf();
+        let paths = e.files.iter().map(|f| root.join(&f.path)).collect();
+        Ok((paths, t.key_stats()))
     })?;
     Ok(r)
-}
-
-struct CountingReader<'a> {
-    inner: &'a mut dyn Read,
-    n: u64,
-}
-
-impl Read for CountingReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let k = self.inner.read(buf)?;
-        self.n += k as u64;
-        Ok(k)
-    }
 }

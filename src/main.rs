@@ -474,7 +474,7 @@ fn run(cli: Cli) -> Result<()> {
                 cfg.tables = t;
             }
             if brokers.is_some() || !topics.is_empty() {
-                let mut k = cfg.kafka.take().unwrap_or(KafkaConfig {
+                let mut k = cfg.sources.kafka.take().unwrap_or(KafkaConfig {
                     brokers: String::new(),
                     group: "plumewatch".into(),
                     topics: vec![],
@@ -494,12 +494,12 @@ fn run(cli: Cli) -> Result<()> {
                         mapping: None,
                     });
                 }
-                cfg.kafka = Some(k);
+                cfg.sources.kafka = Some(k);
             }
-            if let (Some(k), Some(g)) = (cfg.kafka.as_mut(), group) {
+            if let (Some(k), Some(g)) = (cfg.sources.kafka.as_mut(), group) {
                 k.group = g;
             }
-            if let (Some(k), Some(a)) = (cfg.kafka.as_mut(), alerts_topic) {
+            if let (Some(k), Some(a)) = (cfg.sources.kafka.as_mut(), alerts_topic) {
                 k.alerts_topic = Some(a);
             }
             if alerts_ndjson.is_some() {

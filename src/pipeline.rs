@@ -684,9 +684,9 @@ pub struct StreamHandler<'p, 'a> {
     pub bytes_before: u64,
 }
 
-impl Handler for StreamHandler<'_, '_> {
-    fn on_record(&mut self, rec: &Record, pos: &SourcePos<'_>, raw: &[u8]) {
-        self.pipeline.record(self.stream, rec, pos, raw);
+impl StreamHandler<'_, '_> {
+    /// Flushes full batches every [`BATCH_ROWS`] records (an error is kept for the caller).
+    fn flush_every_batch(&mut self) {
         if self
             .pipeline
             .counters
@@ -698,8 +698,19 @@ impl Handler for StreamHandler<'_, '_> {
             self.error = Some(e);
         }
     }
+}
+
+impl Handler for StreamHandler<'_, '_> {
+    fn on_record(&mut self, rec: &Record, pos: &SourcePos<'_>, raw: &[u8]) {
+        self.pipeline.record(self.stream, rec, pos, raw);
+        self.flush_every_batch();
+    }
     fn on_error(&mut self, err: FieldError, pos: &SourcePos<'_>, raw: &[u8]) {
         self.pipeline.reject(self.stream, err, pos, raw);
+    }
+    fn on_frame(&mut self, bytes: &[u8], pos: &SourcePos<'_>) {
+        self.pipeline.frame(bytes, pos);
+        self.flush_every_batch();
     }
     fn on_progress(&mut self, bytes: u64) {
         if let Some(b) = self.progress {

@@ -362,11 +362,11 @@ fn delete_topic(bs: &str, topic: &str) -> bool {
 
 fn committed_offset(dir: &Path, key: &str) -> i64 {
     let entries = plumewatch::sink::manifest::read_all(dir).unwrap();
+    let id: plumewatch::source::SourceId = format!("kafka:{key}").parse().unwrap();
     plumewatch::sink::manifest::resume_view(&entries, "solo")
-        .kafka_offsets
-        .get(key)
-        .copied()
-        .unwrap_or(0)
+        .positions
+        .get(&id)
+        .map_or(0, |p| p.next)
 }
 
 /// Item 1 on a real broker process: the steps (200 passes, `run` running, 200 rows

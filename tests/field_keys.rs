@@ -498,9 +498,9 @@ fn run_takes_the_instance_lock_before_recovery() {
         .flatten()
     {
         if e.path().extension().is_some_and(|x| x == "json") {
-            let mut m: plumewatch::sink::manifest::ManifestEntry =
-                serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
-            m.file_offsets.clear();
+            let mut m =
+                plumewatch::sink::manifest::parse_entry(&std::fs::read(e.path()).unwrap()).unwrap();
+            m.positions.clear();
             std::fs::write(e.path(), serde_json::to_vec(&m).unwrap()).unwrap();
         }
     }

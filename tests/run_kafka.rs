@@ -132,14 +132,14 @@ fn mock_cluster_two_instances_write_what_one_writes() {
     let entries = plumewatch::sink::manifest::read_all(&two).unwrap();
     let mut last: BTreeMap<String, i64> = BTreeMap::new();
     for e in &entries {
-        for (k, v) in &e.kafka_offsets {
-            let x = last.entry(k.clone()).or_insert(0);
-            *x = (*x).max(*v);
+        for (k, p) in &e.positions {
+            let x = last.entry(k.to_string()).or_insert(0);
+            *x = (*x).max(p.next);
         }
     }
     let summary: Vec<_> = entries
         .iter()
-        .map(|e| (e.instance.clone(), e.seq, e.kafka_offsets.clone()))
+        .map(|e| (e.instance.clone(), e.seq, e.positions.clone()))
         .collect();
     assert_eq!(last.values().sum::<i64>(), 6000, "{last:?} {summary:?}");
     let ids_one = ids(&a, "SELECT pass_id FROM rsd_passes");

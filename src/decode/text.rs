@@ -42,6 +42,20 @@ pub trait Handler {
     fn on_progress(&mut self, _bytes: u64) {}
     /// Something about the input that is not a record (a repeated CSV header …), once each.
     fn on_notice(&mut self, _pos: &SourcePos<'_>, _message: &str) {}
+    /// One HJ 1239 frame (framed, not decoded) of a frame stream. Default: a reject (a text
+    /// handler has no frame decoder).
+    fn on_frame(&mut self, bytes: &[u8], pos: &SourcePos<'_>) {
+        self.on_error(
+            FieldError::record("an HJ 1239 frame where text records were expected"),
+            pos,
+            bytes,
+        );
+    }
+    /// Bytes of a frame stream that are no frame; `reason` is the scanner's
+    /// (`<reason code>: <text>`).
+    fn on_frame_rejected(&mut self, reason: &str, pos: &SourcePos<'_>, bytes: &[u8]) {
+        self.on_error(FieldError::record(reason), pos, bytes);
+    }
 }
 
 /// Default most records held while waiting for the first offset of a `utc_offset_from`
@@ -885,6 +899,7 @@ pub fn read_ndjson(
 
 /// Streams NDJSON from `input`, calling `h` per non-blank line; returns the records seen.
 /// A line longer than `opts.max_record_bytes` is one quarantined record, never held whole.
+/// (The framing of [`LineReader`] plus [`RecordDecoder`]: the same path every source takes.)
 pub fn read_ndjson_with(
     dec: &mut NdjsonDecoder,
     input: &mut dyn Read,
@@ -892,10 +907,21 @@ pub fn read_ndjson_with(
     opts: &ReadOptions,
     h: &mut dyn Handler,
 ) -> std::io::Result<u64> {
-    dec.mapping.reset_state();
-    let mut wait = OffsetWait::new(opts);
-    let mut lr = LineReader::new(input, opts.max_record_bytes, false);
-    let mut records: u64 = 0;
+    let mut rd = RecordDecoder::ndjson(dec.mapping.clone(), dec.specs, opts);
+    read_lines(&mut rd, input, file, opts, false, h)
+}
+
+/// Frames `input` into lines (or CSV records) and hands each to `rd`; returns the records
+/// seen.
+fn read_lines(
+    rd: &mut RecordDecoder,
+    input: &mut dyn Read,
+    file: &str,
+    opts: &ReadOptions,
+    csv_quotes: bool,
+    h: &mut dyn Handler,
+) -> std::io::Result<u64> {
+    let mut lr = LineReader::new(input, opts.max_record_bytes, csv_quotes);
     let mut next_progress = 1u64 << 20;
     loop {
         match lr.next_line()? {
@@ -904,36 +930,154 @@ pub fn read_ndjson_with(
                 bytes,
                 offset,
                 line,
-            }) => {
-                if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-                    continue;
-                }
-                records += 1;
-                let pos = SourcePos { file, offset, line };
-                match dec.decode_fields(bytes) {
-                    Ok(()) => wait.record(&dec.mapping, dec.specs, &mut dec.rec, &pos, bytes, h),
-                    Err(e) => wait.error(e, &pos, bytes, h),
-                }
-            }
+            }) => rd.record(bytes, &SourcePos { file, offset, line }, h),
             Some(LineItem::TooLong {
                 prefix,
                 offset,
                 line,
                 len,
-            }) => {
-                records += 1;
-                let pos = SourcePos { file, offset, line };
-                wait.error(too_long_error(len, opts.max_record_bytes), &pos, prefix, h);
-            }
+            }) => rd.too_long(
+                prefix,
+                len,
+                opts.max_record_bytes,
+                &SourcePos { file, offset, line },
+                h,
+            ),
         }
         if lr.consumed() >= next_progress {
             h.on_progress(lr.consumed());
             next_progress = lr.consumed() + (1 << 20);
         }
     }
-    wait.flush(&dec.mapping, dec.specs, file, h);
+    rd.finish(file, h);
     h.on_progress(lr.consumed());
-    Ok(records)
+    Ok(rd.records())
+}
+
+/// The text formats a [`RecordDecoder`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextFormat {
+    /// One JSON object per record.
+    Ndjson,
+    /// CSV with a header record.
+    Csv,
+}
+
+/// Decodes the framed records of one input (one file, one stdin, one Kafka partition, one TCP
+/// connection), in order, and hands the results to a [`Handler`]: every record ends in
+/// exactly one `on_record` or `on_error`. Framing is the source's ([`LineReader`] for files);
+/// this is the one decoding path of every source, `ingest` and `run` alike.
+///
+/// Per input state: a CSV header (and its re-binding on a repeated header), the records held
+/// while a `utc_offset_from` mapping waits for the first offset ([`ReadOptions`]).
+pub struct RecordDecoder {
+    kind: DecoderKind,
+    wait: OffsetWait,
+    records: u64,
+}
+
+enum DecoderKind {
+    Ndjson(Box<NdjsonDecoder>),
+    Csv(Box<CsvState>),
+}
+
+impl RecordDecoder {
+    /// A decoder of `format` through `mapping` into `specs`.
+    pub fn new(
+        format: TextFormat,
+        mapping: CompiledMapping,
+        specs: &'static [FieldSpec],
+        opts: &ReadOptions,
+    ) -> Self {
+        match format {
+            TextFormat::Ndjson => Self::ndjson(mapping, specs, opts),
+            TextFormat::Csv => Self::csv(mapping, specs, opts),
+        }
+    }
+
+    /// An NDJSON decoder.
+    pub fn ndjson(
+        mapping: CompiledMapping,
+        specs: &'static [FieldSpec],
+        opts: &ReadOptions,
+    ) -> Self {
+        mapping.reset_state();
+        RecordDecoder {
+            kind: DecoderKind::Ndjson(Box::new(NdjsonDecoder::new(mapping, specs))),
+            wait: OffsetWait::new(opts),
+            records: 0,
+        }
+    }
+
+    /// A CSV decoder (the first record is the header; see [`read_csv_with`]).
+    pub fn csv(mapping: CompiledMapping, specs: &'static [FieldSpec], opts: &ReadOptions) -> Self {
+        mapping.reset_state();
+        RecordDecoder {
+            kind: DecoderKind::Csv(Box::new(CsvState::new(mapping, specs))),
+            wait: OffsetWait::new(opts),
+            records: 0,
+        }
+    }
+
+    /// Records seen so far (blank lines, comments and CSV headers are not records).
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// One framed record (without its line end).
+    pub fn record(&mut self, raw: &[u8], pos: &SourcePos<'_>, h: &mut dyn Handler) {
+        match &mut self.kind {
+            DecoderKind::Ndjson(dec) => {
+                if raw.iter().all(|b| b.is_ascii_whitespace()) {
+                    return;
+                }
+                self.records += 1;
+                match dec.decode_fields(raw) {
+                    Ok(()) => self
+                        .wait
+                        .record(&dec.mapping, dec.specs, &mut dec.rec, pos, raw, h),
+                    Err(e) => self.wait.error(e, pos, raw, h),
+                }
+            }
+            DecoderKind::Csv(c) => {
+                if c.record(raw, pos, &mut self.wait, h) {
+                    self.records += 1;
+                }
+            }
+        }
+    }
+
+    /// A CSV header record read again before a resumed position (the records after it are
+    /// bound by it): not a record, no notice.
+    pub fn header(&mut self, raw: &[u8], pos: &SourcePos<'_>, h: &mut dyn Handler) {
+        match &mut self.kind {
+            DecoderKind::Csv(c) => c.resumed_header(raw, pos, h),
+            DecoderKind::Ndjson(_) => {}
+        }
+    }
+
+    /// A record of `len` bytes, longer than the framer's limit `max`, skipped unread: one
+    /// quarantined record.
+    pub fn too_long(
+        &mut self,
+        prefix: &[u8],
+        len: u64,
+        max: usize,
+        pos: &SourcePos<'_>,
+        h: &mut dyn Handler,
+    ) {
+        self.records += 1;
+        self.wait.error(too_long_error(len, max), pos, prefix, h);
+    }
+
+    /// End of the input: records still held are read in the configured zone.
+    pub fn finish(&mut self, file: &str, h: &mut dyn Handler) {
+        let (mapping, specs) = match &self.kind {
+            DecoderKind::Ndjson(d) => (&d.mapping, d.specs),
+            DecoderKind::Csv(c) => (&c.mapping, c.specs),
+        };
+        self.wait.flush(mapping, specs, file, h);
+    }
 }
 
 /// Splits one CSV record (RFC 4180 quoting, `""` inside quotes) into unquoted cells.
@@ -1043,192 +1187,218 @@ pub fn read_csv_with(
     opts: &ReadOptions,
     h: &mut dyn Handler,
 ) -> std::io::Result<u64> {
-    let delim = mapping.delimiter;
-    let comment = mapping.comment.as_deref().map(str::as_bytes);
-    mapping.reset_state();
-    let mut wait = OffsetWait::new(opts);
-    let mut lr = LineReader::new(input, opts.max_record_bytes, true);
-    let mut rec = Record::new(specs.len());
-    let mut cells: Vec<u8> = Vec::new();
-    let mut ends: Vec<usize> = Vec::new();
-    let mut scratch = String::new();
-    let mut header: Option<Header> = None;
-    let mut first_slots: Vec<usize> = Vec::new();
-    let mut block: Option<FieldError> = None;
-    let mut records = 0u64;
-    let mut next_progress = 1u64 << 20;
-    let (min_len, max_len) = mapping.source_len_range();
-    loop {
-        let item = lr.next_line()?;
-        let (raw, offset, line) = match item {
-            None => break,
-            Some(LineItem::TooLong {
-                prefix,
-                offset,
-                line,
-                len,
-            }) => {
-                records += 1;
-                let pos = SourcePos { file, offset, line };
-                wait.error(too_long_error(len, opts.max_record_bytes), &pos, prefix, h);
-                continue;
-            }
-            Some(LineItem::Record {
-                bytes,
-                offset,
-                line,
-            }) => (bytes, offset, line),
-        };
+    let mut rd = RecordDecoder::csv(mapping.clone(), specs, opts);
+    read_lines(&mut rd, input, file, opts, true, h)
+}
+
+/// The per-input state of CSV decoding (see [`read_csv_with`]).
+struct CsvState {
+    mapping: CompiledMapping,
+    specs: &'static [FieldSpec],
+    rec: Record,
+    cells: Vec<u8>,
+    ends: Vec<usize>,
+    scratch: String,
+    header: Option<Header>,
+    first_slots: Vec<usize>,
+    block: Option<FieldError>,
+}
+
+impl CsvState {
+    fn new(mapping: CompiledMapping, specs: &'static [FieldSpec]) -> Self {
+        CsvState {
+            mapping,
+            specs,
+            rec: Record::new(specs.len()),
+            cells: Vec::new(),
+            ends: Vec::new(),
+            scratch: String::new(),
+            header: None,
+            first_slots: Vec::new(),
+            block: None,
+        }
+    }
+
+    /// A header read again at a resumed position: binds the columns like the first header.
+    fn resumed_header(&mut self, raw: &[u8], pos: &SourcePos<'_>, h: &mut dyn Handler) {
+        let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
+        if split_cells(raw, self.mapping.delimiter, &mut self.cells, &mut self.ends).is_ok() {
+            self.header = None;
+            self.bind_header(pos, h);
+        }
+    }
+
+    /// One framed record; true when it counts as a record (not blank, comment or header).
+    fn record(
+        &mut self,
+        raw: &[u8],
+        pos: &SourcePos<'_>,
+        wait: &mut OffsetWait,
+        h: &mut dyn Handler,
+    ) -> bool {
         // A UTF-8 byte-order mark starts every Excel export: also mid-file, where exports were
         // joined with `cat` (the second header must still be recognised).
         let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
         if raw.iter().all(|b| b.is_ascii_whitespace()) {
-            continue;
+            return false;
         }
-        if let Some(c) = comment
+        if let Some(c) = self.mapping.comment.as_deref().map(str::as_bytes)
             && raw.trim_ascii_start().starts_with(c)
         {
-            continue;
+            return false;
         }
-        let pos = SourcePos { file, offset, line };
-        if let Err(msg) = split_cells(raw, delim, &mut cells, &mut ends) {
-            records += 1;
+        if let Err(msg) = split_cells(raw, self.mapping.delimiter, &mut self.cells, &mut self.ends)
+        {
             wait.error(
                 FieldError::record(format!("bad CSV row: {msg}")),
-                &pos,
+                pos,
                 raw,
                 h,
             );
-            continue;
+            return true;
         }
-        let cell = |i: usize| &cells[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
-        // Header line? The first record always; later ones by their names.
-        let is_header = match &header {
-            None => true,
-            Some(hd) => {
-                let mut hits = 0usize;
-                let mut same = ends.len() == hd.names.len();
-                for (i, name) in hd.names.iter().enumerate().take(ends.len()) {
-                    if same && cell(i).trim_ascii() != name.as_bytes() {
-                        same = false;
-                    }
-                }
-                if !same {
-                    for i in 0..ends.len() {
-                        let c = cell(i).trim_ascii();
-                        if c.is_empty()
-                            || c.len() < min_len
-                            || c.len() > max_len.saturating_mul(2)
-                            || c[0].is_ascii_digit()
-                        {
-                            continue;
-                        }
-                        if let Ok(t) = cell_text(mapping, c, &mut scratch)
-                            && mapping.entry_for(t.trim()).is_some()
-                        {
-                            hits += 1;
-                            if hits >= 2.min(mapping.source_count()) {
-                                break;
-                            }
-                        }
-                    }
-                }
-                same || hits >= 2.min(mapping.source_count()).max(1)
-            }
+        if self.is_header() {
+            self.bind_header(pos, h);
+            return false;
+        }
+        let Some(hd) = &self.header else {
+            return false;
         };
-        if is_header {
-            let mut names = Vec::with_capacity(ends.len());
-            let mut cols = Vec::with_capacity(ends.len());
-            let mut bad = None;
-            for i in 0..ends.len() {
-                match cell_text(mapping, cell(i), &mut scratch) {
-                    Ok(t) => {
-                        let t = t.trim().to_string();
-                        cols.push(mapping.entry_for(&t));
-                        names.push(t);
-                    }
-                    Err((at, msg)) => {
-                        bad = Some(format!("column {}: {msg} (at byte {at})", i + 1));
-                        cols.push(None);
-                        names.push(String::new());
-                    }
-                }
-            }
-            let mut slots: Vec<usize> = cols
-                .iter()
-                .flatten()
-                .map(|&e| mapping.entry(e).slot)
-                .collect();
-            slots.sort_unstable();
-            slots.dedup();
-            let first = header.is_none();
-            if first {
-                first_slots = slots.clone();
-                if let Some(b) = bad {
-                    h.on_notice(&pos, &format!("header at line {line}: {b}"));
-                }
-                block = None;
-            } else {
-                let missing: Vec<&str> = first_slots
-                    .iter()
-                    .filter(|s| slots.binary_search(s).is_err())
-                    .map(|&s| specs[s].name)
-                    .collect();
-                if missing.is_empty() {
-                    block = None;
-                    h.on_notice(
-                        &pos,
-                        &format!("header repeated at line {line}; columns re-bound"),
-                    );
-                } else {
-                    let msg = format!(
-                        "the header at line {line} has no column for {} (the first header had); rows under it are not read until a complete header",
-                        missing.join(", ")
-                    );
-                    h.on_notice(&pos, &msg);
-                    block = Some(FieldError::field(missing[0], msg));
-                }
-            }
-            header = Some(Header { cols, names });
-            continue;
+        if let Some(b) = &self.block {
+            wait.error(b.clone(), pos, raw, h);
+            return true;
         }
-        let Some(hd) = &header else { continue };
-        records += 1;
-        if let Some(b) = &block {
-            wait.error(b.clone(), &pos, raw, h);
-            continue;
-        }
-        if ends.len() != hd.cols.len() {
+        if self.ends.len() != hd.cols.len() {
             let e = FieldError::record(format!(
                 "row has {} fields, header has {}",
-                ends.len(),
+                self.ends.len(),
                 hd.cols.len()
             ));
-            wait.error(e, &pos, raw, h);
-            continue;
+            wait.error(e, pos, raw, h);
+            return true;
         }
-        rec.clear();
+        self.rec.clear();
         let res = (|| {
             for (ci, col) in hd.cols.iter().enumerate() {
                 let Some(e) = *col else { continue };
-                let s = cell_text(mapping, cell(ci), &mut scratch)
-                    .map_err(|(_, msg)| FieldError::field(mapping.entry(e).name, msg))?;
-                mapping.apply_text(e, &s, &mut rec)?;
+                let cell = &self.cells[if ci == 0 { 0 } else { self.ends[ci - 1] }..self.ends[ci]];
+                let s = cell_text(&self.mapping, cell, &mut self.scratch)
+                    .map_err(|(_, msg)| FieldError::field(self.mapping.entry(e).name, msg))?;
+                self.mapping.apply_text(e, &s, &mut self.rec)?;
             }
             Ok(())
         })();
         match res {
-            Ok(()) => wait.record(mapping, specs, &mut rec, &pos, raw, h),
-            Err(e) => wait.error(e, &pos, raw, h),
+            Ok(()) => wait.record(&self.mapping, self.specs, &mut self.rec, pos, raw, h),
+            Err(e) => wait.error(e, pos, raw, h),
         }
-        if lr.consumed() >= next_progress {
-            h.on_progress(lr.consumed());
-            next_progress = lr.consumed() + (1 << 20);
-        }
+        true
     }
-    wait.flush(mapping, specs, file, h);
-    h.on_progress(lr.consumed());
-    Ok(records)
+
+    /// Is the split record a header? The first record always; later ones by their names.
+    fn is_header(&mut self) -> bool {
+        let CsvState {
+            mapping,
+            cells,
+            ends,
+            scratch,
+            header,
+            ..
+        } = self;
+        let Some(hd) = header else {
+            return true;
+        };
+        let cell = |i: usize| &cells[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
+        let (min_len, max_len) = mapping.source_len_range();
+        let mut hits = 0usize;
+        let mut same = ends.len() == hd.names.len();
+        for (i, name) in hd.names.iter().enumerate().take(ends.len()) {
+            if same && cell(i).trim_ascii() != name.as_bytes() {
+                same = false;
+            }
+        }
+        let need = 2.min(mapping.source_count());
+        if !same {
+            for i in 0..ends.len() {
+                let c = cell(i).trim_ascii();
+                if c.is_empty()
+                    || c.len() < min_len
+                    || c.len() > max_len.saturating_mul(2)
+                    || c[0].is_ascii_digit()
+                {
+                    continue;
+                }
+                if let Ok(t) = cell_text(mapping, c, scratch)
+                    && mapping.entry_for(t.trim()).is_some()
+                {
+                    hits += 1;
+                    if hits >= need {
+                        break;
+                    }
+                }
+            }
+        }
+        same || hits >= need.max(1)
+    }
+
+    /// Binds the columns from the split header record.
+    fn bind_header(&mut self, pos: &SourcePos<'_>, h: &mut dyn Handler) {
+        let line = pos.line;
+        let mut names = Vec::with_capacity(self.ends.len());
+        let mut cols = Vec::with_capacity(self.ends.len());
+        let mut bad = None;
+        for i in 0..self.ends.len() {
+            let cell = &self.cells[if i == 0 { 0 } else { self.ends[i - 1] }..self.ends[i]];
+            match cell_text(&self.mapping, cell, &mut self.scratch) {
+                Ok(t) => {
+                    let t = t.trim().to_string();
+                    cols.push(self.mapping.entry_for(&t));
+                    names.push(t);
+                }
+                Err((at, msg)) => {
+                    bad = Some(format!("column {}: {msg} (at byte {at})", i + 1));
+                    cols.push(None);
+                    names.push(String::new());
+                }
+            }
+        }
+        let mut slots: Vec<usize> = cols
+            .iter()
+            .flatten()
+            .map(|&e| self.mapping.entry(e).slot)
+            .collect();
+        slots.sort_unstable();
+        slots.dedup();
+        if self.header.is_none() {
+            self.first_slots = slots.clone();
+            if let Some(b) = bad {
+                h.on_notice(pos, &format!("header at line {line}: {b}"));
+            }
+            self.block = None;
+        } else {
+            let missing: Vec<&str> = self
+                .first_slots
+                .iter()
+                .filter(|s| slots.binary_search(s).is_err())
+                .map(|&s| self.specs[s].name)
+                .collect();
+            if missing.is_empty() {
+                self.block = None;
+                h.on_notice(
+                    pos,
+                    &format!("header repeated at line {line}; columns re-bound"),
+                );
+            } else {
+                let msg = format!(
+                    "the header at line {line} has no column for {} (the first header had); rows under it are not read until a complete header",
+                    missing.join(", ")
+                );
+                h.on_notice(pos, &msg);
+                self.block = Some(FieldError::field(missing[0], msg));
+            }
+        }
+        self.header = Some(Header { cols, names });
+    }
 }
 
 /// What the start of an input looks like when it is not what was asked for (`None` when

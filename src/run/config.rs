@@ -1,17 +1,11 @@
 //! `plumewatch run` configuration (TOML). Every option has a documented default; see
 //! `fixtures/run.example.toml` for a complete file.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::pipeline::Stream;
-
 fn d_instance() -> String {
-    "plumewatch".into()
-}
-fn d_group() -> String {
     "plumewatch".into()
 }
 fn d_rows() -> usize {
@@ -39,9 +33,24 @@ fn d_kinds() -> Vec<String> {
     vec!["entrance_alert".into(), "china3_diesel_sighting".into()]
 }
 
+/// The keys of [`RunConfig`] outside its source sections (unknown keys are an error: see
+/// [`RunConfig::parse`]).
+const RUN_KEYS: &[&str] = &[
+    "tables",
+    "instance_id",
+    "limits",
+    "time_zone",
+    "batch",
+    "commit",
+    "alerts",
+    "sites",
+    "metrics",
+    "idle_exit_ms",
+    "channel_capacity",
+];
+
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RunConfig {
     /// Tables directory (Parquet tables and `_manifest/`). Required.
     pub tables: PathBuf,
@@ -55,11 +64,10 @@ pub struct RunConfig {
     /// Enforcement time zone (IANA name), overriding the limit set's `[time].zone`: the
     /// `date=` partition days and naive source times without a zone of their own.
     pub time_zone: Option<String>,
-    /// Kafka sources and the alert topic.
-    pub kafka: Option<KafkaConfig>,
-    /// File (or `-` = stdin) sources.
-    #[serde(default)]
-    pub files: Vec<FileSource>,
+    /// The sources, one section per kind (`crate::source`): `[[files]]` (files or `-` =
+    /// stdin), `[[tcp]]` (TCP listeners), `[kafka]` (topics and the alert topic).
+    #[serde(flatten)]
+    pub sources: SourcesConfig,
     #[serde(default)]
     pub batch: BatchConfig,
     #[serde(default)]
@@ -78,51 +86,10 @@ pub struct RunConfig {
     pub channel_capacity: usize,
 }
 
-/// Kafka settings.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaConfig {
-    /// `host:port[,host:port…]`.
-    pub brokers: String,
-    /// Consumer group. Default `plumewatch`.
-    #[serde(default = "d_group")]
-    pub group: String,
-    /// Topics to consume, one stream each.
-    pub topics: Vec<TopicConfig>,
-    /// Topic for alerts (JSON, keyed by plate or VIN). Default: none.
-    pub alerts_topic: Option<String>,
-    /// Extra librdkafka properties (e.g. `security.protocol`, `sasl.mechanisms`).
-    #[serde(default)]
-    pub properties: BTreeMap<String, String>,
-    /// Watchdog: a partition with no message for this many seconds while its high
-    /// watermark grows is logged and counted (`plumewatch_partition_stalls_total`).
-    /// Default 60.
-    pub stall_after_s: Option<u64>,
-}
-
-/// One consumed topic.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TopicConfig {
-    /// `rsd`, `obd` (JSON samples), `frames` (HJ 1239, one frame per message) or `plates`.
-    pub stream: Stream,
-    pub topic: String,
-    /// Column mapping for vendor JSON field names (optional).
-    pub mapping: Option<PathBuf>,
-}
-
-/// One file source (NDJSON, or HJ 1239 frames back to back for `frames`).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileSource {
-    pub stream: Stream,
-    /// Path, or `-` for stdin (stdin cannot resume after a restart).
-    pub path: String,
-    pub mapping: Option<PathBuf>,
-    /// Longest line, bytes (default 1 MiB); a longer one is quarantined with its length and
-    /// first 4 KiB, never held in memory.
-    pub max_record_bytes: Option<usize>,
-}
+pub use crate::source::SourcesConfig;
+pub use crate::source::file::FileSourceConfig as FileSource;
+pub use crate::source::kafka::{KafkaConfig, TopicConfig};
+pub use crate::source::tcp::TcpSourceConfig as TcpSource;
 
 /// When a batch is processed and its alerts delivered: rows, bytes or age, first wins.
 #[derive(Clone, Debug, Deserialize)]
@@ -239,33 +206,34 @@ impl RunConfig {
     pub fn load(path: &Path) -> anyhow::Result<RunConfig> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let c: RunConfig =
-            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let c = Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?;
         c.check()?;
         Ok(c)
     }
 
-    /// Checks the combination of options.
-    pub fn check(&self) -> anyhow::Result<()> {
-        if self
-            .kafka
-            .as_ref()
-            .map(|k| k.topics.is_empty())
-            .unwrap_or(true)
-            && self.files.is_empty()
-        {
-            anyhow::bail!("no sources: give [kafka] topics or [[files]]");
-        }
-        if let Some(k) = &self.kafka {
-            for t in &k.topics {
-                if t.stream == Stream::Vehicles {
-                    anyhow::bail!(
-                        "topic {}: the registry is loaded from the tables, not streamed",
-                        t.topic
-                    );
-                }
+    /// Parses a config text. Unknown keys are an error naming the key (a misspelt option
+    /// must not be silently ignored).
+    pub fn parse(text: &str) -> anyhow::Result<RunConfig> {
+        let table: toml::Table = toml::from_str(text)?;
+        for k in table.keys() {
+            if !RUN_KEYS.contains(&k.as_str()) && !SourcesConfig::SECTIONS.contains(&k.as_str()) {
+                let mut known: Vec<&str> = RUN_KEYS.to_vec();
+                known.extend(SourcesConfig::SECTIONS);
+                anyhow::bail!("unknown field `{k}`, expected one of {}", known.join(", "));
             }
         }
+        Ok(toml::from_str(text)?)
+    }
+
+    /// Checks the combination of options.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.sources.is_empty() {
+            anyhow::bail!(
+                "no sources: give [kafka] topics, [[files]] or [[tcp]] ({})",
+                SourcesConfig::SECTIONS.join(", ")
+            );
+        }
+        self.sources.check()?;
         if self.instance_id.is_empty() || self.instance_id.contains(['/', '.']) {
             anyhow::bail!("instance_id must be non-empty without '/' or '.'");
         }

@@ -11,14 +11,13 @@
 
 pub mod alerts;
 pub mod config;
-mod kafka;
-pub mod metrics;
+pub use crate::metrics;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{Read, Seek, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,63 +25,20 @@ use anyhow::Context as _;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord};
 
-use crate::decode::hj1239::{FrameScanner, ScanEvent};
 use crate::decode::mapping::{CompiledMapping, Mapping};
-use crate::decode::text::{NdjsonDecoder, SourcePos};
+use crate::decode::text::{ReadOptions, RecordDecoder, SourcePos};
 use crate::enrich::registry::Registry;
 use crate::enrich::rsd::RsdContext;
 use crate::limits::LimitSet;
-use crate::pipeline::{Alert, Pipeline, Stream, Watch};
+use crate::pipeline::{Alert, Pipeline, Stream, StreamHandler, Watch};
 use crate::schema;
 use crate::sink::manifest::{self, ManifestEntry};
-use crate::sink::parquet::{SinkError, finalize};
+use crate::sink::parquet::SinkError;
 use crate::sink::tables::TableSet;
+use crate::source::file::Format;
+use crate::source::{self, Builder, Framed, Msg, Position, SourceCtx, SourceId, kafka};
 use config::RunConfig;
 use metrics::Metrics;
-
-/// A message from a source to the worker.
-enum Msg {
-    Data {
-        stream: Stream,
-        /// `topic/partition` or `file:<path>`.
-        key: Arc<str>,
-        /// Kafka offset or byte offset of the record.
-        offset: i64,
-        /// Position to resume from after this record.
-        next: i64,
-        payload: Vec<u8>,
-        /// A Kafka tombstone (null value; `payload` is empty).
-        null_value: bool,
-        ts_ms: Option<i64>,
-        mapping: Option<usize>,
-    },
-    /// Partitions (keys) assigned to this instance.
-    Assigned(Vec<String>),
-    /// Partitions about to be revoked: commit, drop their state, then ack.
-    Revoke(Vec<String>, SyncSender<()>),
-    /// A line of a file source longer than its record limit: skipped unread, quarantined
-    /// with its length and first bytes.
-    TooLong {
-        stream: Stream,
-        key: Arc<str>,
-        offset: u64,
-        next: u64,
-        prefix: Vec<u8>,
-        len: u64,
-        max: usize,
-    },
-    /// A file source reached its end.
-    SourceDone,
-    /// The manifest could not be read: stop without committing; a restart resumes exactly.
-    Fatal(String),
-    /// The Kafka source must start over (lost assignment, out-of-range fetch, re-created
-    /// topic, fatal consumer error): drop what is not committed; `run` starts again from
-    /// the manifest.
-    Lost(String),
-    /// A partition position the broker no longer has: write a `source_reset` row and go on
-    /// from the offset it names.
-    SourceReset(kafka::SourceReset),
-}
 
 /// The error a run attempt ends with when its Kafka source was lost: what it had committed.
 #[derive(Debug)]
@@ -404,90 +360,53 @@ fn run_attempt(
     let watch = build_watchlist(&cfg.tables, &limits, &cfg.sites.urban_entrances)?;
 
     let (tx, rx) = sync_channel::<Msg>(cfg.channel_capacity.max(1));
-    // Mappings per source (index into `mappings`).
-    let mut mappings: Vec<(Stream, CompiledMapping)> = Vec::new();
-    let mut compile =
-        |stream: Stream, path: &Option<std::path::PathBuf>| -> anyhow::Result<Option<usize>> {
-            let Some(p) = path else { return Ok(None) };
-            let m = Mapping::load(p)?;
-            mappings.push((
-                stream,
-                Mapping::compile(Some(&m), stream.specs(), &p.display().to_string())?
-                    .with_time_policy(limits.time()),
-            ));
-            Ok(Some(mappings.len() - 1))
-        };
-    let mut topic_streams: HashMap<String, (Stream, Option<usize>)> = HashMap::new();
-    if let Some(k) = &cfg.kafka {
-        for t in &k.topics {
-            topic_streams.insert(t.topic.clone(), (t.stream, compile(t.stream, &t.mapping)?));
-        }
-    }
-    let mut file_sources = Vec::new();
-    for f in &cfg.files {
-        file_sources.push((f.clone(), compile(f.stream, &f.mapping)?));
-    }
-
-    // Kafka source thread.
-    let (commit_tx, commit_rx) = std::sync::mpsc::channel::<Vec<(String, i32, i64)>>();
-    // Only the Kafka thread is joined: a file source blocked reading stdin must not keep a
-    // stopped run from exiting (it ends with the process).
-    let mut threads = Vec::new();
-    if let Some(kcfg) = cfg.kafka.clone() {
-        let shared = Arc::new(kafka::Shared::default());
-        let ctx = kafka::KafkaCtx {
-            root: cfg.tables.clone(),
-            instance: cfg.instance_id.clone(),
+    // Sources (`crate::source`): built from their config sections, prepared here (a port
+    // taken, a consumer that cannot be created stop the run now), then one thread each.
+    let mut builder = Builder::new(limits.time());
+    let mut sources = cfg.sources.build(&mut builder)?;
+    let mappings = builder.mappings;
+    let resume = Arc::new(resume);
+    let mut committed_txs: Vec<Sender<Vec<(Arc<SourceId>, Position)>>> = Vec::new();
+    let mut contexts = Vec::new();
+    for s in &mut sources {
+        let (ctx_tx, committed) = std::sync::mpsc::channel();
+        committed_txs.push(ctx_tx);
+        let ctx = SourceCtx {
             tx: tx.clone(),
+            stop: stop.clone(),
             metrics: metrics.clone(),
-            shared: shared.clone(),
+            committed,
+            resume: resume.clone(),
+            tables: cfg.tables.clone(),
+            instance: cfg.instance_id.clone(),
         };
-        let stall_after = Duration::from_secs(kcfg.stall_after_s.unwrap_or(60).max(1));
-        let consumer = kafka::kafka_consumer(&kcfg, ctx)?;
-        let stop2 = stop.clone();
-        let tx2 = tx.clone();
-        let m2 = metrics.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name("kafka-source".into())
-                .spawn(move || {
-                    kafka::kafka_loop(
-                        consumer,
-                        topic_streams,
-                        tx2,
-                        commit_rx,
-                        stop2,
-                        m2,
-                        shared,
-                        stall_after,
-                    );
-                })?,
-        );
-    } else {
-        drop(commit_rx);
+        s.prepare(&ctx)
+            .with_context(|| format!("starting {}", s.describe()))?;
+        contexts.push(ctx);
     }
-    let n_files = file_sources.len();
-    for (f, mapping) in file_sources {
-        let start = if f.path == "-" {
-            0
-        } else {
-            resume.file_offsets.get(&f.path).copied().unwrap_or(0)
-        };
-        let tx2 = tx.clone();
-        let stop2 = stop.clone();
-        let m2 = metrics.clone();
-        // Detached (see `threads`).
-        drop(
-            std::thread::Builder::new()
-                .name("file-source".into())
-                .spawn(move || {
-                    if let Err(e) = file_loop(&f, mapping, start, &tx2, &stop2, &m2) {
-                        tracing::error!("file source {}: {e:#}", f.path);
-                        m2.errors.inc();
-                    }
-                    let _ = tx2.send(Msg::SourceDone);
-                })?,
-        );
+    // Only sources that must be (a Kafka consumer leaving its group) are joined: a file
+    // source blocked reading stdin must not keep a stopped run from exiting.
+    let mut threads = Vec::new();
+    let mut n_finite = 0usize;
+    for (s, ctx) in sources.into_iter().zip(contexts) {
+        let (finite, join) = (s.finite(), s.join_on_stop());
+        n_finite += usize::from(finite);
+        let (tx2, m2) = (tx.clone(), metrics.clone());
+        let h = std::thread::Builder::new()
+            .name("source".into())
+            .spawn(move || {
+                let what = s.describe();
+                if let Err(e) = s.run(ctx) {
+                    tracing::error!("{what}: {e:#}");
+                    m2.errors.inc();
+                }
+                if finite {
+                    let _ = tx2.send(Msg::Done);
+                }
+            })?;
+        if join {
+            threads.push(h);
+        }
     }
     drop(tx);
 
@@ -504,6 +423,7 @@ fn run_attempt(
         )),
     };
     let producer = match cfg
+        .sources
         .kafka
         .as_ref()
         .and_then(|k| k.alerts_topic.clone().map(|t| (k, t)))
@@ -536,7 +456,7 @@ fn run_attempt(
         Pipeline::new(ctx, &cfg.tables, &run_id(&cfg.instance_id, resume.next_seq))?,
         resume.next_seq,
         mappings,
-        commit_tx,
+        committed_txs,
         metrics.clone(),
     );
     w.pipe.watch = Some(watch);
@@ -580,13 +500,7 @@ fn run_attempt(
         );
     }
     w.refresh = Some((refresh_tx, watch_rx));
-    // File sources own their state from the start.
-    for f in &cfg.files {
-        let key = format!("file:{}", f.path);
-        w.load_state(std::slice::from_ref(&key))?;
-        w.owned.insert(key);
-    }
-    let res = w.run_loop(&rx, &stop, &mut alerts, n_files);
+    let res = w.run_loop(&rx, &stop, &mut alerts, n_finite);
     // The sink goes idle before the sources stop (the Kafka thread leaves the group then): on
     // an error, queued commits are dropped rather than landing after the partitions are gone.
     if res.is_err() {
@@ -625,138 +539,36 @@ fn run_id(instance: &str, seq: u64) -> String {
     format!("{instance}-{seq:012}")
 }
 
-fn file_loop(
-    f: &config::FileSource,
-    mapping: Option<usize>,
-    start: u64,
-    tx: &SyncSender<Msg>,
-    stop: &AtomicBool,
-    metrics: &Metrics,
-) -> anyhow::Result<()> {
-    let key: Arc<str> = Arc::from(format!("file:{}", f.path));
-    let mut rdr: Box<dyn Read> = if f.path == "-" {
-        Box::new(std::io::stdin().lock())
-    } else {
-        let mut file = std::fs::File::open(&f.path).with_context(|| f.path.clone())?;
-        file.seek(std::io::SeekFrom::Start(start))?;
-        Box::new(file)
-    };
-    let send = |payload: Vec<u8>, offset: u64, next: u64| -> bool {
-        metrics.source_records.inc();
-        metrics.source_bytes.add(payload.len() as u64);
-        tx.send(Msg::Data {
-            stream: f.stream,
-            key: key.clone(),
-            offset: offset as i64,
-            next: next as i64,
-            payload,
-            null_value: false,
-            ts_ms: None,
-            mapping,
-        })
-        .is_ok()
-    };
-    if f.stream == Stream::Frames {
-        let mut sc = FrameScanner::new();
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            if stop.load(Ordering::SeqCst) {
-                return Ok(());
-            }
-            let k = rdr.read(&mut buf)?;
-            if k == 0 {
-                while let Some(ev) = sc.finish() {
-                    let (ScanEvent::Frame { offset, bytes }
-                    | ScanEvent::Rejected { offset, bytes, .. }) = ev;
-                    let next = start + offset + bytes.len() as u64;
-                    if !send(bytes, start + offset, next) {
-                        return Ok(());
-                    }
-                }
-                return Ok(());
-            }
-            sc.push(&buf[..k]);
-            while let Some(ev) = sc.next_event() {
-                let (ScanEvent::Frame { offset, bytes }
-                | ScanEvent::Rejected { offset, bytes, .. }) = ev;
-                let next = start + offset + bytes.len() as u64;
-                if !send(bytes, start + offset, next) {
-                    return Ok(());
-                }
-            }
-        }
-    }
-    // Lines are bounded: a longer one is skipped unread (memory stays flat on any input).
-    let max = f
-        .max_record_bytes
-        .unwrap_or(crate::decode::text::DEFAULT_MAX_RECORD_BYTES);
-    let mut lr = crate::decode::text::LineReader::new(rdr, max, false);
-    loop {
-        if stop.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        let ok = match lr.next_line()? {
-            None => return Ok(()),
-            Some(crate::decode::text::LineItem::Record { bytes, offset, .. }) => {
-                if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-                    continue;
-                }
-                let payload = bytes.to_vec();
-                send(payload, start + offset, start + lr.consumed())
-            }
-            Some(crate::decode::text::LineItem::TooLong {
-                prefix,
-                offset,
-                len,
-                ..
-            }) => {
-                let prefix = prefix.to_vec();
-                metrics.source_records.inc();
-                tx.send(Msg::TooLong {
-                    stream: f.stream,
-                    key: key.clone(),
-                    offset: start + offset,
-                    next: start + lr.consumed(),
-                    prefix,
-                    len,
-                    max,
-                })
-                .is_ok()
-            }
-        };
-        if !ok {
-            return Ok(());
-        }
-    }
-}
-
 struct Worker<'c, 'a> {
     /// Pipeline counters already added to the metrics (see [`Worker::sync_metrics`]).
     synced: SyncedCounts,
     cfg: &'c RunConfig,
     pipe: Pipeline<'a>,
     seq: u64,
-    /// Partition key → next position to resume from.
-    positions: BTreeMap<Arc<str>, i64>,
-    dirty_parts: HashSet<Arc<str>>,
-    source_names: HashMap<Arc<str>, String>,
-    vin_part: HashMap<String, Arc<str>>,
-    owned: HashSet<String>,
-    decoders: HashMap<(Stream, Option<usize>), NdjsonDecoder>,
+    /// Source → next offset to resume from.
+    positions: BTreeMap<Arc<SourceId>, i64>,
+    dirty_parts: HashSet<Arc<SourceId>>,
+    /// Source → its name in quarantine rows (built once per source, not per record).
+    source_names: HashMap<Arc<SourceId>, Arc<str>>,
+    vin_part: HashMap<String, Arc<SourceId>>,
+    owned: HashSet<Arc<SourceId>>,
+    /// Per source: its record decoder (CSV header, mapping state).
+    decoders: HashMap<Arc<SourceId>, RecordDecoder>,
     mappings: Vec<(Stream, CompiledMapping)>,
     commits: u64,
     /// `pipe.rows_total()` at the last commit.
     rows_committed: u64,
-    commit_tx: std::sync::mpsc::Sender<Vec<(String, i32, i64)>>,
+    /// To each source: the positions of each commit, once written.
+    committed_txs: Vec<Sender<Vec<(Arc<SourceId>, Position)>>>,
     metrics: Arc<Metrics>,
     pending_positions: bool,
     /// Watchlist refresh: requests to the refresher thread, new lists from it.
     refresh: Option<(std::sync::mpsc::Sender<()>, Receiver<Watch>)>,
-    /// Kafka partition key → source resets before its position (`kafka_resets`).
-    resets: HashMap<Arc<str>, u64>,
-    /// Kafka partition key → the last record read (timestamp, value or null), for the
-    /// fingerprint in the manifest (`kafka_marks`).
-    last_rec: HashMap<Arc<str>, (Option<i64>, Option<Vec<u8>>)>,
+    /// Source → source resets before its position ([`Position::resets`]).
+    resets: HashMap<Arc<SourceId>, u64>,
+    /// Source (one that marks records: Kafka) → the last record read (timestamp, value or
+    /// null), for the fingerprint in the manifest ([`Position::mark`]).
+    last_rec: HashMap<Arc<SourceId>, (Option<i64>, Option<Vec<u8>>)>,
     source_resets: u64,
     /// Counters as of the last commit whose manifest entry was written: what a lost
     /// attempt leaves behind. Set by the commit job on the sink thread, not when the job is
@@ -771,7 +583,7 @@ impl<'c, 'a> Worker<'c, 'a> {
         pipe: Pipeline<'a>,
         seq: u64,
         mappings: Vec<(Stream, CompiledMapping)>,
-        commit_tx: std::sync::mpsc::Sender<Vec<(String, i32, i64)>>,
+        committed_txs: Vec<Sender<Vec<(Arc<SourceId>, Position)>>>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Worker {
@@ -788,7 +600,7 @@ impl<'c, 'a> Worker<'c, 'a> {
             mappings,
             commits: 0,
             rows_committed: 0,
-            commit_tx,
+            committed_txs,
             metrics,
             pending_positions: false,
             refresh: None,
@@ -819,8 +631,11 @@ impl<'c, 'a> Worker<'c, 'a> {
         use datafusion::arrow::array::{
             ArrayRef, Int64Array, StringArray, TimestampMillisecondArray,
         };
-        let key: Arc<str> = Arc::from(format!("{}/{}", r.topic, r.partition));
-        let source = format!("kafka:{key}");
+        let key = Arc::new(SourceId::Kafka {
+            topic: r.topic.clone(),
+            partition: r.partition,
+        });
+        let source = key.to_string();
         tracing::warn!(
             "source reset on {source} ({}): expected {}; found {}; {}",
             r.kind,
@@ -879,7 +694,7 @@ impl<'c, 'a> Worker<'c, 'a> {
         let mut last_input = Instant::now();
         let mut files_done = 0usize;
         // With Kafka, idleness counts only once the group gave this instance partitions.
-        let mut assigned_once = self.cfg.kafka.is_none();
+        let mut assigned_once = self.cfg.sources.kafka.is_none();
         let refresh_every = Duration::from_millis(self.cfg.alerts.watchlist_refresh_ms.max(1));
         let mut last_refresh = Instant::now();
         loop {
@@ -901,32 +716,35 @@ impl<'c, 'a> Worker<'c, 'a> {
             match rx.recv_timeout(wait) {
                 Ok(Msg::Data {
                     stream,
-                    key,
-                    offset,
+                    source,
+                    item,
                     next,
-                    payload,
                     null_value,
                     ts_ms,
                     mapping,
+                    format,
                 }) => {
-                    let kafka = !key.starts_with("file:");
-                    if kafka && !self.owned.contains(key.as_ref()) {
+                    if !self.owned.contains(&source) {
                         continue; // a partition this instance no longer owns
                     }
                     last_input = Instant::now();
                     batch_start.get_or_insert(last_input);
                     batch_rows += 1;
-                    batch_bytes += payload.len();
-                    if kafka && (null_value || payload.is_empty()) {
-                        self.reject_empty(stream, &key, offset, null_value);
+                    batch_bytes += item.len();
+                    let marks = source.marks_records();
+                    if marks && (null_value || item.is_empty()) {
+                        self.reject_empty(stream, &source, item.offset(), null_value);
                     } else {
-                        self.process(stream, &key, offset, &payload, ts_ms, mapping);
+                        self.process(stream, &source, &item, ts_ms, mapping, format)?;
                     }
-                    if kafka {
-                        let v = (!null_value).then_some(payload);
-                        self.last_rec.insert(key.clone(), (ts_ms, v));
+                    if marks {
+                        let v = match item {
+                            Framed::Record { bytes, .. } if !null_value => Some(bytes.into_owned()),
+                            _ => None,
+                        };
+                        self.last_rec.insert(source.clone(), (ts_ms, v));
                     }
-                    self.positions.insert(key, next);
+                    self.positions.insert(source, next);
                     self.pending_positions = true;
                 }
                 Ok(Msg::SourceReset(r)) => self.source_reset(r)?,
@@ -938,7 +756,9 @@ impl<'c, 'a> Worker<'c, 'a> {
                     }));
                 }
                 Ok(Msg::Assigned(keys)) => {
-                    assigned_once = true;
+                    if keys.iter().any(|k| k.shared()) {
+                        assigned_once = true;
+                    }
                     last_input = Instant::now();
                     self.load_state(&keys)?;
                     self.owned.extend(keys);
@@ -949,11 +769,12 @@ impl<'c, 'a> Worker<'c, 'a> {
                     last_commit = Instant::now();
                     for k in &keys {
                         self.owned.remove(k);
-                        self.positions.retain(|p, _| p.as_ref() != k);
-                        self.resets.retain(|p, _| p.as_ref() != k);
-                        self.last_rec.retain(|p, _| p.as_ref() != k);
+                        self.positions.remove(k);
+                        self.resets.remove(k);
+                        self.last_rec.remove(k);
+                        self.decoders.remove(k);
                     }
-                    let drop_keys: HashSet<&str> = keys.iter().map(String::as_str).collect();
+                    let drop_keys: HashSet<&SourceId> = keys.iter().map(|k| k.as_ref()).collect();
                     let gone: Vec<String> = self
                         .vin_part
                         .iter()
@@ -966,29 +787,14 @@ impl<'c, 'a> Worker<'c, 'a> {
                     }
                     let _ = ack.send(());
                 }
-                Ok(Msg::TooLong {
-                    stream,
-                    key,
-                    offset,
-                    next,
-                    prefix,
-                    len,
-                    max,
-                }) => {
-                    last_input = Instant::now();
-                    batch_start.get_or_insert(last_input);
-                    batch_rows += 1;
-                    let pos = SourcePos {
-                        file: key.strip_prefix("file:").unwrap_or(&key),
-                        offset,
-                        line: 0,
-                    };
-                    let err = crate::decode::text::too_long_error(len, max);
-                    self.pipe.reject(stream, err, &pos, &prefix);
-                    self.positions.insert(key, next as i64);
-                    self.pending_positions = true;
+                Ok(Msg::Closed(id)) => {
+                    // Its records are processed; nothing of it is read again.
+                    self.decoders.remove(&id);
+                    self.source_names.remove(&id);
+                    self.owned.remove(&id);
+                    self.positions.remove(&id);
                 }
-                Ok(Msg::SourceDone) => files_done += 1,
+                Ok(Msg::Done) => files_done += 1,
                 Ok(Msg::Fatal(why)) => {
                     self.pipe.sink.abandon();
                     anyhow::bail!(
@@ -1031,7 +837,7 @@ impl<'c, 'a> Worker<'c, 'a> {
                 alerts.deliver(self.pipe.take_alerts());
                 self.commit(true)?;
                 stop.store(true, Ordering::SeqCst);
-                if self.cfg.kafka.is_none() {
+                if self.cfg.sources.kafka.is_none() {
                     return Ok(());
                 }
                 // Drain revocations the Kafka thread sends while leaving the group.
@@ -1051,16 +857,27 @@ impl<'c, 'a> Worker<'c, 'a> {
         }
     }
 
+    /// The name of `source` in quarantine rows (built once per source, not per record).
+    fn source_name(&mut self, source: &Arc<SourceId>) -> Arc<str> {
+        self.source_names
+            .entry(source.clone())
+            .or_insert_with(|| Arc::from(source.quarantine_name()))
+            .clone()
+    }
+
     /// Quarantines a Kafka record without content: a tombstone (null value) or an empty
     /// value, each with its own reason (issue 10 item 7).
-    fn reject_empty(&mut self, stream: Stream, key: &Arc<str>, offset: i64, null_value: bool) {
-        let file: &str = self
-            .source_names
-            .entry(key.clone())
-            .or_insert_with(|| format!("kafka:{key}"));
+    fn reject_empty(
+        &mut self,
+        stream: Stream,
+        source: &Arc<SourceId>,
+        offset: u64,
+        null_value: bool,
+    ) {
+        let file = self.source_name(source);
         let pos = SourcePos {
-            file,
-            offset: offset.max(0) as u64,
+            file: &file,
+            offset,
             line: 0,
         };
         let why = if null_value {
@@ -1078,60 +895,78 @@ impl<'c, 'a> Worker<'c, 'a> {
         self.metrics.mark_record();
     }
 
+    /// One framed item: decoded by its source's decoder (the same path as `ingest`:
+    /// `source::deliver`), then enriched, judged and buffered by the pipeline.
     fn process(
         &mut self,
         stream: Stream,
-        key: &Arc<str>,
-        offset: i64,
-        payload: &[u8],
+        source: &Arc<SourceId>,
+        item: &Framed<'_>,
         ts_ms: Option<i64>,
         mapping: Option<usize>,
-    ) {
+        format: Format,
+    ) -> anyhow::Result<()> {
         self.pipe.input_ts_ms = ts_ms;
-        // Source name for quarantine rows: built once per partition, not per record.
-        let file: &str = match key.strip_prefix("file:") {
-            Some(path) => path,
-            None => self
-                .source_names
-                .entry(key.clone())
-                .or_insert_with(|| format!("kafka:{key}")),
+        let file = self.source_name(source);
+        // A message value may end in a line end (file framing already drops it).
+        let trimmed;
+        let item = match item {
+            Framed::Record {
+                offset,
+                line,
+                bytes,
+            } if format.text().is_some() => {
+                trimmed = Framed::Record {
+                    offset: *offset,
+                    line: *line,
+                    bytes: std::borrow::Cow::Borrowed(trim(bytes)),
+                };
+                &trimmed
+            }
+            other => other,
         };
-        let pos = SourcePos {
-            file,
-            offset: offset.max(0) as u64,
-            line: 0,
-        };
-        if stream == Stream::Frames {
-            self.pipe.frame(payload, &pos);
-        } else {
-            let (specs, mp) = (stream.specs(), mapping);
-            let dec = self.decoders.entry((stream, mp)).or_insert_with(|| {
-                let m = match mp {
+        let dec = match format.text() {
+            None => None,
+            Some(text) => Some(self.decoders.entry(source.clone()).or_insert_with(|| {
+                let m = match mapping {
                     Some(i) => self.mappings[i].1.clone(),
-                    None => Mapping::compile(None, specs, "canonical")
+                    None => Mapping::compile(None, stream.specs(), "canonical")
                         .expect("canonical mapping")
                         .with_time_policy(self.pipe.ctx.limits.time()),
                 };
-                NdjsonDecoder::new(m, specs)
-            });
-            let line = trim(payload);
-            match dec.decode_line(line) {
-                Ok(rec) => self.pipe.record(stream, rec, &pos, line),
-                Err(e) => self.pipe.reject(stream, e, &pos, line),
-            }
+                // A stream does not wait for a `utc_offset_from` offset: a record is read
+                // when it arrives (a held record would sit past a committed position).
+                let opts = ReadOptions {
+                    max_held_records: 0,
+                    ..ReadOptions::default()
+                };
+                RecordDecoder::new(text, m, stream.specs(), &opts)
+            })),
+        };
+        let mut h = StreamHandler {
+            pipeline: &mut self.pipe,
+            stream,
+            error: None,
+            progress: None,
+            bytes_before: 0,
+        };
+        source::deliver(item, &file, dec, &mut h);
+        if let Some(e) = h.error.take() {
+            return Err(e.into());
         }
-        // A vehicle's state belongs to the partition it was first seen on (keyed by VIN, like
-        // Kafka); mark that partition dirty so the next commit snapshots the vehicle.
+        // A vehicle's state belongs to the source it was first seen on (keyed by VIN, like
+        // Kafka); mark that source dirty so the next commit snapshots the vehicle.
         for vin in self.pipe.keyed.take_touched() {
             let part = self
                 .vin_part
                 .entry(vin)
-                .or_insert_with(|| key.clone())
+                .or_insert_with(|| source.clone())
                 .clone();
             self.dirty_parts.insert(part);
         }
         self.metrics.worker_records.inc();
         self.metrics.mark_record();
+        Ok(())
     }
 
     /// Adds what the pipeline counted since the last call to the run's metrics (once per
@@ -1157,18 +992,20 @@ impl<'c, 'a> Worker<'c, 'a> {
         }
     }
 
-    fn load_state(&mut self, keys: &[String]) -> anyhow::Result<()> {
+    /// Restores the detector state the manifest holds for `keys` (sources this instance
+    /// now reads) and their source-reset counts.
+    fn load_state(&mut self, keys: &[Arc<SourceId>]) -> anyhow::Result<()> {
         let entries = manifest::read_all(&self.cfg.tables)
             .context("reading the manifest to restore detector state")?;
         let view = manifest::resume_view(&entries, &self.cfg.instance_id);
         for k in keys {
-            if let Some(n) = view.kafka_resets.get(k).filter(|n| **n > 0) {
-                self.resets.insert(Arc::from(k.as_str()), *n);
+            if let Some(p) = view.positions.get(k.as_ref()).filter(|p| p.resets > 0) {
+                self.resets.insert(k.clone(), p.resets);
             }
         }
         let states = self.pipe.keyed.states_mut();
         for k in keys {
-            let Some((inst, seq)) = view.state_source.get(k) else {
+            let Some((inst, seq)) = view.state_source.get(k.as_ref()) else {
                 continue;
             };
             let Some(e) = entries
@@ -1177,12 +1014,11 @@ impl<'c, 'a> Worker<'c, 'a> {
             else {
                 continue;
             };
-            let part: Arc<str> = Arc::from(k.as_str());
-            for (vin, v) in e.state.get(k).into_iter().flatten() {
+            for (vin, v) in e.state.get(k.as_ref()).into_iter().flatten() {
                 states.restore(vin, v).with_context(|| {
                     format!("detector state of {vin} in manifest entry {inst}-{seq}")
                 })?;
-                self.vin_part.insert(vin.clone(), part.clone());
+                self.vin_part.insert(vin.clone(), k.clone());
             }
         }
         Ok(())
@@ -1217,26 +1053,32 @@ impl<'c, 'a> Worker<'c, 'a> {
             seq: self.seq,
             ..Default::default()
         };
-        let mut kafka = Vec::new();
+        // Positions of resumable sources (stdin and TCP connections cannot be read again).
         for (k, v) in &self.positions {
-            if let Some(path) = k.strip_prefix("file:") {
-                e.file_offsets.insert(path.to_string(), *v as u64);
-            } else {
-                e.kafka_offsets.insert(k.to_string(), *v);
-                if let Some(n) = self.resets.get(k) {
-                    e.kafka_resets.insert(k.to_string(), *n);
-                }
-                if let Some((ts, val)) = self.last_rec.get(k) {
-                    e.kafka_marks
-                        .insert(k.to_string(), kafka::fingerprint(*ts, val.as_deref()));
-                }
-                if let Some((t, p)) = k.rsplit_once('/')
-                    && let Ok(p) = p.parse::<i32>()
-                {
-                    kafka.push((t.to_string(), p, *v));
-                }
+            if !k.resumable() {
+                continue;
             }
+            let mark = if k.marks_records() {
+                self.last_rec
+                    .get(k)
+                    .map(|(ts, val)| kafka::fingerprint(*ts, val.as_deref()))
+            } else {
+                None
+            };
+            e.positions.insert(
+                k.as_ref().clone(),
+                Position {
+                    next: *v,
+                    resets: self.resets.get(k).copied().unwrap_or(0),
+                    mark,
+                },
+            );
         }
+        let committed: Vec<(Arc<SourceId>, Position)> = e
+            .positions
+            .iter()
+            .map(|(k, p)| (Arc::new(k.clone()), p.clone()))
+            .collect();
         let states = self.pipe.keyed.states();
         for vin in states.keys() {
             let Some(part) = self.vin_part.get(vin) else {
@@ -1245,46 +1087,28 @@ impl<'c, 'a> Worker<'c, 'a> {
             if !self.dirty_parts.contains(part) {
                 continue;
             }
+            if !part.resumable() {
+                continue;
+            }
             if let Some(v) = states.snapshot(vin) {
                 e.state
-                    .entry(part.to_string())
+                    .entry(part.as_ref().clone())
                     .or_default()
                     .insert(vin.to_string(), v);
             }
         }
-        for p in &self.dirty_parts {
-            e.state.entry(p.to_string()).or_default();
+        for p in self.dirty_parts.iter().filter(|p| p.resumable()) {
+            e.state.entry(p.as_ref().clone()).or_default();
         }
         let next_run_id = run_id(&self.cfg.instance_id, self.seq + 1);
         let mut done_summary = self.summary();
         done_summary.commits += 1;
         let done = self.committed_summary.clone();
-        let commit_tx = self.commit_tx.clone();
+        let committed_txs = self.committed_txs.clone();
         let metrics = self.metrics.clone();
         let refresh = self.refresh.as_ref().map(|(tx, _)| tx.clone());
         let job = move |t: &mut TableSet| -> Result<(), SinkError> {
-            let root = t.root().to_path_buf();
-            let mut files = t.prepare()?;
-            // Paths relative to the tables root (see `sink::manifest::CommittedFile`).
-            for f in &mut files {
-                for p in [&mut f.tmp, &mut f.path] {
-                    if let Ok(rel) = p.strip_prefix(&root) {
-                        *p = rel.to_path_buf();
-                    }
-                }
-            }
-            e.files = files;
-            e.committed_at_ms = chrono::Utc::now().timestamp_millis();
-            manifest::write_entry(&root, &e).map_err(|source| SinkError::Io {
-                path: manifest::dir(&root).display().to_string(),
-                source,
-            })?;
-            let abs: Vec<_> = e
-                .files
-                .iter()
-                .map(|f| (root.join(&f.tmp), root.join(&f.path)))
-                .collect();
-            finalize(abs.iter().map(|(t, p)| (t.as_path(), p.as_path())))?;
+            let e = t.commit_entry(e, |_, _| Ok(Vec::new()))?;
             t.set_run_id(&next_run_id);
             metrics.mark_commit(e.files.iter().map(|f| f.rows).sum());
             for f in &e.files {
@@ -1293,8 +1117,8 @@ impl<'c, 'a> Worker<'c, 'a> {
             if let Ok(mut d) = done.lock() {
                 *d = done_summary;
             }
-            if !kafka.is_empty() {
-                let _ = commit_tx.send(kafka);
+            for tx in &committed_txs {
+                let _ = tx.send(committed.clone());
             }
             if let Some(r) = &refresh {
                 let _ = r.send(());
@@ -1346,19 +1170,25 @@ mod tests {
             limit_set_id: &id,
             registry: &registry,
         };
-        let (commit_tx, _commit_rx) = std::sync::mpsc::channel();
+
         let pipe = Pipeline::new(ctx, &cfg.tables, &run_id(&cfg.instance_id, 0)).unwrap();
         let mut w = Worker::new(
             &cfg,
             pipe,
             0,
             Vec::new(),
-            commit_tx,
+            Vec::new(),
             Arc::new(Metrics::default()),
         );
-        let key: Arc<str> = Arc::from("file:x.ndjson");
+        let key = Arc::new(SourceId::File("x.ndjson".into()));
         let line = br#"{"read_id":"r1","read_at":1790784000000,"site_id":"S1","plate":"A12345"}"#;
-        w.process(Stream::Plates, &key, 0, line, None, None);
+        let item = Framed::Record {
+            offset: 0,
+            line: 1,
+            bytes: std::borrow::Cow::Borrowed(&line[..]),
+        };
+        w.process(Stream::Plates, &key, &item, None, None, Format::Ndjson)
+            .unwrap();
         w.positions.insert(key, line.len() as i64 + 1);
         w.pending_positions = true;
 
@@ -1385,8 +1215,11 @@ mod tests {
             "the queued commit was written before returning"
         );
         assert_eq!(
-            entries[0].file_offsets.get("x.ndjson"),
-            Some(&(line.len() as u64 + 1))
+            entries[0]
+                .positions
+                .get(&SourceId::File("x.ndjson".into()))
+                .map(|p| p.next),
+            Some(line.len() as i64 + 1)
         );
         assert_eq!(entries[0].files.iter().map(|f| f.rows).sum::<u64>(), 1);
         opener.join().unwrap();

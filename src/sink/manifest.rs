@@ -1,6 +1,7 @@
 //! The commit manifest (DESIGN.md "Delivery guarantees"): one JSON entry per commit, naming
-//! the data files of the commit, the source positions they cover (Kafka topic-partition
-//! offsets, file byte offsets) and the per-vehicle detector state at that cut.
+//! the data files of the commit, the source positions they cover (per [`SourceId`], whatever
+//! its kind: file byte offsets, Kafka topic-partition offsets) and the per-vehicle detector
+//! state at that cut.
 //!
 //! Protocol of a commit:
 //! 1. every table's data file is written under a hidden temporary name and fsynced;
@@ -17,6 +18,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::position::{Position, SourceId};
 
 /// A data file of a commit: `tmp` (hidden) becomes `path`; both relative to the tables root,
 /// so a restart with another spelling of the root (relative path, mount point) still finds them.
@@ -35,25 +38,15 @@ pub struct ManifestEntry {
     pub seq: u64,
     pub committed_at_ms: i64,
     pub files: Vec<CommittedFile>,
-    /// `topic/partition` → next offset to consume.
-    pub kafka_offsets: BTreeMap<String, i64>,
-    /// `topic/partition` → fingerprint of the last record consumed before the offset in
-    /// `kafka_offsets` (the record at offset − 1; see `run::kafka::fingerprint`). A restart
-    /// reads that record again and compares: a different record means the topic was
-    /// re-created (issue 10). Absent in entries written before it existed.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub kafka_marks: BTreeMap<String, String>,
-    /// `topic/partition` → how many source resets (a `source_reset` row each: re-created
-    /// topic, offset outside the broker's watermarks) came before this position. Positions
-    /// are ordered by (resets, offset): after a reset the offsets start again lower.
-    /// Absent = 0.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub kafka_resets: BTreeMap<String, u64>,
-    /// Input file path → next byte offset.
-    pub file_offsets: BTreeMap<String, u64>,
-    /// Source partition key (`topic/partition` or `file:<path>`) → VIN → serialized
-    /// detector state (JSON). Only partitions this instance owned at the cut.
-    pub state: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+    /// Source → where it goes on after this commit (next offset, source resets before it,
+    /// fingerprint of the record before it: see [`Position`]). Only resumable sources
+    /// (files, Kafka partitions).
+    #[serde(default)]
+    pub positions: BTreeMap<SourceId, Position>,
+    /// Source → VIN → serialized detector state (JSON). Only sources this instance owned at
+    /// the cut.
+    #[serde(default)]
+    pub state: BTreeMap<SourceId, BTreeMap<String, serde_json::Value>>,
     /// Inputs a file ingest read for this entry (content hash and byte range), so the same
     /// content ingested again is recognised and skipped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -185,7 +178,7 @@ pub fn read_all(root: &Path) -> std::io::Result<Vec<ManifestEntry>> {
             continue;
         }
         let bytes = fs::read(&p)?;
-        let m: ManifestEntry = serde_json::from_slice(&bytes).map_err(|e| {
+        let m = parse_entry(&bytes).map_err(|e| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 format!("{}: {e}", p.display()),
@@ -197,21 +190,74 @@ pub fn read_all(root: &Path) -> std::io::Result<Vec<ManifestEntry>> {
     Ok(out)
 }
 
+/// Reads one entry, converting the per-kind position maps of entries written before
+/// [`ManifestEntry::positions`] (`kafka_offsets` keyed `topic/partition`, `file_offsets` keyed
+/// by path, state keyed `topic/partition` or `file:<path>`).
+pub fn parse_entry(bytes: &[u8]) -> Result<ManifestEntry, String> {
+    #[derive(Deserialize)]
+    struct Raw {
+        #[serde(flatten)]
+        entry: ManifestEntry,
+        #[serde(default)]
+        state: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+        // Entries written before `positions` existed.
+        #[serde(default)]
+        kafka_offsets: BTreeMap<String, i64>,
+        #[serde(default)]
+        kafka_marks: BTreeMap<String, String>,
+        #[serde(default)]
+        kafka_resets: BTreeMap<String, u64>,
+        #[serde(default)]
+        file_offsets: BTreeMap<String, u64>,
+    }
+    let raw: Raw = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let mut e = raw.entry;
+    let legacy_id = |k: &str| -> Result<SourceId, String> {
+        k.parse::<SourceId>().or_else(|_| match k.rsplit_once('/') {
+            Some((topic, p)) => p
+                .parse()
+                .map(|partition| SourceId::Kafka {
+                    topic: topic.to_string(),
+                    partition,
+                })
+                .map_err(|_| format!("unknown source key {k:?}")),
+            None => Err(format!("unknown source key {k:?}")),
+        })
+    };
+    for (k, v) in raw.state {
+        e.state.insert(legacy_id(&k)?, v);
+    }
+    for (k, next) in raw.kafka_offsets {
+        let pos = Position {
+            next,
+            resets: raw.kafka_resets.get(&k).copied().unwrap_or(0),
+            mark: raw.kafka_marks.get(&k).cloned(),
+        };
+        e.positions.insert(legacy_id(&format!("kafka:{k}"))?, pos);
+    }
+    for (path, next) in raw.file_offsets {
+        e.positions.insert(
+            SourceId::file(&path),
+            Position {
+                next: next as i64,
+                ..Default::default()
+            },
+        );
+    }
+    Ok(e)
+}
+
 /// What a restarting instance resumes from.
 #[derive(Clone, Debug, Default)]
 pub struct Resume {
     /// Next sequence number for this instance.
     pub next_seq: u64,
-    /// Latest committed next-offset per `topic/partition`, over all instances: the highest
-    /// offset among the entries with the most source resets of that partition.
-    pub kafka_offsets: BTreeMap<String, i64>,
-    /// Fingerprint of the record before each offset of `kafka_offsets`, when recorded.
-    pub kafka_marks: BTreeMap<String, String>,
-    /// Source resets before each offset of `kafka_offsets`.
-    pub kafka_resets: BTreeMap<String, u64>,
-    /// Per partition key: the entry (instance, seq) whose state is the latest for it.
-    pub state_source: BTreeMap<String, (String, u64)>,
-    pub file_offsets: BTreeMap<String, u64>,
+    /// Latest committed position per source: for a shared source (a Kafka partition) over
+    /// all instances, the greatest by [`Position::order`]; for the others over this
+    /// instance's entries.
+    pub positions: BTreeMap<SourceId, Position>,
+    /// Per source: the entry (instance, seq) whose detector state is the latest for it.
+    pub state_source: BTreeMap<SourceId, (String, u64)>,
 }
 
 /// Rolls committed files forward and this instance's uncommitted files back, then returns
@@ -319,35 +365,20 @@ pub fn resume_view(entries: &[ManifestEntry], instance: &str) -> Resume {
         if e.instance == instance {
             r.next_seq = r.next_seq.max(e.seq + 1);
         }
-        for (k, v) in &e.kafka_offsets {
-            let resets = e.kafka_resets.get(k).copied().unwrap_or(0);
-            let cur = (
-                r.kafka_resets.get(k).copied().unwrap_or(0),
-                r.kafka_offsets.get(k).copied().unwrap_or(i64::MIN),
-            );
-            if (resets, *v) >= cur {
-                r.kafka_offsets.insert(k.clone(), *v);
-                r.kafka_resets.insert(k.clone(), resets);
-                match e.kafka_marks.get(k) {
-                    Some(m) => r.kafka_marks.insert(k.clone(), m.clone()),
-                    None => r.kafka_marks.remove(k),
-                };
-                if e.state.contains_key(k) {
-                    r.state_source
-                        .insert(k.clone(), (e.instance.clone(), e.seq));
-                }
+        for (id, pos) in &e.positions {
+            // Files belong to one instance: resume only from its own entries.
+            if !id.shared() && e.instance != instance {
+                continue;
             }
-        }
-        // File sources belong to one instance: resume only from its own entries.
-        if e.instance != instance {
-            continue;
-        }
-        for (k, v) in &e.file_offsets {
-            let cur = r.file_offsets.entry(k.clone()).or_insert(*v);
-            *cur = (*cur).max(*v);
-            let key = format!("file:{k}");
-            if e.state.contains_key(&key) {
-                r.state_source.insert(key, (e.instance.clone(), e.seq));
+            if r.positions
+                .get(id)
+                .is_none_or(|cur| pos.order() >= cur.order())
+            {
+                r.positions.insert(id.clone(), pos.clone());
+                if e.state.contains_key(id) {
+                    r.state_source
+                        .insert(id.clone(), (e.instance.clone(), e.seq));
+                }
             }
         }
     }
@@ -401,7 +432,7 @@ mod tests {
             path: fin1.clone(),
             rows: 1,
         });
-        e.kafka_offsets.insert("rsd/0".into(), 42);
+        e.positions.insert(kafka("rsd", 0), at(42));
         write_entry(root, &e).unwrap();
         let (r, entries) = recover(root, "i1").unwrap();
         assert!(lock_instance(root, "i1").is_ok());
@@ -410,7 +441,57 @@ mod tests {
         assert!(!tmp2.exists());
         assert!(other.exists());
         assert_eq!(r.next_seq, 2);
-        assert_eq!(r.kafka_offsets["rsd/0"], 42);
+        assert_eq!(r.positions[&kafka("rsd", 0)].next, 42);
+    }
+
+    fn kafka(topic: &str, partition: i32) -> SourceId {
+        SourceId::Kafka {
+            topic: topic.into(),
+            partition,
+        }
+    }
+
+    fn at(next: i64) -> Position {
+        Position {
+            next,
+            ..Default::default()
+        }
+    }
+
+    /// An entry written before `positions` existed (per-kind maps, Kafka keys without a
+    /// prefix) reads as the same positions and state keys.
+    #[test]
+    fn legacy_entries_read_as_positions() {
+        let old = br#"{"instance":"i1","seq":3,"committed_at_ms":1,"files":[],
+            "kafka_offsets":{"rsd.passes/2":120},"kafka_marks":{"rsd.passes/2":"ab12"},
+            "kafka_resets":{"rsd.passes/2":1},"file_offsets":{"/d/obd.ndjson":4096},
+            "state":{"rsd.passes/2":{"V1":{"n":1}},"file:/d/obd.ndjson":{"V2":{"n":2}}}}"#;
+        let e = parse_entry(old).unwrap();
+        assert_eq!(
+            e.positions[&kafka("rsd.passes", 2)],
+            Position {
+                next: 120,
+                resets: 1,
+                mark: Some("ab12".into())
+            }
+        );
+        let f = SourceId::File("/d/obd.ndjson".into());
+        assert_eq!(e.positions[&f], at(4096));
+        assert_eq!(e.state[&f]["V2"]["n"], 2);
+        assert_eq!(e.state[&kafka("rsd.passes", 2)]["V1"]["n"], 1);
+        // Written back, only the new form remains, and it reads back the same.
+        let text = serde_json::to_string(&e).unwrap();
+        assert!(
+            !text.contains("kafka_offsets") && !text.contains("file_offsets"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#""kafka:rsd.passes/2":{"next":120,"resets":1,"mark":"ab12"}"#),
+            "{text}"
+        );
+        let again = parse_entry(text.as_bytes()).unwrap();
+        assert_eq!(again.positions, e.positions);
+        assert_eq!(again.state, e.state);
     }
 
     /// Two processes with one instance id both wrote `seq 0`; the second overwrote the
@@ -424,15 +505,15 @@ mod tests {
             seq: 0,
             ..Default::default()
         };
-        a.kafka_offsets.insert("rsd/0".into(), 400);
+        a.positions.insert(kafka("rsd", 0), at(400));
         let p = write_entry(root, &a).unwrap();
         let mut b = a.clone();
-        b.kafka_offsets.insert("rsd/0".into(), 800);
+        b.positions.insert(kafka("rsd", 0), at(800));
         let err = write_entry(root, &b).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
         assert!(err.to_string().contains("instance id 'twin'"), "{err}");
-        let kept: ManifestEntry = serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
-        assert_eq!(kept.kafka_offsets["rsd/0"], 400);
+        let kept = parse_entry(&fs::read(&p).unwrap()).unwrap();
+        assert_eq!(kept.positions[&kafka("rsd", 0)].next, 400);
         // No temporary file is left behind, and the next seq is free.
         assert_eq!(fs::read_dir(dir(root)).unwrap().count(), 1);
         b.seq = 1;
@@ -460,13 +541,14 @@ mod tests {
                 seq,
                 ..Default::default()
             };
-            e.kafka_offsets.insert("t/0".into(), off);
-            if resets > 0 {
-                e.kafka_resets.insert("t/0".into(), resets);
-            }
-            if let Some(m) = mark {
-                e.kafka_marks.insert("t/0".into(), m.into());
-            }
+            e.positions.insert(
+                kafka("t", 0),
+                Position {
+                    next: off,
+                    resets,
+                    mark: mark.map(str::to_string),
+                },
+            );
             e
         };
         let entries = vec![
@@ -475,12 +557,20 @@ mod tests {
             entry(2, 40, 1, Some("bb")),
         ];
         let r = resume_view(&entries, "i1");
-        assert_eq!(r.kafka_offsets["t/0"], 40);
-        assert_eq!(r.kafka_resets["t/0"], 1);
-        assert_eq!(r.kafka_marks["t/0"], "bb");
+        let p = &r.positions[&kafka("t", 0)];
+        assert_eq!((p.next, p.resets, p.mark.as_deref()), (40, 1, Some("bb")));
         // Without the reset count (old entries) the highest offset wins, as before.
         let r = resume_view(&entries[..1], "i1");
-        assert_eq!(r.kafka_offsets["t/0"], 500);
-        assert_eq!(r.kafka_marks["t/0"], "aa");
+        let p = &r.positions[&kafka("t", 0)];
+        assert_eq!((p.next, p.mark.as_deref()), (500, Some("aa")));
+        // A file position is the instance's own: another instance's entry is not resumed.
+        let mut other = entry(3, 0, 0, None);
+        other.instance = "i2".into();
+        other
+            .positions
+            .insert(SourceId::File("a.ndjson".into()), at(99));
+        let r = resume_view(&[other], "i1");
+        assert!(!r.positions.contains_key(&SourceId::File("a.ndjson".into())));
+        assert_eq!(r.positions[&kafka("t", 0)].next, 0);
     }
 }

@@ -21,7 +21,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 pub use crate::schema::{CATALOG, KeyDef, TableDef};
 use crate::schema::{QuarantineBuilder, TableBuilder};
 use crate::sink::keys::{KeyIndex, KeyStats};
-use crate::sink::manifest::CommittedFile;
+use crate::sink::manifest::{self, ArchivedFile, CommittedFile, ManifestEntry};
 use crate::sink::parquet::{SinkError, TableWriter};
 
 /// Index of a table in a [`TableSet`] (and in [`crate::schema::CATALOG`]).
@@ -148,6 +148,54 @@ impl TableSet {
         }
         self.keys.evict();
         Ok(out)
+    }
+
+    /// The commit protocol of [`crate::sink::manifest`] over this set's open files, the one
+    /// commit of `ingest` and `run`: closes and fsyncs them under their temporary names,
+    /// asks `archive` for the files of a replaced snapshot (the registry) to move out, writes
+    /// `entry` naming the files (paths relative to the root, `committed_at_ms` now) — the
+    /// commit point — moves the archived files, then renames the new files into place.
+    /// Returns the entry as written.
+    ///
+    /// Errors: an I/O error writing a file or the entry (nothing is visible before the entry
+    /// is written; after it, recovery rolls the commit forward).
+    pub fn commit_entry(
+        &mut self,
+        mut entry: ManifestEntry,
+        archive: impl FnOnce(&Path, &[CommittedFile]) -> Result<Vec<ArchivedFile>, SinkError>,
+    ) -> Result<ManifestEntry, SinkError> {
+        let root = self.root.clone();
+        let io = |p: &Path| {
+            let path = p.display().to_string();
+            move |source| SinkError::Io { path, source }
+        };
+        let mut files = self.prepare()?;
+        // Paths relative to the tables root (see `sink::manifest::CommittedFile`).
+        for f in &mut files {
+            for p in [&mut f.tmp, &mut f.path] {
+                if let Ok(rel) = p.strip_prefix(&root) {
+                    *p = rel.to_path_buf();
+                }
+            }
+        }
+        entry.archived = archive(&root, &files)?;
+        entry.files = files;
+        entry.committed_at_ms = chrono::Utc::now().timestamp_millis();
+        manifest::write_entry(&root, &entry).map_err(io(&manifest::dir(&root)))?;
+        for a in &entry.archived {
+            let to = root.join(&a.to);
+            if let Some(d) = to.parent() {
+                std::fs::create_dir_all(d).map_err(io(d))?;
+            }
+            manifest::rename_idempotent(&root.join(&a.from), &to).map_err(io(&to))?;
+        }
+        let abs: Vec<_> = entry
+            .files
+            .iter()
+            .map(|f| (root.join(&f.tmp), root.join(&f.path)))
+            .collect();
+        crate::sink::parquet::finalize(abs.iter().map(|(t, p)| (t.as_path(), p.as_path())))?;
+        Ok(entry)
     }
 
     /// Names the files opened from now on.

@@ -1,5 +1,7 @@
-//! Kafka source of `plumewatch run`: the consumer (group member), its rebalance callbacks
-//! and the poll loop feeding the worker.
+//! Kafka source of `plumewatch run` (`[kafka]`): the consumer (group member), its rebalance
+//! callbacks and the poll loop feeding the worker. Each topic partition is one
+//! [`SourceId::Kafka`]; its position is the next offset, with the resets before it and the
+//! fingerprint of the record before it.
 //!
 //! The manifest, not the group, is the source of truth for positions. At each assignment a
 //! partition's manifest offset is compared with the broker's log (issue 10):
@@ -17,9 +19,11 @@
 //! ends the source with [`Msg::Lost`]: the run drops what it has not committed and starts
 //! over from the manifest (see `run::run`).
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,16 +38,132 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use sha2::Digest as _;
 
-use super::Msg;
-use super::config;
-use super::metrics::Metrics;
+use serde::Deserialize;
+
+use super::file::Format;
+use super::{Builder, Framed, Msg, Source, SourceConfig, SourceCtx, SourceId};
+use crate::metrics::Metrics;
 use crate::pipeline::Stream;
 use crate::sink::manifest;
+
+fn d_group() -> String {
+    "plumewatch".into()
+}
+
+/// `[kafka]`: Kafka sources (one consumer group) and the alert topic.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// `host:port[,host:port…]`.
+    pub brokers: String,
+    /// Consumer group. Default `plumewatch`.
+    #[serde(default = "d_group")]
+    pub group: String,
+    /// Topics to consume, one stream each.
+    pub topics: Vec<TopicConfig>,
+    /// Topic for alerts (JSON, keyed by plate or VIN). Default: none.
+    pub alerts_topic: Option<String>,
+    /// Extra librdkafka properties (e.g. `security.protocol`, `sasl.mechanisms`).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    /// Watchdog: a partition with no message for this many seconds while its high
+    /// watermark grows is logged and counted (`plumewatch_partition_stalls_total`).
+    /// Default 60.
+    pub stall_after_s: Option<u64>,
+}
+
+/// One consumed topic.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicConfig {
+    /// `rsd`, `obd` (JSON samples), `frames` (HJ 1239, one frame per message) or `plates`.
+    pub stream: Stream,
+    pub topic: String,
+    /// Column mapping for vendor JSON field names (optional).
+    pub mapping: Option<PathBuf>,
+}
+
+impl SourceConfig for KafkaConfig {
+    fn check(&self) -> anyhow::Result<()> {
+        for t in &self.topics {
+            if t.stream == Stream::Vehicles {
+                anyhow::bail!(
+                    "topic {}: the registry is loaded from the tables, not streamed",
+                    t.topic
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.topics.is_empty()
+    }
+
+    fn build(&self, b: &mut Builder) -> anyhow::Result<Vec<Box<dyn Source>>> {
+        let mut topics = HashMap::new();
+        for t in &self.topics {
+            topics.insert(
+                t.topic.clone(),
+                (t.stream, b.mapping(t.stream, t.mapping.as_deref())?),
+            );
+        }
+        Ok(vec![Box::new(KafkaSource {
+            cfg: self.clone(),
+            topics,
+            consumer: None,
+        })])
+    }
+}
+
+/// The running Kafka source: one consumer in the group, every configured topic.
+pub struct KafkaSource {
+    cfg: KafkaConfig,
+    /// Topic → (stream, mapping index).
+    topics: HashMap<String, (Stream, Option<usize>)>,
+    consumer: Option<(BaseConsumer<KafkaCtx>, Arc<Shared>)>,
+}
+
+impl Source for KafkaSource {
+    fn describe(&self) -> String {
+        format!(
+            "kafka source (group {} on {})",
+            self.cfg.group, self.cfg.brokers
+        )
+    }
+
+    fn join_on_stop(&self) -> bool {
+        true
+    }
+
+    fn prepare(&mut self, ctx: &SourceCtx) -> anyhow::Result<()> {
+        let shared = Arc::new(Shared::default());
+        let kctx = KafkaCtx {
+            root: ctx.tables.clone(),
+            instance: ctx.instance.clone(),
+            tx: ctx.tx.clone(),
+            metrics: ctx.metrics.clone(),
+            shared: shared.clone(),
+        };
+        self.consumer = Some((kafka_consumer(&self.cfg, kctx)?, shared));
+        Ok(())
+    }
+
+    fn run(self: Box<Self>, ctx: SourceCtx) -> anyhow::Result<()> {
+        let me = *self;
+        let Some((consumer, shared)) = me.consumer else {
+            anyhow::bail!("kafka source started without prepare");
+        };
+        let stall_after = Duration::from_secs(me.cfg.stall_after_s.unwrap_or(60).max(1));
+        kafka_loop(consumer, me.topics, ctx, shared, stall_after);
+        Ok(())
+    }
+}
 
 /// Fingerprint of a consumed record, kept in the manifest for the record before each
 /// position (`ManifestEntry::kafka_marks`): the first 8 bytes of SHA-256 over the timestamp
 /// (ms, or none), whether the value is null, and the value, in hex.
-pub(super) fn fingerprint(ts_ms: Option<i64>, value: Option<&[u8]>) -> String {
+pub fn fingerprint(ts_ms: Option<i64>, value: Option<&[u8]>) -> String {
     let mut h = sha2::Sha256::new();
     match ts_ms {
         Some(t) => {
@@ -64,7 +184,7 @@ pub(super) fn fingerprint(ts_ms: Option<i64>, value: Option<&[u8]>) -> String {
 
 /// A partition position the broker no longer has: one `source_reset` row.
 #[derive(Clone, Debug, PartialEq)]
-pub(super) struct SourceReset {
+pub struct SourceReset {
     pub topic: String,
     pub partition: i32,
     /// `topic_recreated`, `offset_above_high_watermark` or `offset_below_low_watermark`.
@@ -85,7 +205,7 @@ pub(super) struct SourceReset {
 /// Where to start a partition, given its manifest offset `m`, the broker's watermarks and
 /// whether the manifest holds the fingerprint of the record before `m`.
 #[derive(Debug, PartialEq)]
-pub(super) enum Start {
+pub(crate) enum Start {
     /// Start at this offset.
     At(i64),
     /// Start one record early and compare that record with the manifest's fingerprint.
@@ -95,7 +215,7 @@ pub(super) enum Start {
 }
 
 /// Decides where a partition starts (see the module doc).
-pub(super) fn start_of(topic: &str, partition: i32, m: i64, lo: i64, hi: i64, mark: bool) -> Start {
+pub(crate) fn start_of(topic: &str, partition: i32, m: i64, lo: i64, hi: i64, mark: bool) -> Start {
     let reset = |kind, found: String, lost: Option<i64>, action: String| {
         Start::Reset(SourceReset {
             topic: topic.to_string(),
@@ -139,7 +259,7 @@ pub(super) fn start_of(topic: &str, partition: i32, m: i64, lo: i64, hi: i64, ma
 
 /// State shared by the consumer's callbacks and the poll loop.
 #[derive(Default)]
-pub(super) struct Shared {
+pub struct Shared {
     /// (topic, partition) → (offset, fingerprint) of the record to compare first.
     verify: Mutex<HashMap<(String, i32), (i64, String)>>,
     /// Why the source must start over (set by a callback; the poll loop acts on it).
@@ -261,12 +381,12 @@ fn topic_id_change(line: &str) -> Option<&str> {
     Some(topic)
 }
 
-pub(super) struct KafkaCtx {
-    pub(super) root: std::path::PathBuf,
-    pub(super) instance: String,
-    pub(super) tx: SyncSender<Msg>,
-    pub(super) metrics: Arc<Metrics>,
-    pub(super) shared: Arc<Shared>,
+pub(crate) struct KafkaCtx {
+    pub(crate) root: std::path::PathBuf,
+    pub(crate) instance: String,
+    pub(crate) tx: SyncSender<Msg>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl ClientContext for KafkaCtx {
@@ -336,9 +456,13 @@ impl KafkaCtx {
         let mut resets = Vec::new();
         for (t, p) in keys {
             let key = format!("{t}/{p}");
-            let off = match view.kafka_offsets.get(&key) {
+            let pos = view.positions.get(&SourceId::Kafka {
+                topic: t.clone(),
+                partition: *p,
+            });
+            let off = match pos.map(|p| p.next) {
                 None => Offset::Beginning,
-                Some(&m) => match c.fetch_watermarks(t, *p, Duration::from_secs(10)) {
+                Some(m) => match c.fetch_watermarks(t, *p, Duration::from_secs(10)) {
                     Err(e) => {
                         self.shared.broker_error(
                             &self.metrics,
@@ -349,7 +473,7 @@ impl KafkaCtx {
                         Offset::Offset(m)
                     }
                     Ok((lo, hi)) => {
-                        let mark = view.kafka_marks.get(&key);
+                        let mark = pos.and_then(|p| p.mark.as_ref());
                         match start_of(t, *p, m, lo, hi, mark.is_some()) {
                             Start::At(o) => Offset::Offset(o),
                             Start::Verify(o) => {
@@ -380,7 +504,15 @@ impl ConsumerContext for KafkaCtx {
             .iter()
             .map(|e| (e.topic().to_string(), e.partition()))
             .collect();
-        let names: Vec<String> = keys.iter().map(|(t, p)| format!("{t}/{p}")).collect();
+        let names: Vec<Arc<SourceId>> = keys
+            .iter()
+            .map(|(t, p)| {
+                Arc::new(SourceId::Kafka {
+                    topic: t.clone(),
+                    partition: *p,
+                })
+            })
+            .collect();
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.shared.broker_ok();
@@ -432,10 +564,7 @@ impl ConsumerContext for KafkaCtx {
     }
 }
 
-pub(super) fn kafka_consumer(
-    cfg: &config::KafkaConfig,
-    ctx: KafkaCtx,
-) -> anyhow::Result<BaseConsumer<KafkaCtx>> {
+fn kafka_consumer(cfg: &KafkaConfig, ctx: KafkaCtx) -> anyhow::Result<BaseConsumer<KafkaCtx>> {
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", &cfg.brokers)
         .set("group.id", &cfg.group)
@@ -472,18 +601,21 @@ struct Progress {
     stalled: bool,
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(super) fn kafka_loop(
+fn kafka_loop(
     consumer: BaseConsumer<KafkaCtx>,
     topics: HashMap<String, (Stream, Option<usize>)>,
-    tx: SyncSender<Msg>,
-    commits: Receiver<Vec<(String, i32, i64)>>,
-    stop: Arc<AtomicBool>,
-    metrics: Arc<Metrics>,
+    ctx: SourceCtx,
     shared: Arc<Shared>,
     stall_after: Duration,
 ) {
-    let mut keys: HashMap<(String, i32), Arc<str>> = HashMap::new();
+    let SourceCtx {
+        tx,
+        stop,
+        metrics,
+        committed: commits,
+        ..
+    } = ctx;
+    let mut keys: HashMap<(String, i32), Arc<SourceId>> = HashMap::new();
     let mut progress: HashMap<(String, i32), Progress> = HashMap::new();
     let mut committed: HashMap<(String, i32), i64> = HashMap::new();
     let mut last_check = Instant::now();
@@ -491,9 +623,14 @@ pub(super) fn kafka_loop(
     while !stop.load(Ordering::SeqCst) {
         while let Ok(offsets) = commits.try_recv() {
             let mut tpl = TopicPartitionList::new();
-            for (t, p, o) in offsets {
-                let _ = tpl.add_partition_offset(&t, p, Offset::Offset(o));
-                committed.insert((t, p), o);
+            for (id, pos) in offsets {
+                if let SourceId::Kafka { topic, partition } = id.as_ref() {
+                    let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(pos.next));
+                    committed.insert((topic.clone(), *partition), pos.next);
+                }
+            }
+            if tpl.count() == 0 {
+                continue;
             }
             if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
                 tracing::debug!("group offset commit (lag monitoring only): {e}");
@@ -601,9 +738,14 @@ pub(super) fn kafka_loop(
                         );
                     }
                 }
-                let key = keys
+                let source = keys
                     .entry(tp)
-                    .or_insert_with(|| Arc::from(format!("{topic}/{}", m.partition())))
+                    .or_insert_with(|| {
+                        Arc::new(SourceId::Kafka {
+                            topic: topic.clone(),
+                            partition: m.partition(),
+                        })
+                    })
                     .clone();
                 let null_value = m.payload().is_none();
                 let payload = m.payload().unwrap_or_default().to_vec();
@@ -611,13 +753,21 @@ pub(super) fn kafka_loop(
                 metrics.source_bytes.add(payload.len() as u64);
                 let msg = Msg::Data {
                     stream,
-                    key,
-                    offset: m.offset(),
+                    source,
+                    item: Framed::Record {
+                        offset: m.offset().max(0) as u64,
+                        line: 0,
+                        bytes: Cow::Owned(payload),
+                    },
                     next: m.offset() + 1,
-                    payload,
                     null_value,
                     ts_ms,
                     mapping,
+                    format: if stream == Stream::Frames {
+                        Format::Hj1239
+                    } else {
+                        Format::Ndjson
+                    },
                 };
                 if tx.send(msg).is_err() {
                     break;

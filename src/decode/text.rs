@@ -1056,6 +1056,21 @@ impl RecordDecoder {
         }
     }
 
+    /// The CSV header records read so far that bind the records after them: the first and,
+    /// when another came later, the latest (offset, line, bytes). Empty for NDJSON.
+    pub fn headers(&self) -> Vec<(u64, u64, Vec<u8>)> {
+        let DecoderKind::Csv(c) = &self.kind else {
+            return Vec::new();
+        };
+        let mut out: Vec<_> = c.first_raw.iter().cloned().collect();
+        if let Some(l) = &c.last_raw
+            && c.first_raw.as_ref().is_none_or(|f| f.0 != l.0)
+        {
+            out.push(l.clone());
+        }
+        out
+    }
+
     /// A record of `len` bytes, longer than the framer's limit `max`, skipped unread: one
     /// quarantined record.
     pub fn too_long(
@@ -1202,6 +1217,10 @@ struct CsvState {
     header: Option<Header>,
     first_slots: Vec<usize>,
     block: Option<FieldError>,
+    /// The first and the latest header record (offset, line, bytes): what a reader resuming
+    /// after them must bind again ([`RecordDecoder::headers`]).
+    first_raw: Option<(u64, u64, Vec<u8>)>,
+    last_raw: Option<(u64, u64, Vec<u8>)>,
 }
 
 impl CsvState {
@@ -1216,15 +1235,19 @@ impl CsvState {
             header: None,
             first_slots: Vec::new(),
             block: None,
+            first_raw: None,
+            last_raw: None,
         }
     }
 
-    /// A header read again at a resumed position: binds the columns like the first header.
+    /// A header read again at a resumed position: binds the columns as when it was first
+    /// read (the first header, or a later one re-binding them).
     fn resumed_header(&mut self, raw: &[u8], pos: &SourcePos<'_>, h: &mut dyn Handler) {
         let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
-        if split_cells(raw, self.mapping.delimiter, &mut self.cells, &mut self.ends).is_ok() {
-            self.header = None;
-            self.bind_header(pos, h);
+        if split_cells(raw, self.mapping.delimiter, &mut self.cells, &mut self.ends).is_ok()
+            && self.is_header()
+        {
+            self.bind_header(raw, pos, h);
         }
     }
 
@@ -1258,7 +1281,7 @@ impl CsvState {
             return true;
         }
         if self.is_header() {
-            self.bind_header(pos, h);
+            self.bind_header(raw, pos, h);
             return false;
         }
         let Some(hd) = &self.header else {
@@ -1342,8 +1365,13 @@ impl CsvState {
     }
 
     /// Binds the columns from the split header record.
-    fn bind_header(&mut self, pos: &SourcePos<'_>, h: &mut dyn Handler) {
+    fn bind_header(&mut self, raw: &[u8], pos: &SourcePos<'_>, h: &mut dyn Handler) {
         let line = pos.line;
+        let kept = Some((pos.offset, line, raw.to_vec()));
+        if self.first_raw.is_none() {
+            self.first_raw = kept.clone();
+        }
+        self.last_raw = kept;
         let mut names = Vec::with_capacity(self.ends.len());
         let mut cols = Vec::with_capacity(self.ends.len());
         let mut bad = None;

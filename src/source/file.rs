@@ -14,7 +14,12 @@ use serde::Deserialize;
 
 use super::{Builder, Framed, Msg, Source, SourceConfig, SourceCtx, SourceId};
 use crate::decode::hj1239::{FrameScanner, ScanEvent};
-use crate::decode::text::{DEFAULT_MAX_RECORD_BYTES, LineItem, LineReader, TextFormat};
+use crate::decode::mapping::{CompiledMapping, Mapping};
+use crate::decode::record::{FieldError, Record};
+use crate::decode::text::{
+    DEFAULT_MAX_RECORD_BYTES, Handler, LineItem, LineReader, ReadOptions, RecordDecoder, SourcePos,
+    TextFormat,
+};
 use crate::pipeline::Stream;
 
 /// Input format of a file.
@@ -243,13 +248,17 @@ impl SourceConfig for FileSourceConfig {
     fn build(&self, b: &mut Builder) -> anyhow::Result<Vec<Box<dyn Source>>> {
         let (format, stream) = reading(self.format, self.stream);
         let mapping = b.mapping(stream, self.mapping.as_deref())?;
-        let comment = mapping.and_then(|i| b.mappings[i].1.comment.clone());
+        let decoding = match mapping {
+            Some(i) => b.mappings[i].1.clone(),
+            None => Mapping::compile(None, stream.specs(), "canonical")?
+                .with_time_policy(b.time.clone()),
+        };
         Ok(vec![Box::new(FileSource {
             id: Arc::new(SourceId::file(&self.path)),
             stream,
             format,
             mapping,
-            comment,
+            decoding,
             max: self.max_record_bytes.unwrap_or(DEFAULT_MAX_RECORD_BYTES),
         })])
     }
@@ -261,44 +270,44 @@ pub struct FileSource {
     stream: Stream,
     format: Format,
     mapping: Option<usize>,
-    /// The mapping's comment prefix (CSV lines to skip when looking for the header).
-    comment: Option<String>,
+    /// The mapping records are decoded with (to find the headers before a resumed position).
+    decoding: CompiledMapping,
     max: usize,
 }
 
+/// Ignores everything: the decoder of a replayed prefix only rebuilds its header binding.
+struct Discard;
+
+impl Handler for Discard {
+    fn on_record(&mut self, _: &Record, _: &SourcePos<'_>, _: &[u8]) {}
+    fn on_error(&mut self, _: FieldError, _: &SourcePos<'_>, _: &[u8]) {}
+}
+
 impl FileSource {
-    /// The first CSV record of the file that is not blank or a comment, if it starts before
-    /// `start` (a resumed position): the header binding the records after `start`.
-    fn header_before(&self, path: &str, start: u64) -> anyhow::Result<Option<Framed<'static>>> {
+    /// The CSV header records that bind the records after `start` (a resumed position): the
+    /// file's bytes before `start` are framed and decoded again (nothing is stored) and the
+    /// first header and the latest one (a repeated, re-binding header) are returned.
+    fn headers_before(&self, path: &str, start: u64) -> anyhow::Result<Vec<Framed<'static>>> {
         let file = std::fs::File::open(path).with_context(|| path.to_string())?;
-        let mut fr = Framer::new(file, Format::Csv, 0, self.max);
+        let rdr = std::io::BufReader::with_capacity(1 << 16, file.take(start));
+        let mut fr = Framer::new(rdr, Format::Csv, 0, self.max);
+        let opts = ReadOptions {
+            max_held_records: 0,
+            ..ReadOptions::default()
+        };
+        let mut dec = RecordDecoder::csv(self.decoding.clone(), self.stream.specs(), &opts);
         while let Some(item) = fr.next_item()? {
-            let Framed::Record {
-                offset,
-                line,
-                bytes,
-            } = item
-            else {
-                continue;
-            };
-            if offset >= start {
-                return Ok(None);
-            }
-            let t = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-            let comment = self
-                .comment
-                .as_deref()
-                .is_some_and(|c| t.trim_ascii_start().starts_with(c.as_bytes()));
-            if t.iter().all(u8::is_ascii_whitespace) || comment {
-                continue;
-            }
-            return Ok(Some(Framed::Header {
-                offset,
-                line,
-                bytes: Cow::Owned(bytes.into_owned()),
-            }));
+            super::deliver(&item, path, Some(&mut dec), &mut Discard);
         }
-        Ok(None)
+        Ok(dec
+            .headers()
+            .into_iter()
+            .map(|(offset, line, bytes)| Framed::Header {
+                offset,
+                line,
+                bytes: Cow::Owned(bytes),
+            })
+            .collect())
     }
 }
 
@@ -341,12 +350,12 @@ impl Source for FileSource {
         };
         let rdr: Box<dyn Read> = match self.id.as_ref() {
             SourceId::File(path) => {
-                if self.format == Format::Csv
-                    && start > 0
-                    && let Some(h) = self.header_before(path, start)?
-                    && !send(h, start)
-                {
-                    return Ok(());
+                if self.format == Format::Csv && start > 0 {
+                    for h in self.headers_before(path, start)? {
+                        if !send(h, start) {
+                            return Ok(());
+                        }
+                    }
                 }
                 let mut file = std::fs::File::open(path).with_context(|| path.clone())?;
                 file.seek(std::io::SeekFrom::Start(start))?;

@@ -828,3 +828,39 @@ fn other_lambda_scales_are_visible_too() {
         assert_eq!(l[0]["status"], "not_evaluable", "{name}");
     }
 }
+
+/// The rule added as issue 11's proof (`detect/obd_readiness.rs`, one registry line): the
+/// field case's real-layout OBD report (support 0x0021, readiness 0) gives no
+/// `obd_readiness_incomplete`; the same frame with readiness 0x0021 (catalyst and
+/// exhaust-gas sensor not complete; BCC recomputed) gives one, naming both monitors.
+#[test]
+fn readiness_incomplete_rule_end_to_end() {
+    let orig = std::fs::read(fixture("obd-invalid-position-zero/frames.bin")).unwrap();
+    let needle = b"\x00\x21\x00\x00LZZ5ELSDXND999901";
+    let at = orig
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("support/readiness words before the VIN")
+        + 2;
+    // The frame holding it ends at its BCC: header 24 bytes + data unit length (bytes 22..24).
+    let start = orig[..at].windows(2).rposition(|w| w == b"##").unwrap();
+    let len = u16::from_be_bytes([orig[start + 22], orig[start + 23]]) as usize;
+    let bcc_at = start + 24 + len;
+    let mut patched = orig.clone();
+    patched[at + 1] = 0x21;
+    patched[bcc_at] ^= 0x21;
+    let rule = "SELECT vin, evidence_text['monitors_incomplete'] AS m, strength FROM detections WHERE rule_id = 'obd_readiness_incomplete'";
+    let t = tempfile::tempdir().unwrap();
+    ingest_frames(t.path(), &fixture("obd-invalid-position-zero/frames.bin"));
+    assert!(json_rows(t.path(), rule).is_empty());
+    let t2 = tempfile::tempdir().unwrap();
+    let p = t2.path().join("patched.bin");
+    std::fs::write(&p, &patched).unwrap();
+    let s = ingest_frames(&t2.path().join("tables"), p.to_str().unwrap());
+    assert!(s.contains("quarantined:  0"), "{s}");
+    let r = json_rows(&t2.path().join("tables"), rule);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0]["vin"], "LZZ5ELSDXND999901");
+    assert_eq!(r[0]["m"], "catalyst,exhaust_gas_sensor");
+    close(&r[0]["strength"], 0.5, 1e-12);
+}

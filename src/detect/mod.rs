@@ -30,6 +30,7 @@ use crate::schema::{DetectionRow, ObdReportRow};
 pub mod china3;
 pub mod keyed;
 pub mod obd_dtc;
+pub mod obd_readiness;
 pub mod rsd_limits;
 pub mod twc;
 
@@ -201,6 +202,7 @@ macro_rules! registry {
 registry! {
     record china3: china3::China3Diesel,
     record obd_dtc: obd_dtc::ObdCatalystDtc,
+    record obd_readiness: obd_readiness::ObdReadinessIncomplete,
     keyed twc: twc::Twc,
 }
 
@@ -223,6 +225,7 @@ mod tests {
             [
                 ("china3", RuleKind::Record),
                 ("obd_dtc", RuleKind::Record),
+                ("obd_readiness", RuleKind::Record),
                 ("twc", RuleKind::Keyed)
             ]
         );
@@ -230,13 +233,13 @@ mod tests {
             .iter()
             .flat_map(|r| r.rule_ids.iter().copied())
             .collect();
-        assert_eq!(ids.len(), 2 + 7);
+        assert_eq!(ids.len(), 3 + 7);
         ids.sort();
         ids.dedup();
-        assert_eq!(ids.len(), 9);
+        assert_eq!(ids.len(), 10);
         assert!(is_data_quality("lambda_implausible"));
         assert!(!is_data_quality("rear_o2_flatline") && !is_data_quality("obd_catalyst_dtc"));
-        assert!((RULES[2].params_type)().ends_with("TwcThresholds"));
+        assert!((RULES[3].params_type)().ends_with("TwcThresholds"));
     }
 
     /// The registry's parameters read the sections of the embedded default set to the values

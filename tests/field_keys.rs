@@ -18,33 +18,6 @@ fn bin() -> Command {
     Command::new(bin_path())
 }
 
-/// `plumewatch ingest --stream S --format F --out OUT FILE [extra…]`: (exit ok, stdout, stderr).
-fn ingest(
-    out: &Path,
-    stream: &str,
-    format: &str,
-    file: &Path,
-    extra: &[&str],
-) -> (bool, String, String) {
-    let mut args = vec![
-        "ingest",
-        "--stream",
-        stream,
-        "--format",
-        format,
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    args.push(file.to_str().unwrap());
-    let o = pw(&args);
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).to_string(),
-        String::from_utf8_lossy(&o.stderr).to_string(),
-    )
-}
-
 fn count(dir: &Path, q: &str) -> i64 {
     scalar_i64(dir, q)
 }

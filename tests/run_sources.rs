@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use common::{ok, pw, repo, rows, sql};
+use common::{ok, repo, rows, sql};
 use plumewatch::run::config::RunConfig;
 
 fn run(cfg_text: &str) -> plumewatch::run::RunSummary {
@@ -170,18 +170,9 @@ fn tcp_source_stores_what_ingest_stores() {
         ("obd", "hj1239", joined.to_str().unwrap()),
         ("rsd", "ndjson", passes.to_str().unwrap()),
     ] {
-        let o = pw(&[
-            "ingest",
-            "--stream",
-            stream,
-            "--format",
-            format,
-            "--out",
-            reference.to_str().unwrap(),
-            input,
-        ]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let out = String::from_utf8_lossy(&o.stdout).to_string();
+        let (ok, out, err) = common::ingest(&reference, stream, format, Path::new(input), &[]);
+        assert!(ok, "{err}");
+
         let n: u64 = out
             .lines()
             .find_map(|l| l.strip_prefix("records in:"))

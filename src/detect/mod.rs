@@ -46,6 +46,32 @@ pub fn detection_id(rule_id: &str, stream: &str, source_key: &str) -> String {
     hex::encode(&h.finalize()[..16])
 }
 
+/// The `detections` row of a rule that judged one OBD report: keyed `<vin>@<reported_at_ms>`
+/// (a resent report gives the same detection id), detected at the report's time.
+pub fn obd_report_detection(
+    (rule_id, rule_version): (&str, &str),
+    r: &ObdReportRow,
+    stream: &str,
+    limit_set: &str,
+    strength: f64,
+    evidence: &serde_json::Value,
+) -> DetectionRow {
+    let key = format!("{}@{}", r.vin, r.reported_at_ms);
+    DetectionRow {
+        detection_id: detection_id(rule_id, stream, &key),
+        rule_id: rule_id.into(),
+        rule_version: rule_version.into(),
+        limit_set: limit_set.into(),
+        detected_at_ms: r.reported_at_ms,
+        vin: Some(r.vin.clone()),
+        source_stream: stream.into(),
+        source_key: key,
+        strength: Some(strength),
+        evidence: crate::schema::Evidence::from_json(evidence),
+        ..Default::default()
+    }
+}
+
 /// What every rule declares: the ids it writes and its parameters type.
 pub trait Rule {
     /// Every `detections.rule_id` the rule can write (a keyed rule may write several).

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{RecordInput, RecordRule, Rule, detection_id};
+use super::{RecordInput, RecordRule, Rule};
 use crate::schema::{DetectionRow, ObdReportRow};
 
 /// Rule id stored in `detections.rule_id`.
@@ -78,7 +78,6 @@ pub fn check(
     if hits.is_empty() && !mil {
         return None;
     }
-    let key = format!("{}@{}", r.vin, r.reported_at_ms);
     let evidence = serde_json::json!({
         "dtcs_matched": hits,
         "dtcs_all": r.dtcs,
@@ -89,19 +88,14 @@ pub fn check(
         "iupr_so2scomp1": r.iupr.get(16).copied().flatten(),
         "iupr_so2scond1": r.iupr.get(17).copied().flatten(),
     });
-    Some(DetectionRow {
-        detection_id: detection_id(RULE_ID, stream, &key),
-        rule_id: RULE_ID.into(),
-        rule_version: RULE_VERSION.into(),
-        limit_set: limit_set.into(),
-        detected_at_ms: r.reported_at_ms,
-        vin: Some(r.vin.clone()),
-        source_stream: stream.into(),
-        source_key: key,
-        strength: Some(if hits.is_empty() { 0.5 } else { 1.0 }),
-        evidence: crate::schema::Evidence::from_json(&evidence),
-        ..Default::default()
-    })
+    Some(super::obd_report_detection(
+        (RULE_ID, RULE_VERSION),
+        r,
+        stream,
+        limit_set,
+        if hits.is_empty() { 0.5 } else { 1.0 },
+        &evidence,
+    ))
 }
 
 #[cfg(test)]

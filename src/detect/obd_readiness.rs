@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{RecordInput, RecordRule, Rule, detection_id};
+use super::{RecordInput, RecordRule, Rule};
 use crate::schema::{DetectionRow, ObdReportRow};
 
 /// Rule id stored in `detections.rule_id`.
@@ -116,7 +116,6 @@ pub fn check(
     if hits.is_empty() {
         return None;
     }
-    let key = format!("{}@{}", r.vin, r.reported_at_ms);
     let evidence = serde_json::json!({
         "monitors_incomplete": hits,
         "diag_support": r.diag_support,
@@ -124,19 +123,14 @@ pub fn check(
         "mil_on": r.mil_on,
         "dtcs_all": r.dtcs,
     });
-    Some(DetectionRow {
-        detection_id: detection_id(RULE_ID, stream, &key),
-        rule_id: RULE_ID.into(),
-        rule_version: RULE_VERSION.into(),
-        limit_set: limit_set.into(),
-        detected_at_ms: r.reported_at_ms,
-        vin: Some(r.vin.clone()),
-        source_stream: stream.into(),
-        source_key: key,
-        strength: Some(0.5),
-        evidence: crate::schema::Evidence::from_json(&evidence),
-        ..Default::default()
-    })
+    Some(super::obd_report_detection(
+        (RULE_ID, RULE_VERSION),
+        r,
+        stream,
+        limit_set,
+        0.5,
+        &evidence,
+    ))
 }
 
 #[cfg(test)]

@@ -202,57 +202,43 @@ pub fn deliver(
     dec: Option<&mut RecordDecoder>,
     h: &mut dyn Handler,
 ) {
-    match (item, dec) {
-        (
-            Framed::Record {
-                offset,
-                line,
-                bytes,
-            },
-            Some(d),
-        ) => d.record(bytes, &pos(file, *offset, *line), h),
-        (Framed::Record { offset, bytes, .. }, None) => h.on_frame(bytes, &pos(file, *offset, 0)),
-        (
-            Framed::Header {
-                offset,
-                line,
-                bytes,
-            },
-            Some(d),
-        ) => d.header(bytes, &pos(file, *offset, *line), h),
-        (Framed::Header { .. }, None) => {}
-        (
-            Framed::TooLong {
-                offset,
-                line,
+    match *item {
+        Framed::Record {
+            offset,
+            line,
+            ref bytes,
+        } => match dec {
+            Some(d) => d.record(bytes, &pos(file, offset, line), h),
+            None => h.on_frame(bytes, &pos(file, offset, 0)),
+        },
+        Framed::Header {
+            offset,
+            line,
+            ref bytes,
+        } => {
+            if let Some(d) = dec {
+                d.header(bytes, &pos(file, offset, line), h);
+            }
+        }
+        Framed::TooLong {
+            offset,
+            line,
+            ref prefix,
+            len,
+            max,
+        } => match dec {
+            Some(d) => d.too_long(prefix, len, max, &pos(file, offset, line), h),
+            None => h.on_error(
+                crate::decode::text::too_long_error(len, max),
+                &pos(file, offset, line),
                 prefix,
-                len,
-                max,
-            },
-            Some(d),
-        ) => d.too_long(prefix, *len, *max, &pos(file, *offset, *line), h),
-        (
-            Framed::TooLong {
-                offset,
-                line,
-                prefix,
-                len,
-                max,
-            },
-            None,
-        ) => h.on_error(
-            crate::decode::text::too_long_error(*len, *max),
-            &pos(file, *offset, *line),
-            prefix,
-        ),
-        (
-            Framed::Rejected {
-                offset,
-                bytes,
-                reason,
-            },
-            _,
-        ) => h.on_frame_rejected(reason, &pos(file, *offset, 0), bytes),
+            ),
+        },
+        Framed::Rejected {
+            offset,
+            ref bytes,
+            ref reason,
+        } => h.on_frame_rejected(reason, &pos(file, offset, 0), bytes),
     }
 }
 

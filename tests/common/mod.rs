@@ -89,6 +89,35 @@ pub fn pw(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// `plumewatch ingest --stream S --format F --out OUT [extra…] FILE`: (exit ok, stdout,
+/// stderr).
+#[allow(dead_code)]
+pub fn ingest(
+    out: &Path,
+    stream: &str,
+    format: &str,
+    file: &Path,
+    extra: &[&str],
+) -> (bool, String, String) {
+    let mut args = vec![
+        "ingest",
+        "--stream",
+        stream,
+        "--format",
+        format,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    args.push(file.to_str().unwrap());
+    let o = pw(&args);
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).to_string(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    )
+}
+
 /// Runs an ingest that may reject every record (exit status 1 with "every record (N) was
 /// rejected"; the rows went to quarantine): returns stdout. Any other failure panics.
 pub fn ingest_ok_or_all_rejected(args: &[&str]) -> String {

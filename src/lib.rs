@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod query;
 pub mod run;
 pub mod schema;
+pub mod serve;
 pub mod sink;
 pub mod synth;
 pub mod time;

@@ -532,6 +532,45 @@ fn police_api_end_to_end() {
             .all(|r| r["rows"].is_none())
     );
 
+    // --- Limits: a list over max_rows is 413 (not cut), a query over the time limit 503.
+    let cfg = ServeConfig {
+        listen: "127.0.0.1:0".into(),
+        instance_id: "serve-limits".into(),
+        max_rows: 1,
+        users: vec![user("li", Role::Police, Some("pw-li-1"), None)],
+        ..ServeConfig::default()
+    };
+    let small = rt.block_on(plumewatch::serve::start(&t, cfg)).unwrap();
+    let r = get(small.addr, "/api/lists/china3-diesel", Some(&li));
+    assert_eq!(r.status, 413, "{}", String::from_utf8_lossy(&r.body));
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("more than 1 rows")
+    );
+    rt.block_on(small.stop()).unwrap();
+    let cfg = ServeConfig {
+        listen: "127.0.0.1:0".into(),
+        instance_id: "serve-limits".into(),
+        query_timeout_s: 0.000_001,
+        users: vec![user("li", Role::Police, Some("pw-li-1"), None)],
+        ..ServeConfig::default()
+    };
+    let slow = rt.block_on(plumewatch::serve::start(&t, cfg)).unwrap();
+    let r = get(slow.addr, "/api/lists/china3-diesel", Some(&li));
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    rt.block_on(slow.stop()).unwrap();
+    let limited = common::rows(&common::sql(
+        &t,
+        "SELECT status FROM audit WHERE instance = 'serve-limits' ORDER BY at",
+    ));
+    let statuses: Vec<_> = limited
+        .iter()
+        .map(|r| r["status"].clone().unwrap())
+        .collect();
+    assert_eq!(statuses, ["413", "503"]);
+
     // --- The log names route templates, never a plate (raw or percent-encoded).
     let log = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(log.contains("GET /api/plates/{plate} 200"), "{log}");

@@ -41,8 +41,10 @@ use crate::schema::AuditRow;
 
 /// What every handler shares.
 pub struct AppState {
-    /// The tables directory (read through the commit manifest at every request).
+    /// The tables directory.
     pub tables: PathBuf,
+    /// The tables as committed (reopened through the manifest when they change).
+    pub lake: super::lake::LakeCache,
     pub cfg: ServeConfig,
     /// Parameter defaults of the lists; its zone is the enforcement zone.
     pub limits: LimitSet,
@@ -315,12 +317,17 @@ async fn plate(State(s): State<Shared>, Path(raw): Path<String>) -> Result<Respo
     let s2 = s.clone();
     let body = limited(&s, async move {
         let fail = |e: anyhow::Error| ApiError::internal(e, Some(&redact));
-        let lake = Lake::open(&s2.tables).await.map_err(fail)?;
+        let lake = s2.lake.get().await.map_err(fail)?;
         let p = [("plate", plate.as_str())];
-        let registry =
-            output::to_json(&rows(&lake, REGISTRY_SQL, &p).await.map_err(fail)?).map_err(fail)?;
-        let mut flags =
-            output::to_json(&rows(&lake, DETECTIONS_SQL, &p).await.map_err(fail)?).map_err(fail)?;
+        // The three queries run side by side.
+        let (reg, det, seen) = tokio::try_join!(
+            rows(&lake, REGISTRY_SQL, &p),
+            rows(&lake, DETECTIONS_SQL, &p),
+            rows(&lake, LAST_SEEN_SQL, &p),
+        )
+        .map_err(fail)?;
+        let registry = output::to_json(&reg).map_err(fail)?;
+        let mut flags = output::to_json(&det).map_err(fail)?;
         for f in &mut flags {
             let list = f
                 .get("rule_id")
@@ -328,7 +335,6 @@ async fn plate(State(s): State<Shared>, Path(raw): Path<String>) -> Result<Respo
                 .and_then(list_of_rule);
             f.insert("list".into(), list.map(Value::from).unwrap_or(Value::Null));
         }
-        let seen = rows(&lake, LAST_SEEN_SQL, &p).await.map_err(fail)?;
         let local = output::in_zone(&seen, s2.zone.name()).map_err(fail)?;
         let mut last = output::to_json(&seen).map_err(fail)?;
         let local_rows = local_times(&local, "seen_at");
@@ -481,7 +487,7 @@ async fn list(
     let district = req.district.clone();
     let batches = limited(&s, async move {
         let fail = |e: anyhow::Error| ApiError::internal(e, None);
-        let lake = Lake::open(&s2.tables).await.map_err(fail)?;
+        let lake = s2.lake.get().await.map_err(fail)?;
         let mut df = lists::plan(&lake, def, params).await.map_err(fail)?;
         if let Some(d) = &district {
             if df

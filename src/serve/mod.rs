@@ -4,9 +4,10 @@
 //! config ([`config`], [`auth`]); one `audit` row per request ([`audit`]); request metrics
 //! ([`metrics`]).
 //!
-//! The server only reads committed data: every request opens the tables through the commit
-//! manifest (`query::Lake::open`, `query::files`), so a commit made by `ingest` or `run` while
-//! the server runs is visible to the next request, and a file not yet committed never is. The
+//! The server only reads committed data: the tables are opened through the commit manifest
+//! (`query::Lake::open`, `query::files`) and opened again when a table directory changed
+//! ([`lake`]), so a commit made by `ingest` or `run` while the server runs is visible to the
+//! next request, and a file not yet committed never is. The
 //! only thing it writes is its own `audit` table, through the same sink and manifest.
 
 pub mod api;
@@ -14,6 +15,7 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod export;
+pub mod lake;
 pub mod metrics;
 
 use std::net::SocketAddr;
@@ -66,6 +68,7 @@ pub async fn start(tables: &Path, cfg: ServeConfig) -> anyhow::Result<Server> {
         .with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     let state = Arc::new(api::AppState {
+        lake: lake::LakeCache::new(&tables),
         tables,
         users: auth::Users::new(cfg.users.clone()),
         cfg,

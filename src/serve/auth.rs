@@ -92,12 +92,12 @@ impl Users {
         let refused = || AuthError::Refused {
             claimed: Some(name.to_string()),
         };
-        let user = self
-            .users
-            .iter()
-            .find(|u| u.name == name)
-            .ok_or_else(refused)?;
-        let hash = user.password_hash.as_deref().ok_or_else(refused)?;
+        let user = self.users.iter().find(|u| u.name == name);
+        let Some((user, hash)) = user.and_then(|u| Some((u, u.password_hash.as_deref()?))) else {
+            // As slow as a wrong password, so response times do not tell which names exist.
+            let _ = Argon2::default().verify_password(password.as_bytes(), dummy_hash());
+            return Err(refused());
+        };
         let digest: [u8; 32] = Sha256::digest(format!("{name}:{password}").as_bytes()).into();
         let known = self
             .verified
@@ -128,6 +128,19 @@ impl Users {
             .map(caller)
             .ok_or(AuthError::Refused { claimed: None })
     }
+}
+
+/// An argon2 hash (recommended parameters) of a random secret, checked against when the user
+/// name is unknown.
+fn dummy_hash() -> &'static PasswordHash {
+    static H: std::sync::OnceLock<PasswordHash> = std::sync::OnceLock::new();
+    H.get_or_init(|| {
+        use argon2::PasswordHasher;
+        let secret: [u8; 16] = rand::random();
+        Argon2::default()
+            .hash_password(&secret)
+            .expect("argon2 with default parameters")
+    })
 }
 
 fn caller(u: &UserConfig) -> Caller {

@@ -222,6 +222,12 @@ mod tests {
             })
         );
         assert_eq!(
+            users.authenticate(&header(&format!("Basic {}", b64("nobody:s3cret")))),
+            Err(AuthError::Refused {
+                claimed: Some("nobody".into())
+            })
+        );
+        assert_eq!(
             users.authenticate(&HeaderMap::new()),
             Err(AuthError::Missing)
         );

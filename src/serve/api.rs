@@ -91,14 +91,14 @@ impl ApiError {
     fn bad(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
     }
-    /// A failure of the server; the message is logged (with `redact` replaced, so a plate in
-    /// an error text never reaches the log) and sent.
-    fn internal(e: anyhow::Error, redact: Option<&str>) -> ApiError {
+    /// A failure of the server; the message is logged (with every text of `redact` replaced,
+    /// so a plate in an error text never reaches the log) and sent.
+    fn internal(e: anyhow::Error, redact: &[&str]) -> ApiError {
         let text = format!("{e:#}");
-        let logged = match redact {
-            Some(r) if !r.is_empty() => text.replace(r, "<plate>"),
-            _ => text.clone(),
-        };
+        let mut logged = text.clone();
+        for r in redact.iter().filter(|r| !r.is_empty()) {
+            logged = logged.replace(r, "<plate>");
+        }
         tracing::error!("request failed: {logged}");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, text)
     }
@@ -313,10 +313,10 @@ async fn plate(State(s): State<Shared>, Path(raw): Path<String>) -> Result<Respo
             "not a recognised plate (GA 36 form, e.g. 京A12345)",
         ));
     };
-    let redact = raw.clone();
+    let (raw2, plate2) = (raw.clone(), plate.clone());
     let s2 = s.clone();
     let body = limited(&s, async move {
-        let fail = |e: anyhow::Error| ApiError::internal(e, Some(&redact));
+        let fail = |e: anyhow::Error| ApiError::internal(e, &[&raw2, &plate2]);
         let lake = s2.lake.get().await.map_err(fail)?;
         let p = [("plate", plate.as_str())];
         // The three queries run side by side.
@@ -486,7 +486,7 @@ async fn list(
     let s2 = s.clone();
     let district = req.district.clone();
     let batches = limited(&s, async move {
-        let fail = |e: anyhow::Error| ApiError::internal(e, None);
+        let fail = |e: anyhow::Error| ApiError::internal(e, &[]);
         let lake = s2.lake.get().await.map_err(fail)?;
         let mut df = lists::plan(&lake, def, params).await.map_err(fail)?;
         if let Some(d) = &district {
@@ -523,7 +523,7 @@ async fn list(
             ),
         ));
     }
-    let fail = |e: anyhow::Error| ApiError::internal(e, None);
+    let fail = |e: anyhow::Error| ApiError::internal(e, &[]);
     let day = chrono::Utc::now().with_timezone(&s.zone).format("%Y%m%d");
     let (bytes, ctype, ext) = match req.format {
         Fmt::Json => (

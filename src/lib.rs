@@ -20,6 +20,7 @@ pub mod position;
 pub mod query;
 pub mod run;
 pub mod schema;
+pub mod serve;
 pub mod sink;
 pub mod source;
 pub mod synth;

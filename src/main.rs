@@ -156,6 +156,22 @@ enum Cmd {
         #[arg(long)]
         idle_exit_ms: Option<u64>,
     },
+    /// Serve the tables over HTTP to police (plate lookups, lists as JSON/CSV/XLSX), with
+    /// users and roles from the `[serve]` config (fixtures/serve.example.toml), every request
+    /// audited in the `audit` table. Reads committed data only; new commits are seen at once.
+    Serve {
+        #[arg(long)]
+        tables: PathBuf,
+        /// Config TOML with a [serve] section (users, listen address, limits).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// host:port, overriding [serve] listen.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Read a secret (password or token) from stdin and print its argon2 hash (for
+    /// `password_hash`) and its SHA-256 (for `token_sha256`) for the [serve] config.
+    HashSecret,
     /// Generate seeded synthetic inputs (SYNTHETIC data, for benchmarks and demos).
     Gen {
         #[command(subcommand)]
@@ -270,13 +286,19 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn main() {
+    let cli = Cli::parse();
+    // The server logs one line per request (route template, status, time; never a plate).
+    let level = match cli.cmd {
+        Cmd::Serve { .. } => tracing::Level::INFO,
+        _ => tracing::Level::WARN,
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_max_level(tracing::Level::WARN)
+        .with_max_level(level)
         // Colour codes only on a terminal: logs piped to a file or journald stay plain text.
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    if let Err(e) = run(Cli::parse()) {
+    if let Err(e) = run(cli) {
         // `plumewatch query … | head`: the reader went away; that is not an error.
         if is_broken_pipe(&e) {
             std::process::exit(0);
@@ -524,6 +546,32 @@ fn run(cli: Cli) -> Result<()> {
             }
             let summary = plumewatch::run::run(cfg, stop)?;
             eprintln!("{summary}");
+            Ok(())
+        }
+        Cmd::Serve {
+            tables,
+            config,
+            listen,
+        } => {
+            let mut cfg = match &config {
+                Some(p) => plumewatch::serve::ServeConfig::load(p)?,
+                None => plumewatch::serve::ServeConfig::default(),
+            };
+            if let Some(l) = listen {
+                cfg.listen = l;
+            }
+            plumewatch::serve::run_until_signal(&tables, cfg)
+        }
+        Cmd::HashSecret => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let secret = line.trim_end_matches(['\r', '\n']);
+            if secret.is_empty() {
+                bail!("give the secret on stdin (one line)");
+            }
+            let (phc, sha) = plumewatch::serve::auth::hash_secret(secret)?;
+            println!("password_hash = \"{phc}\"");
+            println!("token_sha256 = \"{sha}\"");
             Ok(())
         }
         Cmd::Gen {

@@ -1196,13 +1196,124 @@ impl TableBuilder for AlertsBuilder {
     }
 }
 
+/// Table name of the server's audit trail.
+pub const AUDIT: &str = "audit";
+
+/// `audit`: one request to `plumewatch serve` (issue 13 item 4), written whatever its outcome
+/// (200, 400, 401, 403, 404, 500 …). `who` is the authenticated user name, or the name a
+/// refused request claimed (NULL when it claimed none); `role` is the user's role when
+/// authenticated. `what` is the route template (`/api/plates/{plate}`), never the raw path;
+/// `parameters` is a JSON object of the path and query parameters as sent (plates included:
+/// this table, not the log, is where personal data may appear). `rows` is the number of rows
+/// returned (NULL when the request returned none, e.g. refused). `at` is the instant the request
+/// arrived (UTC); `duration_ms` its handling time in milliseconds.
+pub fn audit() -> SchemaRef {
+    static S: OnceLock<SchemaRef> = OnceLock::new();
+    S.get_or_init(|| {
+        Arc::new(Schema::new(vec![
+            s("request_id", false),
+            Field::new("at", ts(), false),
+            s("who", true),
+            s("role", true),
+            s("method", false),
+            s("what", false),
+            s("parameters", false),
+            Field::new("rows", DataType::Int64, true),
+            Field::new("status", DataType::Int64, false),
+            f("duration_ms"),
+            s("client", true),
+            s("instance", false),
+        ]))
+    })
+    .clone()
+}
+
+/// One `audit` row (see [`audit`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AuditRow {
+    pub request_id: String,
+    /// Unix ms, UTC.
+    pub at_ms: i64,
+    pub who: Option<String>,
+    pub role: Option<String>,
+    pub method: String,
+    pub what: String,
+    /// JSON object text.
+    pub parameters: String,
+    pub rows: Option<i64>,
+    pub status: i64,
+    pub duration_ms: f64,
+    pub client: Option<String>,
+    pub instance: String,
+}
+
+/// Builder of `audit` rows.
+#[derive(Default)]
+pub struct AuditBuilder {
+    request_id: StringBuilder,
+    at: TimestampMillisecondBuilder,
+    who: StringBuilder,
+    role: StringBuilder,
+    method: StringBuilder,
+    what: StringBuilder,
+    parameters: StringBuilder,
+    rows: Int64Builder,
+    status: Int64Builder,
+    duration_ms: Float64Builder,
+    client: StringBuilder,
+    instance: StringBuilder,
+}
+
+impl AuditBuilder {
+    /// Appends one request.
+    pub fn append(&mut self, a: &AuditRow) {
+        self.request_id.append_value(&a.request_id);
+        self.at.append_value(a.at_ms);
+        self.who.append_option(a.who.as_deref());
+        self.role.append_option(a.role.as_deref());
+        self.method.append_value(&a.method);
+        self.what.append_value(&a.what);
+        self.parameters.append_value(&a.parameters);
+        self.rows.append_option(a.rows);
+        self.status.append_value(a.status);
+        self.duration_ms.append_value(a.duration_ms);
+        self.client.append_option(a.client.as_deref());
+        self.instance.append_value(&a.instance);
+    }
+}
+
+impl TableBuilder for AuditBuilder {
+    fn len(&self) -> usize {
+        self.request_id.len()
+    }
+    fn finish(&mut self) -> RecordBatch {
+        batch(
+            audit(),
+            vec![
+                Arc::new(self.request_id.finish()),
+                Arc::new(self.at.finish().with_timezone("UTC")),
+                Arc::new(self.who.finish()),
+                Arc::new(self.role.finish()),
+                Arc::new(self.method.finish()),
+                Arc::new(self.what.finish()),
+                Arc::new(self.parameters.finish()),
+                Arc::new(self.rows.finish()),
+                Arc::new(self.status.finish()),
+                Arc::new(self.duration_ms.finish()),
+                Arc::new(self.client.finish()),
+                Arc::new(self.instance.finish()),
+            ],
+        )
+    }
+}
+
 /// The table catalog (DESIGN.md "Tables"): every table's name, Arrow schema, Hive-partition
 /// timestamp column (partitions are calendar days of that column in the enforcement zone;
 /// `vehicles` is unpartitioned) and natural key (DESIGN.md "Time, plates and keys": no key is
 /// written twice, by `run`, by `ingest` or by a repeated file; enforced by
 /// `sink::keys::KeyIndex`). The sink, the query layer and the pipeline all read it; the index
 /// of a table here is its `sink::tables::TableId`.
-pub const CATALOG: [TableDef; 9] = [
+pub const CATALOG: [TableDef; 10] = [
     TableDef {
         name: RSD_PASSES,
         schema: rsd_passes,
@@ -1332,6 +1443,17 @@ pub const CATALOG: [TableDef; 9] = [
         partition_by: Some("reset_at"),
         key: KeyDef {
             key: &["instance", "source", "reset_at"],
+            not_content: &[],
+            conflicts: false,
+            snapshot: false,
+        },
+    },
+    TableDef {
+        name: AUDIT,
+        schema: audit,
+        partition_by: Some("at"),
+        key: KeyDef {
+            key: &["request_id"],
             not_content: &[],
             conflicts: false,
             snapshot: false,

@@ -234,10 +234,21 @@ pub async fn run(
     overrides: &[(String, String)],
 ) -> anyhow::Result<Vec<RecordBatch>> {
     let params = bind(list, limits, overrides)?;
-    let sql = expand(list.sql, &params)?;
     let lake = super::Lake::open(dir).await?;
-    let df = lake.sql(&sql).await?.with_param_values(params)?;
+    let df = plan(&lake, list, params).await?;
     lake.collect(df).await
+}
+
+/// Plans `list` over an open lake with parameters already bound by [`bind`] (values only,
+/// never spliced: see [`expand`]); the caller may filter or limit the frame before running it
+/// (the server's district filter and row limit).
+pub async fn plan(
+    lake: &super::Lake,
+    list: &ListDef,
+    params: ParamValues,
+) -> anyhow::Result<datafusion::prelude::DataFrame> {
+    let sql = expand(list.sql, &params)?;
+    Ok(lake.sql(&sql).await?.with_param_values(params)?)
 }
 
 /// The SQL a list runs: `{fragment}` becomes a shared fragment ([`FRAGMENTS`]), and

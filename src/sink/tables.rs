@@ -1,4 +1,4 @@
-//! The seven output tables as one set of writers, and the sink that feeds them either inline
+//! The output tables as one set of writers, and the sink that feeds them either inline
 //! or from a thread of its own.
 //!
 //! Encoding and compressing Parquet is the most expensive step after decoding; in run mode it
@@ -35,6 +35,7 @@ pub const DETECTIONS: TableId = 5;
 pub const QUARANTINE: TableId = 6;
 pub const ALERTS: TableId = 7;
 pub const SOURCE_RESET: TableId = 8;
+pub const AUDIT: TableId = 9;
 
 /// One [`TableWriter`] per table under one root.
 pub struct TableSet {

@@ -1,0 +1,93 @@
+//! Server metrics (`prometheus-client`, like `run`'s): requests per route template and status,
+//! and a latency histogram per route template. Labels carry route templates
+//! (`/api/plates/{plate}`), never paths, so no plate reaches the metrics.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(String, String)>;
+
+/// Upper bounds (seconds) of the request latency buckets: a plate lookup is expected in
+/// milliseconds, an XLSX export of a large list in seconds.
+pub const REQUEST_BUCKETS_S: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// The server's metrics.
+pub struct ServeMetrics {
+    requests: Family<Labels, Counter>,
+    latency: Family<Labels, Histogram, fn() -> Histogram>,
+    audit_rows: Counter,
+    registry: Registry,
+}
+
+fn new_histogram() -> Histogram {
+    Histogram::new(REQUEST_BUCKETS_S)
+}
+
+impl Default for ServeMetrics {
+    fn default() -> Self {
+        let mut m = ServeMetrics {
+            requests: Family::default(),
+            latency: Family::new_with_constructor(new_histogram),
+            audit_rows: Counter::default(),
+            registry: Registry::with_prefix("plumewatch"),
+        };
+        m.register_on_own();
+        m
+    }
+}
+
+impl ServeMetrics {
+    fn register_on_own(&mut self) {
+        let mut r = std::mem::take(&mut self.registry);
+        self.register(&mut r);
+        self.registry = r;
+    }
+
+    /// Registers the server's metrics on `r` (a `plumewatch`-prefixed registry): so `run`
+    /// can expose them on its own `/metrics` when it hosts the server.
+    pub fn register(&self, r: &mut Registry) {
+        r.register(
+            "http_requests",
+            "HTTP requests by route template and status.",
+            self.requests.clone(),
+        );
+        r.register(
+            "http_request_duration_seconds",
+            "HTTP request handling time by route template, seconds.",
+            self.latency.clone(),
+        );
+        r.register(
+            "audit_rows",
+            "Audit rows queued (one per request).",
+            self.audit_rows.clone(),
+        );
+    }
+
+    /// Counts one request of `route` answered with `status` after `seconds`.
+    pub fn observe(&self, route: &str, status: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&vec![
+                ("route".to_string(), route.to_string()),
+                ("status".to_string(), status.to_string()),
+            ])
+            .inc();
+        self.latency
+            .get_or_create(&vec![("route".to_string(), route.to_string())])
+            .observe(seconds);
+        self.audit_rows.inc();
+    }
+
+    /// The exposition (OpenMetrics text).
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        if let Err(e) = encode(&mut s, &self.registry) {
+            s = format!("# metrics encoding failed: {e}\n");
+        }
+        s
+    }
+}

@@ -1,0 +1,142 @@
+//! `plumewatch serve`: one HTTP server (axum on tokio) over a tables directory, for the people
+//! who use the lists (issue 13). This slice serves the police API ([`api`]): plate lookups
+//! and the named lists as JSON, CSV or XLSX; users, roles and secrets from the `[serve]`
+//! config ([`config`], [`auth`]); one `audit` row per request ([`audit`]); request metrics
+//! ([`metrics`]).
+//!
+//! The server only reads committed data: the tables are opened through the commit manifest
+//! (`query::Lake::open`, `query::files`) and opened again when a table directory changed
+//! ([`lake`]), so a commit made by `ingest` or `run` while the server runs is visible to the
+//! next request, and a file not yet committed never is. The
+//! only thing it writes is its own `audit` table, through the same sink and manifest.
+
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod export;
+pub mod lake;
+pub mod metrics;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+
+use crate::limits::LimitSet;
+pub use config::ServeConfig;
+
+/// A running server.
+pub struct Server {
+    /// The address it listens on (the real port when the config said `:0`).
+    pub addr: SocketAddr,
+    state: Arc<api::AppState>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Starts the server on `cfg.listen` over the tables under `tables` (must exist). Errors:
+/// missing tables directory, unreadable limit set, address in use, another server with the same
+/// `instance_id` on these tables.
+pub async fn start(tables: &Path, cfg: ServeConfig) -> anyhow::Result<Server> {
+    cfg.check()?;
+    let meta = std::fs::metadata(tables)
+        .with_context(|| format!("tables directory {} does not exist", tables.display()))?;
+    if !meta.is_dir() {
+        bail!("tables directory {} is not a directory", tables.display());
+    }
+    let tables = std::fs::canonicalize(tables)?;
+    let mut limits = LimitSet::load(cfg.limits.as_deref())?;
+    if let Some(z) = &cfg.time_zone {
+        limits.time.zone = z.clone();
+    }
+    let zone = limits.zone();
+    let audit = audit::AuditLog::open(
+        &tables,
+        &cfg.instance_id,
+        zone,
+        Duration::from_millis(cfg.audit_commit_ms),
+    )?;
+    if cfg.users.is_empty() {
+        tracing::warn!("[serve] has no users: every request will be refused (401)");
+    }
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(api::AppState {
+        lake: lake::LakeCache::new(&tables),
+        tables,
+        users: auth::Users::new(cfg.users.clone()),
+        cfg,
+        limits,
+        zone,
+        audit,
+        metrics: metrics::ServeMetrics::default(),
+        started_ms: chrono::Utc::now().timestamp_millis(),
+        next_request: AtomicU64::new(0),
+    });
+    let app = api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+    });
+    Ok(Server {
+        addr,
+        state,
+        stop: Some(tx),
+        task,
+    })
+}
+
+impl Server {
+    /// Commits every audit row queued so far; returns how many were committed.
+    pub async fn flush_audit(&self) -> anyhow::Result<usize> {
+        let s = self.state.clone();
+        tokio::task::spawn_blocking(move || s.audit.flush()).await?
+    }
+
+    /// The metrics exposition (as `GET /metrics` gives it).
+    pub fn metrics_text(&self) -> String {
+        self.state.metrics.render()
+    }
+
+    /// Stops accepting, lets requests in flight finish, commits the audit rows.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.task).await??;
+        self.flush_audit().await?;
+        Ok(())
+    }
+}
+
+/// `plumewatch serve`: runs until SIGINT/SIGTERM, then stops gracefully (audit committed).
+pub fn run_until_signal(tables: &Path, cfg: ServeConfig) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let server = start(tables, cfg).await?;
+        eprintln!(
+            "plumewatch serve: listening on http://{} (tables {})",
+            server.addr,
+            server.state.tables.display()
+        );
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("plumewatch serve: stopping");
+        server.stop().await
+    })
+}

@@ -1,0 +1,601 @@
+//! `plumewatch serve`, police API (issue 13 item 2, 4, 5): the server runs in-process on
+//! 127.0.0.1:0 over tables ingested from `fixtures/demo` (SYNTHETIC registry, passes and plate
+//! reads) and is asked over real HTTP (a blocking TCP client below: one request per
+//! connection).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use plumewatch::serve::config::{Role, ServeConfig, UserConfig};
+use serde_json::Value;
+
+/// A flagged plate of the fixtures: a China III diesel truck (registry 蒙A78T0M, yellow,
+/// ZK4H761FVX6PGDKTH), seen 18 times, last at A120116003 on 2026-10-30 14:02:10.339 Beijing.
+const FLAGGED: &str = "蒙A78T0M";
+/// An unflagged plate: a China V petrol car (冀HUBZ55, blue, BJGXJX8XSHT9YVXMH).
+const CLEAN: &str = "冀HUBZ55";
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_plumewatch"))
+}
+
+fn ingest(tables: &Path, args: &[&str]) {
+    let out = bin()
+        .args(["ingest", "--quiet", "--out"])
+        .arg(tables)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ingest {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn cli_list(tables: &Path, name: &str, format: &str) -> Vec<u8> {
+    let out = bin()
+        .args(["list", name, "--format", format, "--tables"])
+        .arg(tables)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// One answer: status, headers (lower-case names), body.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!("{e}: {}", String::from_utf8_lossy(&self.body));
+        })
+    }
+}
+
+/// Percent-encodes a path segment or query value (UTF-8 bytes, unreserved kept).
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// `GET target` with an optional `Authorization` value, HTTP/1.1, `Connection: close`.
+fn get(addr: SocketAddr, target: &str, auth: Option<&str>) -> Answer {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut req = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(a) = auth {
+        req.push_str(&format!("Authorization: {a}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
+    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+    {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let nl = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let n = usize::from_str_radix(std::str::from_utf8(&rest[..nl]).unwrap().trim(), 16)
+                .unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[nl + 2..nl + 2 + n]);
+            rest = &rest[nl + 2 + n + 2..];
+        }
+        body = out;
+    }
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn basic(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+/// Log lines written while the test runs (the server logs through `tracing`).
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn user(name: &str, role: Role, password: Option<&str>, token: Option<&str>) -> UserConfig {
+    UserConfig {
+        name: name.into(),
+        role,
+        password_hash: password.map(|p| plumewatch::serve::auth::hash_secret(p).unwrap().0),
+        token_sha256: token.map(|t| plumewatch::serve::auth::hash_secret(t).unwrap().1),
+        sites: vec![],
+    }
+}
+
+#[test]
+fn police_api_end_to_end() {
+    let logs = Captured::default();
+    let w = logs.clone();
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || w.clone())
+        .try_init();
+
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("tables");
+    std::fs::create_dir_all(&t).unwrap();
+    let demo = common::repo("fixtures/demo");
+    ingest(
+        &t,
+        &[
+            "--stream",
+            "vehicles",
+            "--format",
+            "csv",
+            demo.join("synthetic_vehicles.csv").to_str().unwrap(),
+        ],
+    );
+    ingest(
+        &t,
+        &[
+            "--stream",
+            "rsd",
+            demo.join("synthetic_passes.ndjson").to_str().unwrap(),
+        ],
+    );
+    ingest(
+        &t,
+        &[
+            "--stream",
+            "plates",
+            demo.join("synthetic_plate_reads.ndjson").to_str().unwrap(),
+        ],
+    );
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cfg = ServeConfig {
+        listen: "127.0.0.1:0".into(),
+        audit_commit_ms: 100,
+        users: vec![
+            user("li", Role::Police, Some("pw-li-1"), None),
+            user(
+                "records",
+                Role::Police,
+                None,
+                Some("tok-records-0123456789"),
+            ),
+            user("ana", Role::Analyst, Some("pw-ana"), None),
+            user("ops", Role::Admin, None, Some("tok-ops-0123456789")),
+        ],
+        ..ServeConfig::default()
+    };
+    let server = rt.block_on(plumewatch::serve::start(&t, cfg)).unwrap();
+    let a = server.addr;
+    let li = basic("li", "pw-li-1");
+    let records = "Bearer tok-records-0123456789";
+    // Every request made, as the audit table must show it: (what, status, who).
+    let mut sent: Vec<(&str, u16, Option<&str>)> = Vec::new();
+    let plates_route = "/api/plates/{plate}";
+    let lists_route = "/api/lists/{name}";
+
+    // --- A flagged plate: registry row, every detection, last seen.
+    let r = get(a, &format!("/api/plates/{}", enc(FLAGGED)), Some(&li));
+    sent.push((plates_route, r.status, Some("li")));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    assert_eq!(v["plate"], FLAGGED);
+    assert_eq!(v["registry"].as_array().unwrap().len(), 1);
+    let reg = &v["registry"][0];
+    assert_eq!(reg["plate_color"], "yellow");
+    assert_eq!(reg["vin"], "ZK4H761FVX6PGDKTH");
+    assert_eq!(reg["fuel"], "diesel");
+    let flags = v["flags"].as_array().unwrap();
+    let n_det = common::rows(&common::sql(
+        &t,
+        &format!("SELECT count(*) AS n FROM detections WHERE plate = '{FLAGGED}'"),
+    ))[0]["n"]
+        .clone()
+        .unwrap();
+    assert_eq!(flags.len().to_string(), n_det);
+    // One China III sighting detection per sighting the list counts (18).
+    assert_eq!(flags.len(), 18);
+    for f in flags {
+        assert_eq!(f["rule_id"], "china3_diesel_sighting");
+        assert_eq!(f["list"], "china3-diesel");
+        assert_eq!(f["limit_set"], "cn-observed@2026.1");
+        assert_eq!(f["evidence_text"]["basis"], "registry_emission_standard");
+        assert!(f["detected_at"].as_str().unwrap().ends_with('Z'));
+    }
+    // Last seen = the list's last sighting of the plate.
+    assert_eq!(v["last_seen"]["site_id"], "A120116003");
+    assert_eq!(v["last_seen"]["seen_at"], "2026-10-30T06:02:10.339Z");
+    assert_eq!(
+        v["last_seen"]["seen_at_local"],
+        "2026-10-30T14:02:10.339+08:00"
+    );
+    let flagged_rows = 1 + 18 + 1;
+
+    // --- An unflagged plate: registry row, no flags, last seen from passes and reads.
+    let r = get(a, &format!("/api/plates/{}", enc(CLEAN)), Some(records));
+    sent.push((plates_route, r.status, Some("records")));
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["registry"][0]["vin"], "BJGXJX8XSHT9YVXMH");
+    assert_eq!(v["registry"][0]["fuel"], "petrol");
+    assert_eq!(v["flags"].as_array().unwrap().len(), 0);
+    let last = common::rows(&common::sql(
+        &t,
+        &format!(
+            "SELECT site_id, seen_at FROM (SELECT site_id, passed_at AS seen_at FROM rsd_passes WHERE plate = '{CLEAN}' \
+             UNION ALL SELECT site_id, read_at FROM plate_reads WHERE plate = '{CLEAN}') ORDER BY seen_at DESC LIMIT 1"
+        ),
+    ));
+    assert_eq!(
+        v["last_seen"]["site_id"].as_str(),
+        last[0]["site_id"].as_deref()
+    );
+    let last_ms = chrono::DateTime::parse_from_rfc3339(v["last_seen"]["seen_at"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis();
+
+    // --- Not a plate: 400, nothing run.
+    let r = get(a, &format!("/api/plates/{}", enc("DROP TABLE")), Some(&li));
+    sent.push((plates_route, r.status, Some("li")));
+    assert_eq!(r.status, 400);
+
+    // --- 401 without credentials (with the challenge), 401 with a wrong password, 403 for
+    // an analyst.
+    let r = get(a, &format!("/api/plates/{}", enc(FLAGGED)), None);
+    sent.push((plates_route, r.status, None));
+    assert_eq!(r.status, 401);
+    let challenge = r.header("www-authenticate").join(", ");
+    assert!(
+        challenge.contains("Basic realm=\"plumewatch\""),
+        "{challenge}"
+    );
+    assert!(challenge.contains("Bearer"), "{challenge}");
+    let r = get(
+        a,
+        &format!("/api/plates/{}", enc(FLAGGED)),
+        Some(&basic("li", "nope")),
+    );
+    sent.push((plates_route, r.status, Some("li")));
+    assert_eq!(r.status, 401);
+    let r = get(a, "/api/lists/china3-diesel", Some(&basic("ana", "pw-ana")));
+    sent.push((lists_route, r.status, Some("ana")));
+    assert_eq!(r.status, 403);
+    let r = get(a, "/metrics", Some(records));
+    sent.push(("/metrics", r.status, Some("records")));
+    assert_eq!(r.status, 403);
+
+    // --- CSV: BOM, the same bytes as `plumewatch list --format csv`.
+    let cli_csv = cli_list(&t, "china3-diesel", "csv");
+    let r = get(a, "/api/lists/china3-diesel?format=csv", Some(records));
+    sent.push((lists_route, r.status, Some("records")));
+    assert_eq!(r.status, 200);
+    assert!(r.body.starts_with(b"\xEF\xBB\xBF"));
+    assert_eq!(r.header("content-type"), vec!["text/csv; charset=utf-8"]);
+    assert_eq!(
+        String::from_utf8(r.body.clone()).unwrap(),
+        String::from_utf8(cli_csv).unwrap()
+    );
+
+    // --- XLSX with Chinese headers: the CLI's rows, in order.
+    let cli_rows: Vec<Value> =
+        serde_json::from_slice(&cli_list(&t, "china3-diesel", "json")).unwrap();
+    assert!(cli_rows.len() >= 2, "{}", cli_rows.len());
+    let r = get(a, "/api/lists/china3-diesel?format=xlsx&lang=zh", Some(&li));
+    sent.push((lists_route, r.status, Some("li")));
+    assert_eq!(r.status, 200);
+    {
+        use calamine::{Data, Reader, Xlsx};
+        let mut wb: Xlsx<_> = calamine::open_workbook_from_rs(std::io::Cursor::new(r.body.clone()))
+            .expect("a valid XLSX");
+        let sheet = wb.worksheet_range("china3-diesel").unwrap();
+        let rows: Vec<&[Data]> = sheet.rows().collect();
+        let head: Vec<String> = rows[0].iter().map(|c| c.to_string()).collect();
+        assert_eq!(
+            &head[..4],
+            &["号牌号码", "号牌颜色", "车辆识别代号", "发现次数"]
+        );
+        assert_eq!(head[5], "最后发现时间");
+        assert_eq!(head[6], "最后发现站点");
+        assert_eq!(head[11], "时间为Asia/Shanghai当地时间");
+        assert_eq!(rows.len(), 1 + cli_rows.len());
+        for (x, c) in rows[1..].iter().zip(&cli_rows) {
+            assert_eq!(x[0].to_string(), c["plate"].as_str().unwrap());
+            assert_eq!(x[3], Data::Float(c["sightings"].as_f64().unwrap()));
+            // last_seen: an Excel date-time of the Beijing wall clock.
+            let ms = chrono::DateTime::parse_from_rfc3339(c["last_seen"].as_str().unwrap())
+                .unwrap()
+                .timestamp_millis();
+            let serial = (ms + 8 * 3_600_000) as f64 / 86_400_000.0 + 25_569.0;
+            let Data::DateTime(d) = &x[5] else {
+                panic!("last_seen not a date-time: {:?}", x[5]);
+            };
+            assert!(
+                (d.as_f64() - serial).abs() < 1e-7,
+                "{} vs {serial}",
+                d.as_f64()
+            );
+        }
+        let first = cli_rows.iter().find(|c| c["plate"] == FLAGGED).unwrap();
+        assert_eq!(first["sightings"], 18);
+    }
+
+    // --- District (the site code's division code) filters on the last site.
+    let r = get(a, "/api/lists/china3-diesel?district=1201", Some(&li));
+    sent.push((lists_route, r.status, Some("li")));
+    assert_eq!(r.status, 200);
+    let got: Vec<String> = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["plate"].as_str().unwrap().to_string())
+        .collect();
+    let want: Vec<String> = cli_rows
+        .iter()
+        .filter(|c| c["last_site"].as_str().unwrap()[1..].starts_with("1201"))
+        .map(|c| c["plate"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!want.is_empty() && want.len() < cli_rows.len());
+    assert_eq!(got, want);
+
+    // --- Parameters carrying SQL text are refused as parameters: 400, nothing run.
+    let vehicles_before = common::rows(&common::sql(&t, "SELECT count(*) AS n FROM vehicles"));
+    for q in [
+        format!("min_failing_passes={}", enc("3; DROP TABLE vehicles")),
+        format!("since={}", enc("2026-01-01' OR '1'='1")),
+        format!("same_pollutant={}", enc("true) OR (1=1")),
+        format!("{}=1", enc("x; DELETE FROM vehicles")),
+    ] {
+        let r = get(
+            a,
+            &format!("/api/lists/rsd-repeat-exceeders?{q}"),
+            Some(&li),
+        );
+        sent.push((lists_route, r.status, Some("li")));
+        assert_eq!(r.status, 400, "{q}: {}", String::from_utf8_lossy(&r.body));
+        let msg = r.json()["error"].as_str().unwrap().to_string();
+        assert!(msg.contains("parameter"), "{msg}");
+    }
+    assert_eq!(
+        common::rows(&common::sql(&t, "SELECT count(*) AS n FROM vehicles")),
+        vehicles_before
+    );
+
+    // --- A commit made while the server runs is seen by the next request (no restart).
+    let late = dir.path().join("late.ndjson");
+    let late_ms = last_ms + 3_600_000;
+    std::fs::write(
+        &late,
+        format!(
+            "{{\"read_id\":\"PR-LATE-1\",\"read_at\":{late_ms},\"site_id\":\"C140105001\",\"plate\":\"{CLEAN}\",\"plate_color\":\"blue\",\"confidence_pct\":90.0}}\n"
+        ),
+    )
+    .unwrap();
+    ingest(&t, &["--stream", "plates", late.to_str().unwrap()]);
+    let r = get(a, &format!("/api/plates/{}", enc(CLEAN)), Some(&li));
+    sent.push((plates_route, r.status, Some("li")));
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["last_seen"]["site_id"], "C140105001");
+    assert_eq!(v["last_seen"]["source"], "plate_reads");
+    let seen = chrono::DateTime::parse_from_rfc3339(v["last_seen"]["seen_at"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis();
+    assert_eq!(seen, late_ms);
+
+    // --- Unknown route: 404, audited.
+    let r = get(a, "/api/nothing-here", Some(&li));
+    sent.push(("(no route)", r.status, None));
+    assert_eq!(r.status, 404);
+
+    // --- Metrics (admin): requests per route template and status.
+    let r = get(a, "/metrics", Some("Bearer tok-ops-0123456789"));
+    assert_eq!(r.status, 200);
+    let text = String::from_utf8(r.body).unwrap();
+    let count = |route: &str, status: u16| {
+        sent.iter()
+            .filter(|(w, s, _)| *w == route && *s == status)
+            .count()
+    };
+    for (route, status) in [(plates_route, 200), (plates_route, 401), (lists_route, 400)] {
+        let line = format!(
+            "plumewatch_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {}",
+            count(route, status)
+        );
+        assert!(text.contains(&line), "{line} not in\n{text}");
+    }
+    assert!(text.contains("plumewatch_http_request_duration_seconds_bucket{le="));
+    sent.push(("/metrics", 200, Some("ops")));
+
+    // --- Every request left exactly one audit row, readable by `plumewatch query`.
+    rt.block_on(server.stop()).unwrap();
+    let audit = common::rows(&common::sql(
+        &t,
+        "SELECT request_id, what, status, who, role, rows, parameters FROM audit ORDER BY at, request_id",
+    ));
+    assert_eq!(audit.len(), sent.len(), "{audit:#?}");
+    let ids: std::collections::BTreeSet<_> =
+        audit.iter().map(|r| r["request_id"].clone()).collect();
+    assert_eq!(ids.len(), audit.len());
+    let mut want: BTreeMap<(String, String, Option<String>), usize> = BTreeMap::new();
+    for (w, s, who) in &sent {
+        *want
+            .entry((w.to_string(), s.to_string(), who.map(str::to_string)))
+            .or_default() += 1;
+    }
+    let mut got: BTreeMap<(String, String, Option<String>), usize> = BTreeMap::new();
+    for r in &audit {
+        *got.entry((
+            r["what"].clone().unwrap(),
+            r["status"].clone().unwrap(),
+            r["who"].clone(),
+        ))
+        .or_default() += 1;
+    }
+    assert_eq!(got, want);
+    // The first lookup: plate in the parameters, rows returned, role.
+    let first = &audit[0];
+    assert_eq!(first["what"].as_deref(), Some(plates_route));
+    assert_eq!(first["role"].as_deref(), Some("police"));
+    assert_eq!(
+        first["rows"].as_deref(),
+        Some(flagged_rows.to_string().as_str())
+    );
+    let p: Value = serde_json::from_str(first["parameters"].as_deref().unwrap()).unwrap();
+    assert_eq!(p["plate"], FLAGGED);
+    // The CSV export: its row count.
+    let csv_row = audit
+        .iter()
+        .find(|r| {
+            r["parameters"]
+                .as_deref()
+                .is_some_and(|p| p.contains("\"format\":\"csv\""))
+        })
+        .unwrap();
+    assert_eq!(
+        csv_row["rows"].as_deref(),
+        Some(cli_rows.len().to_string().as_str())
+    );
+    // Refused requests return no rows.
+    assert!(
+        audit
+            .iter()
+            .filter(|r| r["status"].as_deref() != Some("200"))
+            .all(|r| r["rows"].is_none())
+    );
+
+    // --- Limits: a list over max_rows is 413 (not cut), a query over the time limit 503.
+    let cfg = ServeConfig {
+        listen: "127.0.0.1:0".into(),
+        instance_id: "serve-limits".into(),
+        max_rows: 1,
+        users: vec![user("li", Role::Police, Some("pw-li-1"), None)],
+        ..ServeConfig::default()
+    };
+    let small = rt.block_on(plumewatch::serve::start(&t, cfg)).unwrap();
+    let r = get(small.addr, "/api/lists/china3-diesel", Some(&li));
+    assert_eq!(r.status, 413, "{}", String::from_utf8_lossy(&r.body));
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("more than 1 rows")
+    );
+    rt.block_on(small.stop()).unwrap();
+    let cfg = ServeConfig {
+        listen: "127.0.0.1:0".into(),
+        instance_id: "serve-limits".into(),
+        query_timeout_s: 0.000_001,
+        users: vec![user("li", Role::Police, Some("pw-li-1"), None)],
+        ..ServeConfig::default()
+    };
+    let slow = rt.block_on(plumewatch::serve::start(&t, cfg)).unwrap();
+    let r = get(slow.addr, "/api/lists/china3-diesel", Some(&li));
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    rt.block_on(slow.stop()).unwrap();
+    let limited = common::rows(&common::sql(
+        &t,
+        "SELECT status FROM audit WHERE instance = 'serve-limits' ORDER BY at",
+    ));
+    let statuses: Vec<_> = limited
+        .iter()
+        .map(|r| r["status"].clone().unwrap())
+        .collect();
+    assert_eq!(statuses, ["413", "503"]);
+
+    // --- The log names route templates, never a plate (raw or percent-encoded).
+    let log = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("GET /api/plates/{plate} 200"), "{log}");
+    for p in [FLAGGED, CLEAN] {
+        assert!(!log.contains(p), "plate {p} in the log:\n{log}");
+        assert!(!log.contains(&enc(p)), "plate {p} in the log:\n{log}");
+    }
+}
+
+/// The example config loads, and its example secrets are what its comments say.
+#[test]
+fn example_config_loads() {
+    let cfg = ServeConfig::load(&common::repo("fixtures/serve.example.toml")).unwrap();
+    assert_eq!(cfg.listen, "127.0.0.1:8080");
+    assert_eq!(cfg.users.len(), 4);
+    let users = plumewatch::serve::auth::Users::new(cfg.users.clone());
+    let mut h = axum::http::HeaderMap::new();
+    h.insert(
+        axum::http::header::AUTHORIZATION,
+        basic("police1", "change-me-police").parse().unwrap(),
+    );
+    assert_eq!(users.authenticate(&h).unwrap().role, Role::Police);
+    h.insert(
+        axum::http::header::AUTHORIZATION,
+        "Bearer change-me-token".parse().unwrap(),
+    );
+    assert_eq!(users.authenticate(&h).unwrap().name, "records-office");
+}

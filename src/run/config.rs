@@ -240,3 +240,52 @@ impl RunConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documented example parses and passes the checks; so does its every commented
+    /// source option written out (`[[files]]` as CSV with a mapping, `[[tcp]]`).
+    #[test]
+    fn example_config_and_its_source_options_parse() {
+        let text = include_str!("../../fixtures/run.example.toml");
+        let c = RunConfig::parse(text).unwrap();
+        c.check().unwrap();
+        assert_eq!(c.sources.kafka.as_ref().unwrap().topics.len(), 4);
+        let more = format!(
+            "{text}\n[[files]]\nstream = \"rsd\"\npath = \"/data/p.csv\"\nformat = \"csv\"\nmapping = \"fixtures/mappings/conox.toml\"\nmax_record_bytes = 1048576\n[[tcp]]\nstream = \"frames\"\nlisten = \"0.0.0.0:7001\"\nformat = \"hj1239\"\nmax_connections = 64\n"
+        );
+        let c = RunConfig::parse(&more).unwrap();
+        c.check().unwrap();
+        assert_eq!(
+            c.sources.files[0].format,
+            Some(crate::source::file::Format::Csv)
+        );
+        assert_eq!(c.sources.tcp[0].max_connections, 64);
+    }
+
+    /// A misspelt key is an error naming it (the source sections are flattened, so serde's
+    /// own check cannot see it), as is a bad combination inside a source section.
+    #[test]
+    fn unknown_keys_and_bad_sources_are_errors() {
+        let e = RunConfig::parse("tables = \"t\"\nidle_exit = 5\n").unwrap_err();
+        assert!(
+            e.to_string().starts_with("unknown field `idle_exit`"),
+            "{e}"
+        );
+        let e = RunConfig::parse(
+            "tables = \"t\"\n[[tcp]]\nstream = \"rsd\"\nlisten = \"x\"\nport = 1\n",
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("unknown field `port`"), "{e:#}");
+        let c = RunConfig::parse(
+            "tables = \"t\"\n[[tcp]]\nstream = \"rsd\"\nlisten = \"127.0.0.1:1\"\nformat = \"csv\"\n",
+        )
+        .unwrap();
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.contains("format csv is not offered over TCP"), "{e}");
+        let c = RunConfig::parse("tables = \"t\"\n").unwrap();
+        assert!(c.check().unwrap_err().to_string().starts_with("no sources"));
+    }
+}

@@ -2,7 +2,8 @@
 //! every `tests/slt/*.slt` file runs on its own empty tables directory. Besides read-only SQL,
 //! a record may be
 //!
-//! - `INGEST <stream>` followed by NDJSON lines: ingested like `plumewatch ingest --stream`;
+//! - `INGEST <stream>` followed by NDJSON lines: ingested like `plumewatch ingest --stream`
+//!   (`INGEST frames` takes HJ 1239 frames as hex, one per line);
 //! - `LIST <name> [param=value …] [| column,column …]`: the named list with its parameters
 //!   bound as `list` does, in its own row order, optionally only the columns named.
 //!
@@ -75,11 +76,24 @@ impl sqllogictest::DB for Lists {
                     .unwrap()
                     .as_nanos()
             ));
-            std::fs::write(&file, format!("{body}\n")).map_err(err)?;
+            // Frames are written as hex, one frame per line, and ingested as binary.
+            let format = if stream == plumewatch::pipeline::Stream::Frames {
+                let bytes = body
+                    .split_whitespace()
+                    .map(hex::decode)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(err)?
+                    .concat();
+                std::fs::write(&file, bytes).map_err(err)?;
+                plumewatch::ingest::Format::Hj1239
+            } else {
+                std::fs::write(&file, format!("{body}\n")).map_err(err)?;
+                plumewatch::ingest::Format::Ndjson
+            };
             let tables = self.dir.path().join("t");
             let s = plumewatch::ingest::ingest(&plumewatch::ingest::IngestOptions {
                 stream,
-                format: plumewatch::ingest::Format::Ndjson,
+                format,
                 vin: None,
                 mapping: None,
                 limits: &self.limits,

@@ -144,8 +144,8 @@ pub const CHINA3_REGISTERED: ListDef = ListDef {
     params: &[MAX_EMISSION_STANDARD, INFER_REGISTERED_BEFORE],
 };
 
-/// `gas-twc-suspects`: one row per vehicle with TWC / rear-O2 detections (§3.3) or a
-/// catalyst DTC (§2.2), ranked by the strongest evidence; by default only vehicles registered
+/// `gas-twc-suspects`: one row per vehicle with TWC / rear-O2 detections (§3.3), a
+/// catalyst DTC (§2.2) or a catalyst / exhaust-gas-sensor monitor not complete (§3.3 item 6), ranked by the strongest evidence; by default only vehicles registered
 /// as natural gas with emission standard VI (registry join by VIN, or plate + colour for a
 /// detection without VIN; a registered plate that is not recognised is shown as NULL).
 ///

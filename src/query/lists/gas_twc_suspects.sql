@@ -1,7 +1,8 @@
 WITH d AS (
   SELECT * FROM detections
   WHERE rule_id IN ('rear_o2_flatline', 'rear_o2_periodic', 'rear_o2_mirrors_front', 'dfco_no_lean',
-                    'rear_o2_missing', 'rear_o2_low_band', 'obd_catalyst_dtc', 'lambda_implausible')
+                    'rear_o2_missing', 'rear_o2_low_band', 'obd_catalyst_dtc', 'lambda_implausible',
+                    'obd_readiness_incomplete')
     AND detected_at >= to_timestamp($since) AND detected_at < to_timestamp($until)
 ),
 v AS (
@@ -55,7 +56,8 @@ SELECT j.vin,
        max(p.last_lat_deg) AS last_lat_deg,
        max(j.limit_set) AS limit_set,
        sum(CASE WHEN j.rule_id = 'rear_o2_low_band' THEN 1 ELSE 0 END) AS rear_o2_low_band,
-       sum(CASE WHEN j.dq THEN 1 ELSE 0 END) AS lambda_implausible
+       sum(CASE WHEN j.dq THEN 1 ELSE 0 END) AS lambda_implausible,
+       sum(CASE WHEN j.rule_id = 'obd_readiness_incomplete' THEN 1 ELSE 0 END) AS obd_readiness_incomplete
 FROM j LEFT JOIN last_pos p ON j.vin = p.vin
 WHERE $all_vehicles OR coalesce(j.gas_vi, false)
 GROUP BY j.vin

@@ -250,8 +250,7 @@ impl SourceConfig for FileSourceConfig {
         let mapping = b.mapping(stream, self.mapping.as_deref())?;
         let decoding = match mapping {
             Some(i) => b.mappings[i].1.clone(),
-            None => Mapping::compile(None, stream.specs(), "canonical")?
-                .with_time_policy(b.time.clone()),
+            None => Mapping::compile(None, stream.specs(), "canonical")?.with_time_policy(b.time),
         };
         Ok(vec![Box::new(FileSource {
             id: Arc::new(SourceId::file(&self.path)),

@@ -246,6 +246,9 @@ fn pos(file: &str, offset: u64, line: u64) -> SourcePos<'_> {
     SourcePos { file, offset, line }
 }
 
+/// The positions of one commit, sent to every source after its manifest entry is written.
+pub type Committed = Vec<(Arc<SourceId>, Position)>;
+
 /// What a running source gets.
 pub struct SourceCtx {
     /// To the worker (bounded: a slow worker slows the source).
@@ -254,7 +257,7 @@ pub struct SourceCtx {
     pub stop: Arc<AtomicBool>,
     pub metrics: Arc<Metrics>,
     /// Positions as of each commit (sent after the manifest entry is written).
-    pub committed: Receiver<Vec<(Arc<SourceId>, Position)>>,
+    pub committed: Receiver<Committed>,
     /// The resume point of this attempt (positions from the manifest).
     pub resume: Arc<Resume>,
     /// Tables root and instance id (sources that read the manifest themselves).
@@ -316,7 +319,7 @@ impl Builder {
         self.mappings.push((
             stream,
             Mapping::compile(Some(&m), stream.specs(), &p.display().to_string())?
-                .with_time_policy(self.time.clone()),
+                .with_time_policy(self.time),
         ));
         Ok(Some(self.mappings.len() - 1))
     }

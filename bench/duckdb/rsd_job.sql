@@ -291,7 +291,21 @@ SELECT
     temp_st AS temp_status,
     co2_st AS co2_status,
     invalid_reason_r IS NULL AS valid,
-    invalid_reason_r AS invalid_reason,
+    -- the first reason's stable code (rsd_limits::code), then every reason in words
+    CASE WHEN fclass IS NULL THEN 'fuel_unknown'
+         WHEN fclass = 'ev' THEN 'electric_vehicle'
+         WHEN speed_st = 'missing' THEN 'speed_missing'
+         WHEN speed_st = 'out_of_window' THEN CASE WHEN speed_kmh < 5.0 THEN 'speed_too_low' ELSE 'speed_too_high' END
+         WHEN accel_st = 'missing' THEN 'accel_missing'
+         WHEN accel_st = 'out_of_window' THEN 'accel_too_low'
+         WHEN vsp_st = 'missing' THEN 'vsp_missing'
+         WHEN vsp_st = 'out_of_window' THEN CASE WHEN vsp_r < 0.0 THEN 'vsp_too_low' ELSE 'vsp_too_high' END
+         WHEN wind_st = 'out_of_window' THEN 'wind_too_high'
+         WHEN temp_st = 'out_of_window' THEN CASE WHEN ambient_temp_c < -20.0 THEN 'temp_too_low' ELSE 'temp_too_high' END
+         WHEN NOT judged_r THEN 'no_limited_pollutant_measured'
+    END AS invalid_code,
+    coalesce(invalid_reason_r,
+             CASE WHEN NOT judged_r THEN 'none of the limited pollutants measured' END) AS invalid_detail,
     CASE WHEN NOT judged_r THEN 'invalid' WHEN len(exceeded_r) = 0 THEN 'pass' ELSE 'fail' END AS verdict,
     exceeded_r AS exceeded,
     'cn-observed@2026.1' AS limit_set,

@@ -47,6 +47,7 @@ const RUN_KEYS: &[&str] = &[
     "metrics",
     "idle_exit_ms",
     "channel_capacity",
+    "serve",
 ];
 
 /// The whole configuration.
@@ -84,6 +85,11 @@ pub struct RunConfig {
     /// Messages buffered between the source and the worker (backpressure bound). Default 20000.
     #[serde(default = "d_capacity")]
     pub channel_capacity: usize,
+    /// `[serve]`: host the HTTP server (`plumewatch serve`'s, same options:
+    /// `fixtures/serve.example.toml`) in this process, over `tables`; the run's entrance alerts
+    /// reach the alert board as they are delivered. Default: none.
+    #[serde(default)]
+    pub serve: Option<crate::serve::ServeConfig>,
 }
 
 pub use crate::source::SourcesConfig;
@@ -234,6 +240,9 @@ impl RunConfig {
             );
         }
         self.sources.check()?;
+        if let Some(s) = &self.serve {
+            s.check()?;
+        }
         if self.instance_id.is_empty() || self.instance_id.contains(['/', '.']) {
             anyhow::bail!("instance_id must be non-empty without '/' or '.'");
         }

@@ -206,6 +206,8 @@ pub fn build_watchlist(
 }
 
 struct AlertSink {
+    /// The hosted server's alert board (`[serve]`), if any.
+    board: Option<Arc<crate::serve::board::AlertHub>>,
     ndjson: Option<Box<dyn Write + Send>>,
     producer: Option<(BaseProducer, String)>,
     metrics: Arc<Metrics>,
@@ -215,6 +217,14 @@ impl AlertSink {
     fn deliver(&mut self, alerts: Vec<Alert>) {
         if alerts.is_empty() {
             return;
+        }
+        if let Some(b) = &self.board {
+            b.publish(
+                alerts
+                    .iter()
+                    .filter_map(crate::serve::board::NewAlert::from_alert)
+                    .collect(),
+            );
         }
         let now = chrono::Utc::now().timestamp_millis();
         for a in &alerts {
@@ -265,6 +275,12 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
     // uncommitted files, which a running twin is writing). Held until `run` returns, across
     // restarts of the source.
     let _lock = manifest::lock_instance(&cfg.tables, &cfg.instance_id)?;
+    // `[serve]`: the server runs beside the run (its own runtime), across source restarts.
+    let hosted = match &cfg.serve {
+        Some(s) => Some(crate::serve::host(&cfg.tables, s.clone()).context("[serve]")?),
+        None => None,
+    };
+    let board = hosted.as_ref().map(|h| h.board.clone());
     let mut total = RunSummary::default();
     let mut quick_failures = 0u32;
     let res = loop {
@@ -282,7 +298,7 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
                 }
             })
         };
-        let r = run_attempt(&cfg, attempt_stop.clone(), &metrics);
+        let r = run_attempt(&cfg, attempt_stop.clone(), &metrics, board.clone());
         attempt_stop.store(true, Ordering::SeqCst);
         let _ = relay.join();
         match r {
@@ -326,7 +342,9 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
     if let Some(s) = metrics_server {
         let _ = s.join();
     }
+    let served = hosted.map(|h| h.stop()).unwrap_or(Ok(()));
     res?;
+    served.context("stopping the hosted server")?;
     let (p50, p99) = metrics.latency_quantiles();
     total.latency_p50_ms = p50;
     total.latency_p99_ms = p99;
@@ -342,6 +360,7 @@ fn run_attempt(
     cfg: &RunConfig,
     stop: Arc<AtomicBool>,
     metrics: &Arc<Metrics>,
+    board: Option<Arc<crate::serve::board::AlertHub>>,
 ) -> anyhow::Result<RunSummary> {
     std::fs::create_dir_all(&cfg.tables)
         .with_context(|| format!("cannot create {}", cfg.tables.display()))?;
@@ -440,6 +459,7 @@ fn run_attempt(
         None => None,
     };
     let mut alerts = AlertSink {
+        board,
         ndjson,
         producer,
         metrics: metrics.clone(),

@@ -13,6 +13,8 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod board;
+pub mod board_api;
 pub mod config;
 pub mod export;
 pub mod lake;
@@ -36,12 +38,29 @@ pub struct Server {
     state: Arc<api::AppState>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The board's poller of the committed `alerts` table.
+    poller: tokio::task::JoinHandle<()>,
 }
 
 /// Starts the server on `cfg.listen` over the tables under `tables` (must exist). Errors:
 /// missing tables directory, unreadable limit set, address in use, another server with the same
 /// `instance_id` on these tables.
 pub async fn start(tables: &Path, cfg: ServeConfig) -> anyhow::Result<Server> {
+    let hub = Arc::new(board::AlertHub::new(
+        cfg.board.buffer,
+        Duration::from_secs(cfg.board.retention_s),
+    ));
+    start_with_board(tables, cfg, hub).await
+}
+
+/// As [`start`], with the board's alerts hub given: `run` publishes its entrance alerts to it
+/// as it delivers them ([`host`]). The server also polls the committed `alerts` table into it
+/// (`board` module doc).
+pub async fn start_with_board(
+    tables: &Path,
+    cfg: ServeConfig,
+    hub: Arc<board::AlertHub>,
+) -> anyhow::Result<Server> {
     cfg.check()?;
     let meta = std::fs::metadata(tables)
         .with_context(|| format!("tables directory {} does not exist", tables.display()))?;
@@ -67,7 +86,14 @@ pub async fn start(tables: &Path, cfg: ServeConfig) -> anyhow::Result<Server> {
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    let poller = tokio::spawn(board::poll_alerts_table(
+        tables.clone(),
+        hub.clone(),
+        Duration::from_millis(cfg.board.poll_ms),
+        Duration::from_secs(cfg.board.retention_s),
+    ));
     let state = Arc::new(api::AppState {
+        board: hub,
         lake: lake::LakeCache::new(&tables),
         tables,
         users: auth::Users::new(cfg.users.clone()),
@@ -93,6 +119,7 @@ pub async fn start(tables: &Path, cfg: ServeConfig) -> anyhow::Result<Server> {
         state,
         stop: Some(tx),
         task,
+        poller,
     })
 }
 
@@ -108,8 +135,16 @@ impl Server {
         self.state.metrics.render()
     }
 
-    /// Stops accepting, lets requests in flight finish, commits the audit rows.
+    /// The board's alerts hub.
+    pub fn board(&self) -> Arc<board::AlertHub> {
+        self.state.board.clone()
+    }
+
+    /// Stops accepting, ends the alert streams, lets requests in flight finish, commits the
+    /// audit rows.
     pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.state.board.close();
+        self.poller.abort();
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -139,4 +174,51 @@ pub fn run_until_signal(tables: &Path, cfg: ServeConfig) -> anyhow::Result<()> {
         eprintln!("plumewatch serve: stopping");
         server.stop().await
     })
+}
+
+/// The server hosted by `plumewatch run` (`[serve]` in the run config): its own tokio runtime
+/// (2 worker threads) beside the run's threads, and the hub the run publishes alerts to.
+pub struct Hosted {
+    rt: tokio::runtime::Runtime,
+    server: Option<Server>,
+    /// Where `run` publishes its entrance alerts.
+    pub board: Arc<board::AlertHub>,
+}
+
+/// Starts the server for `run` over `tables` (errors as [`start`]).
+pub fn host(tables: &Path, cfg: ServeConfig) -> anyhow::Result<Hosted> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("serve")
+        .enable_all()
+        .build()?;
+    let hub = Arc::new(board::AlertHub::new(
+        cfg.board.buffer,
+        Duration::from_secs(cfg.board.retention_s),
+    ));
+    let server = rt.block_on(start_with_board(tables, cfg, hub.clone()))?;
+    tracing::info!(
+        "serving on http://{} (board: /board, alerts: /api/alerts/stream)",
+        server.addr
+    );
+    Ok(Hosted {
+        rt,
+        server: Some(server),
+        board: hub,
+    })
+}
+
+impl Hosted {
+    /// The address the hosted server listens on.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.server.as_ref().map(|s| s.addr)
+    }
+
+    /// Stops the server (streams ended, audit committed).
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        match self.server.take() {
+            Some(s) => self.rt.block_on(s.stop()),
+            None => Ok(()),
+        }
+    }
 }

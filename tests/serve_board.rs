@@ -546,8 +546,12 @@ fn alerts_reach_the_patrol_board_over_sse() {
         c.drain(Duration::from_millis(500)).is_empty(),
         "p2 is at E2"
     );
-    drop(c);
+    // Stopping the server ends the open streams (it does not wait for the boards to leave).
+    let t0 = Instant::now();
     rt.block_on(server.stop()).unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    assert!(c.next(Duration::from_secs(1)).is_none());
+    drop(c);
     let _ = h.source;
 }
 
@@ -618,6 +622,11 @@ fn board_in_a_headless_browser() {
             assert!(Instant::now() < until, "the board never went live");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let header = c
+            .execute("return document.getElementById('sites').textContent", vec![])
+            .await
+            .unwrap();
+        assert_eq!(header.as_str(), Some("gate · 站点 · sites: E1, E3"));
         // One read at E2 (not the patrol's), then at E1; the page must show the E1 one.
         h.read("b-e2", "E2", BANNED);
         let t = h.read("b-e1", "E1", BANNED);

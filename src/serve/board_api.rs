@@ -183,6 +183,21 @@ pub async fn stream(
         sites,
         _client: ClientGuard(s.clone()),
     };
+    // First a `hello` event without id (so `Last-Event-ID` is unchanged): who watches which
+    // sites, for the page's header.
+    let watched = match &st.sites {
+        Sites::All => serde_json::Value::from("all"),
+        Sites::Only(s) => {
+            let mut v: Vec<&String> = s.iter().collect();
+            v.sort();
+            serde_json::json!(v)
+        }
+    };
+    let hello = Event::default().event("hello").data(
+        serde_json::json!({ "user": caller.name, "role": caller.role.as_str(), "sites": watched })
+            .to_string(),
+    );
+    let hello = futures::stream::once(async move { Ok::<Event, Infallible>(hello) });
     let body = futures::stream::unfold(st, |mut st| async move {
         loop {
             if let Some(e) = st.pending.pop_front() {
@@ -204,7 +219,9 @@ pub async fn stream(
         }
     });
     let keep = KeepAlive::new().interval(Duration::from_secs(s.cfg.board.keepalive_s));
-    let mut r = Sse::new(body).keep_alive(keep).into_response();
+    let mut r = Sse::new(futures::StreamExt::chain(hello, body))
+        .keep_alive(keep)
+        .into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // Tells nginx-style proxies not to buffer the stream.

@@ -249,3 +249,43 @@ impl RunConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example run config loads, and so does it with its commented `[serve]` section
+    /// switched on (the hosted server's users, board options and the patrol's sites).
+    #[test]
+    fn example_config_with_and_without_serve() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/run.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(RunConfig::parse(&text).unwrap().serve.is_none());
+        let (head, tail) = text.split_at(text.find("\n# [serve]\n").unwrap() + 1);
+        let on: String = tail
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = RunConfig::parse(&format!("{head}{on}\n")).unwrap();
+        c.check().unwrap();
+        let s = c.serve.unwrap();
+        assert_eq!(s.listen, "127.0.0.1:8080");
+        assert_eq!(s.board.poll_ms, 1000);
+        assert_eq!(s.users[0].sites, ["C130102001"]);
+        // The token is the example config's "change-me-gate".
+        assert_eq!(
+            s.users[0].token_sha256.as_deref(),
+            Some(
+                crate::serve::auth::hash_secret("change-me-gate")
+                    .unwrap()
+                    .1
+                    .as_str()
+            )
+        );
+        let e = RunConfig::parse(&format!("{head}[serve]\nlisten_on = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("listen_on"), "{e}");
+    }
+}

@@ -1,8 +1,11 @@
 //! `plumewatch serve`: one HTTP server (axum on tokio) over a tables directory, for the people
-//! who use the lists (issue 13). This slice serves the police API ([`api`]): plate lookups
-//! and the named lists as JSON, CSV or XLSX; users, roles and secrets from the `[serve]`
-//! config ([`config`], [`auth`]); one `audit` row per request ([`audit`]); request metrics
-//! ([`metrics`]).
+//! who use the lists (issue 13). It serves the police API ([`api`]): plate lookups
+//! and the named lists as JSON, CSV or XLSX; the entrance patrols' live alert board
+//! ([`board`], [`board_api`]: `/board` and Server-Sent Events); users, roles and secrets from
+//! the `[serve]` config ([`config`], [`auth`]); one `audit` row per request ([`audit`]);
+//! request and SSE-client metrics ([`metrics`]). `plumewatch run` hosts the same server when
+//! its config has a `[serve]` section ([`host`]), and publishes its entrance alerts to the
+//! board as it delivers them.
 //!
 //! The server only reads committed data: the tables are opened through the commit manifest
 //! (`query::Lake::open`, `query::files`) and opened again when a table directory changed

@@ -424,6 +424,11 @@ impl AlertHub {
 pub struct AlertsTablePoller {
     root: PathBuf,
     read: HashSet<PathBuf>,
+    /// Modification times of the `alerts` directory and its partition directories at the
+    /// last pass: a commit creates its files there and renames them into view, which changes
+    /// them, so an unchanged stamp means no new file and the manifest is not read again
+    /// (it grows by one entry per commit of every writer).
+    stamp: Option<Vec<(PathBuf, Option<std::time::SystemTime>)>>,
     first: bool,
     retention_ms: i64,
 }
@@ -435,6 +440,7 @@ impl AlertsTablePoller {
         AlertsTablePoller {
             root: root.to_path_buf(),
             read: HashSet::new(),
+            stamp: None,
             first: true,
             retention_ms: retention.as_millis().min(i64::MAX as u128) as i64,
         }
@@ -444,6 +450,10 @@ impl AlertsTablePoller {
     /// and publishes their rows in read-time order. Returns the alerts offered. Errors: an
     /// unreadable manifest or file (the file is tried again next pass).
     pub fn poll(&mut self, hub: &AlertHub) -> anyhow::Result<usize> {
+        let stamp = dir_stamp(&self.root.join(crate::schema::ALERTS));
+        if self.stamp.as_ref() == Some(&stamp) {
+            return Ok(0);
+        }
         let files = crate::query::files::table_files(&self.root, crate::schema::ALERTS)?;
         let mut rows = Vec::new();
         for f in files.files {
@@ -463,8 +473,29 @@ impl AlertsTablePoller {
         if n > 0 {
             hub.publish(rows);
         }
+        // Taken before the listing: a file renamed into view after it changes the stamp again.
+        self.stamp = Some(stamp);
         Ok(n)
     }
+}
+
+/// Modification times of `dir` and of its subdirectories, sorted by path.
+fn dir_stamp(dir: &Path) -> Vec<(PathBuf, Option<std::time::SystemTime>)> {
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut out = vec![(dir.to_path_buf(), mtime(dir))];
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        let mut subs: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        subs.sort();
+        out.extend(subs.into_iter().map(|s| {
+            let m = mtime(&s);
+            (s, m)
+        }));
+    }
+    out
 }
 
 /// The `entrance_alert` rows of one `alerts` Parquet file.

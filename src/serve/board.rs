@@ -300,21 +300,27 @@ impl AlertHub {
                 }));
                 out.push(id);
             }
-            let cut = now_ms.saturating_sub(self.retention_ms);
-            while g
-                .buf
-                .front()
-                .is_some_and(|e| g.buf.len() > self.cap || e.received_ms < cut)
-            {
-                if let Some(e) = g.buf.pop_front() {
-                    g.ids.remove(&e.detection_id);
-                }
-            }
+            self.prune(&mut g, now_ms);
         }
         if let Some(&last) = out.last() {
             self.notify.send_replace(last);
         }
         out
+    }
+
+    /// Drops the oldest alerts beyond `cap` and those received more than the retention
+    /// before `now_ms`.
+    fn prune(&self, g: &mut Inner, now_ms: i64) {
+        let cut = now_ms.saturating_sub(self.retention_ms);
+        while g
+            .buf
+            .front()
+            .is_some_and(|e| g.buf.len() > self.cap || e.received_ms < cut)
+        {
+            if let Some(e) = g.buf.pop_front() {
+                g.ids.remove(&e.detection_id);
+            }
+        }
     }
 
     /// [`AlertHub::publish_at`] now.
@@ -345,6 +351,10 @@ impl AlertHub {
         backlog: usize,
         sites: &Sites,
     ) -> (Vec<Arc<BoardEvent>>, u64) {
+        // A quiet hub publishes nothing that would prune it: expired alerts go here too.
+        if let Ok(mut g) = self.inner.lock() {
+            self.prune(&mut g, chrono::Utc::now().timestamp_millis());
+        }
         match last {
             Some(id) => (self.after(id, sites), id),
             None => {

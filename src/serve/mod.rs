@@ -200,8 +200,8 @@ pub fn host(tables: &Path, cfg: ServeConfig) -> anyhow::Result<Hosted> {
         Duration::from_secs(cfg.board.retention_s),
     ));
     let server = rt.block_on(start_with_board(tables, cfg, hub.clone()))?;
-    tracing::info!(
-        "serving on http://{} (board: /board, alerts: /api/alerts/stream)",
+    eprintln!(
+        "plumewatch run: serving on http://{} (police API /api/…, patrol board /board)",
         server.addr
     );
     Ok(Hosted {

@@ -59,7 +59,8 @@ struct Hosted {
     dir: tempfile::TempDir,
     tables: PathBuf,
     web: SocketAddr,
-    source: SocketAddr,
+    /// The run's own `/metrics` (`[metrics] listen`).
+    run_metrics: SocketAddr,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<plumewatch::run::RunSummary>>,
     /// The connection to the TCP plate-read source.
@@ -88,6 +89,7 @@ impl Hosted {
         );
         let web: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let source: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let run_metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let text = format!(
             r#"tables = {tables:?}
 instance_id = "board"
@@ -101,6 +103,8 @@ kinds = ["entrance_alert"]
 dedup_window_ms = 0
 [sites]
 urban_entrances = ["E1", "E2", "E3"]
+[metrics]
+listen = "{run_metrics}"
 [serve]
 listen = "{web}"
 audit_commit_ms = 100
@@ -136,7 +140,7 @@ token_sha256 = "{}"
             dir,
             tables,
             web,
-            source,
+            run_metrics,
             stop,
             thread: Some(thread),
             feed: Some(feed),
@@ -324,9 +328,8 @@ fn alerts_reach_the_patrol_board_over_sse() {
     assert_eq!(patrol.status, 200);
     let police = Client::open(web, &stream(POLICE, ""), None);
     assert_eq!(police.status, 200);
-    let (st, metrics) = get(web, &format!("/metrics?token={ADMIN}"));
+    let (st, _) = get(web, &format!("/metrics?token={ADMIN}"));
     assert_eq!(st, 401, "metrics take the header, not ?token=");
-    let _ = metrics;
 
     // A read at E2 (an entrance, not the patrol's), then at E1, then a China VI truck at E1.
     h.read("x-e2", "E2", BANNED);
@@ -405,6 +408,11 @@ fn alerts_reach_the_patrol_board_over_sse() {
     };
     let m = admin_get("/metrics");
     assert!(m.contains("plumewatch_sse_clients 2"), "{m}");
+    // … and on the run's own /metrics, beside the run's counters.
+    let (st, m) = get(h.run_metrics, "/metrics");
+    assert_eq!(st, 200);
+    assert!(m.contains("plumewatch_sse_clients 2"), "{m}");
+    assert!(m.contains("plumewatch_source_records"), "{m}");
 
     // Latency over 100 alerts, one every 20 ms, measured at the patrol's client.
     let mut lat = Vec::new();
@@ -552,7 +560,6 @@ fn alerts_reach_the_patrol_board_over_sse() {
     assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
     assert!(c.next(Duration::from_secs(1)).is_none());
     drop(c);
-    let _ = h.source;
 }
 
 /// The board in a real headless browser (Debian `chromium` + `chromium-driver`; skipped,
@@ -570,7 +577,7 @@ fn board_in_a_headless_browser() {
     let mut h = Hosted::start();
     let port = free_port();
     let log = h.dir.path().join("chromedriver.log");
-    let mut cd = Command::new(&driver)
+    let cd = Command::new(&driver)
         .arg(format!("--port={port}"))
         .arg(format!("--log-path={}", log.display()))
         .stdout(std::process::Stdio::null())
@@ -584,7 +591,6 @@ fn board_in_a_headless_browser() {
             let _ = self.0.wait();
         }
     }
-    let _ = &mut cd;
     let _cd = Kill(cd);
     drop(connect(format!("127.0.0.1:{port}").parse().unwrap()));
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -264,7 +264,14 @@ impl AlertSink {
 pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> {
     let t0 = Instant::now();
     cfg.check()?;
-    let metrics = Arc::new(Metrics::with_latency_window(cfg.metrics.latency_window()));
+    let mut run_metrics = Metrics::with_latency_window(cfg.metrics.latency_window());
+    // The hosted server's metrics are also on the run's `/metrics` (`[metrics] listen`).
+    let serve_metrics = cfg.serve.as_ref().map(|_| {
+        let m = crate::serve::metrics::ServeMetrics::default();
+        run_metrics.register_more(|r| m.register(r));
+        m
+    });
+    let metrics = Arc::new(run_metrics);
     let metrics_server = match &cfg.metrics.listen {
         Some(addr) => Some(metrics::serve(addr, metrics.clone(), stop.clone())?),
         None => None,
@@ -276,9 +283,11 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
     // restarts of the source.
     let _lock = manifest::lock_instance(&cfg.tables, &cfg.instance_id)?;
     // `[serve]`: the server runs beside the run (its own runtime), across source restarts.
-    let hosted = match &cfg.serve {
-        Some(s) => Some(crate::serve::host(&cfg.tables, s.clone()).context("[serve]")?),
-        None => None,
+    let hosted = match (&cfg.serve, serve_metrics) {
+        (Some(s), Some(m)) => {
+            Some(crate::serve::host(&cfg.tables, s.clone(), m).context("[serve]")?)
+        }
+        _ => None,
     };
     let board = hosted.as_ref().map(|h| h.board.clone());
     let mut total = RunSummary::default();

@@ -33,8 +33,7 @@ const MAX_SITES: usize = 200;
 /// naming a site not assigned to it.
 pub fn sites_for(caller: &Caller, pairs: &[(String, String)]) -> Result<Sites, ApiError> {
     let mut asked: Vec<String> = Vec::new();
-    for (k, v) in pairs.iter().filter(|(k, _)| k == "sites") {
-        let _ = k;
+    for (_, v) in pairs.iter().filter(|(k, _)| k == "sites") {
         for s in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let ok = s.len() <= 32 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
             if !ok {

@@ -53,16 +53,18 @@ pub async fn start(tables: &Path, cfg: ServeConfig) -> anyhow::Result<Server> {
         cfg.board.buffer,
         Duration::from_secs(cfg.board.retention_s),
     ));
-    start_with_board(tables, cfg, hub).await
+    start_with_board(tables, cfg, hub, metrics::ServeMetrics::default()).await
 }
 
-/// As [`start`], with the board's alerts hub given: `run` publishes its entrance alerts to it
-/// as it delivers them ([`host`]). The server also polls the committed `alerts` table into it
+/// As [`start`], with the board's alerts hub and the metrics given: `run` publishes its
+/// entrance alerts to the hub as it delivers them, and exposes the metrics on its own
+/// `/metrics` ([`host`]). The server also polls the committed `alerts` table into the hub
 /// (`board` module doc).
 pub async fn start_with_board(
     tables: &Path,
     cfg: ServeConfig,
     hub: Arc<board::AlertHub>,
+    serve_metrics: metrics::ServeMetrics,
 ) -> anyhow::Result<Server> {
     cfg.check()?;
     let meta = std::fs::metadata(tables)
@@ -104,7 +106,7 @@ pub async fn start_with_board(
         limits,
         zone,
         audit,
-        metrics: metrics::ServeMetrics::default(),
+        metrics: serve_metrics,
         started_ms: chrono::Utc::now().timestamp_millis(),
         next_request: AtomicU64::new(0),
     });
@@ -188,8 +190,13 @@ pub struct Hosted {
     pub board: Arc<board::AlertHub>,
 }
 
-/// Starts the server for `run` over `tables` (errors as [`start`]).
-pub fn host(tables: &Path, cfg: ServeConfig) -> anyhow::Result<Hosted> {
+/// Starts the server for `run` over `tables`, counting in `serve_metrics` (errors as
+/// [`start`]).
+pub fn host(
+    tables: &Path,
+    cfg: ServeConfig,
+    serve_metrics: metrics::ServeMetrics,
+) -> anyhow::Result<Hosted> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("serve")
@@ -199,7 +206,7 @@ pub fn host(tables: &Path, cfg: ServeConfig) -> anyhow::Result<Hosted> {
         cfg.board.buffer,
         Duration::from_secs(cfg.board.retention_s),
     ));
-    let server = rt.block_on(start_with_board(tables, cfg, hub.clone()))?;
+    let server = rt.block_on(start_with_board(tables, cfg, hub.clone(), serve_metrics))?;
     eprintln!(
         "plumewatch run: serving on http://{} (police API /api/…, patrol board /board)",
         server.addr

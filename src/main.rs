@@ -156,9 +156,11 @@ enum Cmd {
         #[arg(long)]
         idle_exit_ms: Option<u64>,
     },
-    /// Serve the tables over HTTP to police (plate lookups, lists as JSON/CSV/XLSX), with
+    /// Serve the tables over HTTP to police (plate lookups, lists as JSON/CSV/XLSX) and to
+    /// entrance patrols (the live alert board /board, from the committed `alerts` table), with
     /// users and roles from the `[serve]` config (fixtures/serve.example.toml), every request
     /// audited in the `audit` table. Reads committed data only; new commits are seen at once.
+    /// A `[serve]` section in a `run` config hosts the same server inside `run`.
     Serve {
         #[arg(long)]
         tables: PathBuf,

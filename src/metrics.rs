@@ -532,6 +532,13 @@ impl Metrics {
 
     /// The exposition (OpenMetrics text): the gauges computed at scrape time (recent latency
     /// quantiles, per-partition lag and idle time) are set first.
+    /// Registers more metrics on this exposition before the `Metrics` is shared: the server
+    /// that `run` hosts (`[serve]`) adds its request and SSE-client metrics
+    /// (`serve::metrics::ServeMetrics::register`), so one scrape of `[metrics] listen` has both.
+    pub fn register_more(&mut self, f: impl FnOnce(&mut Registry)) {
+        f(&mut self.registry);
+    }
+
     pub fn render(&self) -> String {
         self.latency_recent_gauge.clear();
         let (p50, p99) = self.recent_latency_quantiles();

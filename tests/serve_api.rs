@@ -586,6 +586,10 @@ fn example_config_loads() {
     let cfg = ServeConfig::load(&common::repo("fixtures/serve.example.toml")).unwrap();
     assert_eq!(cfg.listen, "127.0.0.1:8080");
     assert_eq!(cfg.users.len(), 4);
+    assert_eq!(
+        (cfg.board.buffer, cfg.board.retention_s, cfg.board.backlog),
+        (10_000, 86_400, 20)
+    );
     let users = plumewatch::serve::auth::Users::new(cfg.users.clone());
     let mut h = axum::http::HeaderMap::new();
     h.insert(

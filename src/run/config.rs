@@ -47,6 +47,7 @@ const RUN_KEYS: &[&str] = &[
     "metrics",
     "idle_exit_ms",
     "channel_capacity",
+    "serve",
 ];
 
 /// The whole configuration.
@@ -84,6 +85,11 @@ pub struct RunConfig {
     /// Messages buffered between the source and the worker (backpressure bound). Default 20000.
     #[serde(default = "d_capacity")]
     pub channel_capacity: usize,
+    /// `[serve]`: host the HTTP server (`plumewatch serve`'s, same options:
+    /// `fixtures/serve.example.toml`) in this process, over `tables`; the run's entrance alerts
+    /// reach the alert board as they are delivered. Default: none.
+    #[serde(default)]
+    pub serve: Option<crate::serve::ServeConfig>,
 }
 
 pub use crate::source::SourcesConfig;
@@ -234,6 +240,9 @@ impl RunConfig {
             );
         }
         self.sources.check()?;
+        if let Some(s) = &self.serve {
+            s.check()?;
+        }
         if self.instance_id.is_empty() || self.instance_id.contains(['/', '.']) {
             anyhow::bail!("instance_id must be non-empty without '/' or '.'");
         }
@@ -287,5 +296,40 @@ mod tests {
         assert!(e.contains("format csv is not offered over TCP"), "{e}");
         let c = RunConfig::parse("tables = \"t\"\n").unwrap();
         assert!(c.check().unwrap_err().to_string().starts_with("no sources"));
+    }
+
+    /// The example run config loads, and so does it with its commented `[serve]` section
+    /// switched on (the hosted server's users, board options and the patrol's sites).
+    #[test]
+    fn example_config_with_and_without_serve() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/run.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(RunConfig::parse(&text).unwrap().serve.is_none());
+        let (head, tail) = text.split_at(text.find("\n# [serve]\n").unwrap() + 1);
+        let on: String = tail
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = RunConfig::parse(&format!("{head}{on}\n")).unwrap();
+        c.check().unwrap();
+        let s = c.serve.unwrap();
+        assert_eq!(s.listen, "127.0.0.1:8080");
+        assert_eq!(s.board.poll_ms, 1000);
+        assert_eq!(s.users[0].sites, ["C130102001"]);
+        // The token is the example config's "change-me-gate".
+        assert_eq!(
+            s.users[0].token_sha256.as_deref(),
+            Some(
+                crate::serve::auth::hash_secret("change-me-gate")
+                    .unwrap()
+                    .1
+                    .as_str()
+            )
+        );
+        let e = RunConfig::parse(&format!("{head}[serve]\nlisten_on = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("listen_on"), "{e}");
     }
 }

@@ -208,6 +208,8 @@ pub fn build_watchlist(
 }
 
 struct AlertSink {
+    /// The hosted server's alert board (`[serve]`), if any.
+    board: Option<Arc<crate::serve::board::AlertHub>>,
     ndjson: Option<Box<dyn Write + Send>>,
     producer: Option<(BaseProducer, String)>,
     metrics: Arc<Metrics>,
@@ -217,6 +219,14 @@ impl AlertSink {
     fn deliver(&mut self, alerts: Vec<Alert>) {
         if alerts.is_empty() {
             return;
+        }
+        if let Some(b) = &self.board {
+            b.publish(
+                alerts
+                    .iter()
+                    .filter_map(crate::serve::board::NewAlert::from_alert)
+                    .collect(),
+            );
         }
         let now = chrono::Utc::now().timestamp_millis();
         for a in &alerts {
@@ -256,7 +266,14 @@ impl AlertSink {
 pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> {
     let t0 = Instant::now();
     cfg.check()?;
-    let metrics = Arc::new(Metrics::with_latency_window(cfg.metrics.latency_window()));
+    let mut run_metrics = Metrics::with_latency_window(cfg.metrics.latency_window());
+    // The hosted server's metrics are also on the run's `/metrics` (`[metrics] listen`).
+    let serve_metrics = cfg.serve.as_ref().map(|_| {
+        let m = crate::serve::metrics::ServeMetrics::default();
+        run_metrics.register_more(|r| m.register(r));
+        m
+    });
+    let metrics = Arc::new(run_metrics);
     let metrics_server = match &cfg.metrics.listen {
         Some(addr) => Some(metrics::serve(addr, metrics.clone(), stop.clone())?),
         None => None,
@@ -267,6 +284,14 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
     // uncommitted files, which a running twin is writing). Held until `run` returns, across
     // restarts of the source.
     let _lock = manifest::lock_instance(&cfg.tables, &cfg.instance_id)?;
+    // `[serve]`: the server runs beside the run (its own runtime), across source restarts.
+    let hosted = match (&cfg.serve, serve_metrics) {
+        (Some(s), Some(m)) => {
+            Some(crate::serve::host(&cfg.tables, s.clone(), m).context("[serve]")?)
+        }
+        _ => None,
+    };
+    let board = hosted.as_ref().map(|h| h.board.clone());
     let mut total = RunSummary::default();
     let mut quick_failures = 0u32;
     let res = loop {
@@ -284,7 +309,7 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
                 }
             })
         };
-        let r = run_attempt(&cfg, attempt_stop.clone(), &metrics);
+        let r = run_attempt(&cfg, attempt_stop.clone(), &metrics, board.clone());
         attempt_stop.store(true, Ordering::SeqCst);
         let _ = relay.join();
         match r {
@@ -328,7 +353,9 @@ pub fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> 
     if let Some(s) = metrics_server {
         let _ = s.join();
     }
+    let served = hosted.map(|h| h.stop()).unwrap_or(Ok(()));
     res?;
+    served.context("stopping the hosted server")?;
     let (p50, p99) = metrics.latency_quantiles();
     total.latency_p50_ms = p50;
     total.latency_p99_ms = p99;
@@ -344,6 +371,7 @@ fn run_attempt(
     cfg: &RunConfig,
     stop: Arc<AtomicBool>,
     metrics: &Arc<Metrics>,
+    board: Option<Arc<crate::serve::board::AlertHub>>,
 ) -> anyhow::Result<RunSummary> {
     std::fs::create_dir_all(&cfg.tables)
         .with_context(|| format!("cannot create {}", cfg.tables.display()))?;
@@ -442,6 +470,7 @@ fn run_attempt(
         None => None,
     };
     let mut alerts = AlertSink {
+        board,
         ndjson,
         producer,
         metrics: metrics.clone(),

@@ -52,6 +52,8 @@ pub struct AppState {
     pub users: Users,
     pub audit: AuditLog,
     pub metrics: ServeMetrics,
+    /// The recent entrance alerts of the board (`super::board`).
+    pub board: Arc<super::board::AlertHub>,
     /// Request ids are `<instance>-<start ms>-<n>`.
     pub started_ms: i64,
     pub next_request: AtomicU64,
@@ -61,7 +63,7 @@ type Shared = Arc<AppState>;
 
 /// Rows an answer carried, for the audit row (set by the handlers).
 #[derive(Clone, Copy, Debug)]
-struct RowsReturned(u64);
+pub(crate) struct RowsReturned(pub(crate) u64);
 
 /// The router: every route behind [`guard`], anything else 404 (audited too).
 pub fn router(state: Shared) -> Router {
@@ -69,6 +71,8 @@ pub fn router(state: Shared) -> Router {
         .route("/api/plates/{plate}", get(plate))
         .route("/api/lists/{name}", get(list))
         .route("/metrics", get(metrics))
+        .route("/board", get(super::board_api::page))
+        .route("/api/alerts/stream", get(super::board_api::stream))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard))
         .fallback(no_route)
         .with_state(state)
@@ -132,7 +136,14 @@ async fn guard(State(s): State<Shared>, req: axum::extract::Request, next: Next)
             params.insert(k.to_string(), Value::from(v));
         }
     }
-    for (k, v) in query_pairs(&parts.uri) {
+    let pairs = query_pairs(&parts.uri);
+    // `?token=` is a secret: never in the audit row.
+    let query_token = pairs
+        .iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.clone());
+    for (k, v) in pairs {
+        let v = if k == "token" { "(redacted)".into() } else { v };
         match params.get_mut(&k) {
             Some(Value::Array(a)) => a.push(Value::from(v)),
             Some(old) => {
@@ -145,7 +156,14 @@ async fn guard(State(s): State<Shared>, req: axum::extract::Request, next: Next)
         }
     }
     let method = parts.method.clone();
-    let (who, role, mut resp) = match s.users.authenticate(&parts.headers) {
+    let authenticated = match (
+        &query_token,
+        parts.headers.contains_key(header::AUTHORIZATION),
+    ) {
+        (Some(t), false) if super::auth::is_board_route(&route) => s.users.authenticate_token(t),
+        _ => s.users.authenticate(&parts.headers),
+    };
+    let (who, role, mut resp) = match authenticated {
         Err(e) => {
             let mut r =
                 ApiError::new(StatusCode::UNAUTHORIZED, "authentication required").into_response();
@@ -160,7 +178,8 @@ async fn guard(State(s): State<Shared>, req: axum::extract::Request, next: Next)
             (e.claimed().map(str::to_string), None, r)
         }
         Ok(c) => {
-            let allowed = allowed_roles(&route).is_some_and(|r| r.contains(&c.role));
+            let allowed = allowed_roles(&route).is_some_and(|r| r.contains(&c.role))
+                || patrol_evidence(&s, &c, &route, &params);
             let who = Some(c.name.clone());
             let role = Some(c.role.as_str().to_string());
             if !allowed {
@@ -211,6 +230,27 @@ async fn guard(State(s): State<Shared>, req: axum::extract::Request, next: Next)
     resp
 }
 
+/// A patrol may open the evidence (`/api/plates/{plate}`) of a plate that the board holds an
+/// alert for at one of its sites, and no other plate.
+fn patrol_evidence(
+    s: &AppState,
+    c: &super::auth::Caller,
+    route: &str,
+    params: &serde_json::Map<String, Value>,
+) -> bool {
+    if c.role != super::config::Role::Patrol || route != "/api/plates/{plate}" {
+        return false;
+    }
+    let Some(raw) = params.get("plate").and_then(Value::as_str) else {
+        return false;
+    };
+    let plate = PlateText::parse(raw)
+        .ok()
+        .filter(|p| p.is_recognised())
+        .and_then(|p| p.plate.map(|p| p.0));
+    plate.is_some_and(|p| s.board.holds_plate_at(&p, &c.sites))
+}
+
 /// Any path the server does not have: 404, audited with the path (the log names no path).
 async fn no_route(State(s): State<Shared>, method: Method, uri: Uri) -> Response {
     let at_ms = chrono::Utc::now().timestamp_millis();
@@ -233,7 +273,7 @@ async fn no_route(State(s): State<Shared>, method: Method, uri: Uri) -> Response
 }
 
 /// The query string as decoded (key, value) pairs, in order.
-fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
+pub(crate) fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
     axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
         .map(|q| q.0)
         .unwrap_or_default()

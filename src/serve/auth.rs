@@ -116,6 +116,12 @@ impl Users {
         Ok(caller(user))
     }
 
+    /// Authenticates a bearer token given outside the `Authorization` header (`?token=` on
+    /// the board's routes), exactly as `Authorization: Bearer <token>` would be.
+    pub fn authenticate_token(&self, token: &str) -> Result<Caller, AuthError> {
+        self.bearer(token)
+    }
+
     fn bearer(&self, token: &str) -> Result<Caller, AuthError> {
         let digest = hex::encode(Sha256::digest(token.as_bytes()));
         self.users
@@ -151,16 +157,26 @@ fn caller(u: &UserConfig) -> Caller {
     }
 }
 
-/// The roles allowed on a route template: `/api/…` (plate lookups, lists, exports) police
-/// and admin; `/metrics` admin. `None`: a route this server does not have.
+/// The roles allowed on a route template: the alert board (`/board`,
+/// `/api/alerts/stream`) patrol, police and admin (a patrol limited to its sites by the
+/// handlers); other `/api/…` (plate lookups, lists, exports) police and admin; `/metrics`
+/// admin. `None`: a route this server does not have.
 pub fn allowed_roles(route: &str) -> Option<&'static [Role]> {
-    if route.starts_with("/api/") {
+    if is_board_route(route) {
+        Some(&[Role::Patrol, Role::Police, Role::Admin])
+    } else if route.starts_with("/api/") {
         Some(&[Role::Police, Role::Admin])
     } else if route == "/metrics" {
         Some(&[Role::Admin])
     } else {
         None
     }
+}
+
+/// The board's routes, where a token may also come as `?token=` (an `EventSource` cannot send
+/// headers).
+pub fn is_board_route(route: &str) -> bool {
+    route == "/board" || route == "/api/alerts/stream"
 }
 
 /// An argon2id PHC string for `secret` (recommended parameters, random salt), for

@@ -48,6 +48,9 @@ pub struct ServeConfig {
     /// it). Default `serve`.
     #[serde(default = "d_instance")]
     pub instance_id: String,
+    /// `[serve.board]`: the live alert board (`super::board::BoardConfig`).
+    #[serde(default)]
+    pub board: super::board::BoardConfig,
     /// Who may connect.
     #[serde(default)]
     pub users: Vec<UserConfig>,
@@ -125,6 +128,7 @@ impl Default for ServeConfig {
             max_rows: d_max_rows(),
             audit_commit_ms: d_audit_commit_ms(),
             instance_id: d_instance(),
+            board: Default::default(),
             users: Vec::new(),
         }
     }
@@ -158,6 +162,7 @@ impl ServeConfig {
         if self.audit_commit_ms == 0 {
             bail!("[serve] audit_commit_ms must be at least 1");
         }
+        self.board.check()?;
         let mut names = std::collections::HashSet::new();
         for u in &self.users {
             let who = format!("[[serve.users]] '{}'", u.name);

@@ -21,6 +21,8 @@ pub struct ServeMetrics {
     requests: Family<Labels, Counter>,
     latency: Family<Labels, Histogram, fn() -> Histogram>,
     audit_rows: Counter,
+    /// Open Server-Sent-Events connections (alert boards).
+    sse_clients: prometheus_client::metrics::gauge::Gauge,
     registry: Registry,
 }
 
@@ -34,6 +36,7 @@ impl Default for ServeMetrics {
             requests: Family::default(),
             latency: Family::new_with_constructor(new_histogram),
             audit_rows: Counter::default(),
+            sse_clients: Default::default(),
             registry: Registry::with_prefix("plumewatch"),
         };
         m.register_on_own();
@@ -66,6 +69,16 @@ impl ServeMetrics {
             "Audit rows queued (one per request).",
             self.audit_rows.clone(),
         );
+        r.register(
+            "sse_clients",
+            "Open alert-board event streams (GET /api/alerts/stream).",
+            self.sse_clients.clone(),
+        );
+    }
+
+    /// Adds `delta` (+1 at connect, -1 when the stream ends) to the SSE clients gauge.
+    pub fn sse_client(&self, delta: i64) {
+        self.sse_clients.inc_by(delta);
     }
 
     /// Counts one request of `route` answered with `status` after `seconds`.

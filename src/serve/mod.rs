@@ -1,8 +1,11 @@
 //! `plumewatch serve`: one HTTP server (axum on tokio) over a tables directory, for the people
-//! who use the lists (issue 13). This slice serves the police API ([`api`]): plate lookups
-//! and the named lists as JSON, CSV or XLSX; users, roles and secrets from the `[serve]`
-//! config ([`config`], [`auth`]); one `audit` row per request ([`audit`]); request metrics
-//! ([`metrics`]).
+//! who use the lists (issue 13). It serves the police API ([`api`]): plate lookups
+//! and the named lists as JSON, CSV or XLSX; the entrance patrols' live alert board
+//! ([`board`], [`board_api`]: `/board` and Server-Sent Events); users, roles and secrets from
+//! the `[serve]` config ([`config`], [`auth`]); one `audit` row per request ([`audit`]);
+//! request and SSE-client metrics ([`metrics`]). `plumewatch run` hosts the same server when
+//! its config has a `[serve]` section ([`host`]), and publishes its entrance alerts to the
+//! board as it delivers them.
 //!
 //! The server only reads committed data: the tables are opened through the commit manifest
 //! (`query::Lake::open`, `query::files`) and opened again when a table directory changed
@@ -13,6 +16,8 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod board;
+pub mod board_api;
 pub mod config;
 pub mod export;
 pub mod lake;
@@ -36,12 +41,31 @@ pub struct Server {
     state: Arc<api::AppState>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The board's poller of the committed `alerts` table.
+    poller: tokio::task::JoinHandle<()>,
 }
 
 /// Starts the server on `cfg.listen` over the tables under `tables` (must exist). Errors:
 /// missing tables directory, unreadable limit set, address in use, another server with the same
 /// `instance_id` on these tables.
 pub async fn start(tables: &Path, cfg: ServeConfig) -> anyhow::Result<Server> {
+    let hub = Arc::new(board::AlertHub::new(
+        cfg.board.buffer,
+        Duration::from_secs(cfg.board.retention_s),
+    ));
+    start_with_board(tables, cfg, hub, metrics::ServeMetrics::default()).await
+}
+
+/// As [`start`], with the board's alerts hub and the metrics given: `run` publishes its
+/// entrance alerts to the hub as it delivers them, and exposes the metrics on its own
+/// `/metrics` ([`host`]). The server also polls the committed `alerts` table into the hub
+/// (`board` module doc).
+pub async fn start_with_board(
+    tables: &Path,
+    cfg: ServeConfig,
+    hub: Arc<board::AlertHub>,
+    serve_metrics: metrics::ServeMetrics,
+) -> anyhow::Result<Server> {
     cfg.check()?;
     let meta = std::fs::metadata(tables)
         .with_context(|| format!("tables directory {} does not exist", tables.display()))?;
@@ -67,7 +91,14 @@ pub async fn start(tables: &Path, cfg: ServeConfig) -> anyhow::Result<Server> {
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    let poller = tokio::spawn(board::poll_alerts_table(
+        tables.clone(),
+        hub.clone(),
+        Duration::from_millis(cfg.board.poll_ms),
+        Duration::from_secs(cfg.board.retention_s),
+    ));
     let state = Arc::new(api::AppState {
+        board: hub,
         lake: lake::LakeCache::new(&tables),
         tables,
         users: auth::Users::new(cfg.users.clone()),
@@ -75,7 +106,7 @@ pub async fn start(tables: &Path, cfg: ServeConfig) -> anyhow::Result<Server> {
         limits,
         zone,
         audit,
-        metrics: metrics::ServeMetrics::default(),
+        metrics: serve_metrics,
         started_ms: chrono::Utc::now().timestamp_millis(),
         next_request: AtomicU64::new(0),
     });
@@ -93,6 +124,7 @@ pub async fn start(tables: &Path, cfg: ServeConfig) -> anyhow::Result<Server> {
         state,
         stop: Some(tx),
         task,
+        poller,
     })
 }
 
@@ -108,8 +140,16 @@ impl Server {
         self.state.metrics.render()
     }
 
-    /// Stops accepting, lets requests in flight finish, commits the audit rows.
+    /// The board's alerts hub.
+    pub fn board(&self) -> Arc<board::AlertHub> {
+        self.state.board.clone()
+    }
+
+    /// Stops accepting, ends the alert streams, lets requests in flight finish, commits the
+    /// audit rows.
     pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.state.board.close();
+        self.poller.abort();
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -139,4 +179,56 @@ pub fn run_until_signal(tables: &Path, cfg: ServeConfig) -> anyhow::Result<()> {
         eprintln!("plumewatch serve: stopping");
         server.stop().await
     })
+}
+
+/// The server hosted by `plumewatch run` (`[serve]` in the run config): its own tokio runtime
+/// (2 worker threads) beside the run's threads, and the hub the run publishes alerts to.
+pub struct Hosted {
+    rt: tokio::runtime::Runtime,
+    server: Option<Server>,
+    /// Where `run` publishes its entrance alerts.
+    pub board: Arc<board::AlertHub>,
+}
+
+/// Starts the server for `run` over `tables`, counting in `serve_metrics` (errors as
+/// [`start`]).
+pub fn host(
+    tables: &Path,
+    cfg: ServeConfig,
+    serve_metrics: metrics::ServeMetrics,
+) -> anyhow::Result<Hosted> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("serve")
+        .enable_all()
+        .build()?;
+    let hub = Arc::new(board::AlertHub::new(
+        cfg.board.buffer,
+        Duration::from_secs(cfg.board.retention_s),
+    ));
+    let server = rt.block_on(start_with_board(tables, cfg, hub.clone(), serve_metrics))?;
+    eprintln!(
+        "plumewatch run: serving on http://{} (police API /api/…, patrol board /board)",
+        server.addr
+    );
+    Ok(Hosted {
+        rt,
+        server: Some(server),
+        board: hub,
+    })
+}
+
+impl Hosted {
+    /// The address the hosted server listens on.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.server.as_ref().map(|s| s.addr)
+    }
+
+    /// Stops the server (streams ended, audit committed).
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        match self.server.take() {
+            Some(s) => self.rt.block_on(s.stop()),
+            None => Ok(()),
+        }
+    }
 }

@@ -51,6 +51,11 @@ pub struct ServeConfig {
     /// Who may connect.
     #[serde(default)]
     pub users: Vec<UserConfig>,
+    /// `host:port` of the PostgreSQL wire endpoint for analysts (`serve::pg`: psql, psycopg,
+    /// DBeaver …; users with role `analyst` or `admin`, cleartext password, so loopback or a
+    /// TLS proxy). Absent (the default): no endpoint.
+    #[serde(default)]
+    pub pg_listen: Option<String>,
 }
 
 /// A role: what a user may do.
@@ -59,7 +64,7 @@ pub struct ServeConfig {
 pub enum Role {
     /// Plate lookups, lists, exports.
     Police,
-    /// SQL (the PostgreSQL endpoint, a later slice).
+    /// SQL (the PostgreSQL endpoint, `pg_listen`).
     Analyst,
     /// The live alert board, limited to the user's `sites`.
     Patrol,
@@ -126,6 +131,7 @@ impl Default for ServeConfig {
             audit_commit_ms: d_audit_commit_ms(),
             instance_id: d_instance(),
             users: Vec::new(),
+            pg_listen: None,
         }
     }
 }

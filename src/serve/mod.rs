@@ -17,6 +17,7 @@ pub mod config;
 pub mod export;
 pub mod lake;
 pub mod metrics;
+pub mod pg;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -36,6 +37,8 @@ pub struct Server {
     state: Arc<api::AppState>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The PostgreSQL endpoint, when `pg_listen` is set.
+    pg: Option<pg::PgServer>,
 }
 
 /// Starts the server on `cfg.listen` over the tables under `tables` (must exist). Errors:
@@ -79,6 +82,10 @@ pub async fn start(tables: &Path, cfg: ServeConfig) -> anyhow::Result<Server> {
         started_ms: chrono::Utc::now().timestamp_millis(),
         next_request: AtomicU64::new(0),
     });
+    let pg = match state.cfg.pg_listen.clone() {
+        Some(l) => Some(pg::start(state.clone(), &l).await?),
+        None => None,
+    };
     let app = api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -93,6 +100,7 @@ pub async fn start(tables: &Path, cfg: ServeConfig) -> anyhow::Result<Server> {
         state,
         stop: Some(tx),
         task,
+        pg,
     })
 }
 
@@ -108,8 +116,16 @@ impl Server {
         self.state.metrics.render()
     }
 
+    /// The address of the PostgreSQL endpoint (`pg_listen`), when it runs.
+    pub fn pg_addr(&self) -> Option<SocketAddr> {
+        self.pg.as_ref().map(|p| p.addr)
+    }
+
     /// Stops accepting, lets requests in flight finish, commits the audit rows.
     pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(p) = self.pg.take() {
+            p.stop().await;
+        }
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -131,6 +147,13 @@ pub fn run_until_signal(tables: &Path, cfg: ServeConfig) -> anyhow::Result<()> {
             server.addr,
             server.state.tables.display()
         );
+        if let Some(a) = server.pg_addr() {
+            eprintln!(
+                "plumewatch serve: PostgreSQL endpoint on {a} (analysts: psql -h {} -p {} -U NAME)",
+                a.ip(),
+                a.port()
+            );
+        }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}

@@ -135,7 +135,7 @@ pub async fn start(state: Arc<AppState>, listen: &str) -> anyhow::Result<PgServe
         .await
         .with_context(|| format!("listening on {listen} ([serve] pg_listen)"))?;
     let addr = listener.local_addr()?;
-    let handlers = Arc::new(Handlers::new(state));
+    let handlers = Arc::new(Handlers::new(state)?);
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(async move {
         loop {
@@ -175,14 +175,15 @@ struct Handlers {
 }
 
 impl Handlers {
-    fn new(state: Arc<AppState>) -> Handlers {
+    fn new(state: Arc<AppState>) -> std::io::Result<Handlers> {
         let inner = Arc::new(Inner {
             state: state.clone(),
             pg: tokio::sync::Mutex::new(None),
             parser: PostgresCompatibilityParser::new(),
             hooks: vec![Arc::new(SetShowHook), Arc::new(TransactionStatementHook)],
+            runtime: QueryRuntime::new()?,
         });
-        Handlers {
+        Ok(Handlers {
             session: Arc::new(Session {
                 parser: Arc::new(Parser {
                     inner: inner.clone(),
@@ -190,7 +191,7 @@ impl Handlers {
                 inner,
             }),
             login: Arc::new(Login { state }),
-        }
+        })
     }
 }
 
@@ -406,6 +407,46 @@ struct Inner {
     parser: PostgresCompatibilityParser,
     /// `SET`/`SHOW` of client settings, and transactions (answered, not run).
     hooks: Vec<Arc<dyn QueryHook>>,
+    runtime: QueryRuntime,
+}
+
+/// The tokio runtime SQL statements execute on, apart from the one serving connections:
+/// DataFusion's operators can keep every worker thread busy for seconds without yielding (a
+/// cross join of generated series did, 9–10 s on 2 cores), which on a shared runtime held
+/// back the time limit's timer, the answers to other clients and the HTTP API. Here the
+/// timer fires on time and the aborted statement stops at its next yield.
+struct QueryRuntime(Option<tokio::runtime::Runtime>);
+
+impl QueryRuntime {
+    fn new() -> std::io::Result<QueryRuntime> {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("pg-query")
+            .enable_all()
+            .build()?;
+        Ok(QueryRuntime(Some(rt)))
+    }
+
+    fn spawn<F>(&self, f: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match &self.0 {
+            Some(rt) => rt.spawn(f),
+            None => tokio::spawn(f),
+        }
+    }
+}
+
+impl Drop for QueryRuntime {
+    /// Shuts down without waiting (dropping a runtime inside another one would panic).
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 /// The simple and extended query handlers.
@@ -486,7 +527,7 @@ impl Inner {
     /// Runs `plan` within the time limit and the row limit; the batches and their row count.
     async fn run(
         &self,
-        ctx: &SessionContext,
+        ctx: &Arc<SessionContext>,
         plan: LogicalPlan,
         metadata: &HashMap<String, String>,
     ) -> Result<(SchemaRef, Vec<RecordBatch>, usize), Failure> {
@@ -506,12 +547,15 @@ impl Inner {
             .unwrap_or_else(|| self.state.zone.name().to_string());
         let plan = in_zone(plan, &zone).map_err(|e| Failure::from_error(e, "22023"))?;
         let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
-        let fut = async {
+        // Run on the query runtime ([`QueryRuntime`]), aborted at the limit.
+        let ctx = ctx.clone();
+        let mut task = self.runtime.spawn(async move {
             let df = ctx.execute_logical_plan(plan).await?;
             df.limit(0, Some(max_rows + 1))?.collect().await
-        };
-        let batches = match tokio::time::timeout(limit, fut).await {
+        });
+        let batches = match tokio::time::timeout(limit, &mut task).await {
             Err(_) => {
+                task.abort();
                 return Err(Failure::new(
                     503,
                     "57014",
@@ -521,7 +565,8 @@ impl Inner {
                     ),
                 ));
             }
-            Ok(r) => r.map_err(|e| Failure::from_error(e, "XX000"))?,
+            Ok(Err(join)) => return Err(Failure::new(500, "XX000", join.to_string())),
+            Ok(Ok(r)) => r.map_err(|e| Failure::from_error(e, "XX000"))?,
         };
         let n: usize = batches.iter().map(|b| b.num_rows()).sum();
         if n > max_rows {

@@ -744,3 +744,52 @@ fn psycopg_end_to_end() {
     rt.block_on(server.stop()).unwrap();
     assert_eq!(listing(&t), before, "the tables changed");
 }
+
+/// `fixtures/serve.example.toml` documents `pg_listen` (commented out: off by default) and an
+/// analyst user; uncommented, they load and the analyst's example password logs in.
+#[test]
+fn example_config_documents_pg_listen() {
+    let path = common::repo("fixtures/serve.example.toml");
+    let as_shipped = ServeConfig::load(&path).unwrap();
+    assert_eq!(as_shipped.pg_listen, None);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let uncommented: String = text
+        .lines()
+        .map(|l| {
+            let bare = l.strip_prefix("# ").unwrap_or(l);
+            if bare.starts_with("pg_listen =")
+                || bare == "[[serve.users]]" && l.starts_with('#')
+                || [
+                    "name = \"analyst1\"",
+                    "role = \"analyst\"",
+                    "password_hash = \"$argon2id$v=19$m=19456,t=2,p=1$XbP3",
+                ]
+                .iter()
+                .any(|p| bare.starts_with(p))
+            {
+                bare.to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("serve.toml");
+    std::fs::write(&p, uncommented).unwrap();
+    let cfg = ServeConfig::load(&p).unwrap();
+    assert_eq!(cfg.pg_listen.as_deref(), Some("127.0.0.1:5433"));
+    let analyst = cfg.users.iter().find(|u| u.name == "analyst1").unwrap();
+    assert_eq!(analyst.role, Role::Analyst);
+    let users = plumewatch::serve::auth::Users::new(cfg.users.clone());
+    let mut h = axum::http::HeaderMap::new();
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            "analyst1:change-me-analyst"
+        )
+    );
+    h.insert(axum::http::header::AUTHORIZATION, basic.parse().unwrap());
+    assert_eq!(users.authenticate(&h).unwrap().role, Role::Analyst);
+}

@@ -670,9 +670,8 @@ async fn pg_context(
         .build();
     let ctx = SessionContext::new_with_state(state);
     for (name, _, _) in crate::query::tables() {
-        if let Some(t) = lake.ctx.table_provider(name).await.ok() {
-            ctx.register_table(name, Arc::new(AsBaseTable(t)))?;
-        }
+        let t = lake.ctx.table_provider(name).await?;
+        ctx.register_table(name, Arc::new(AsBaseTable(t)))?;
     }
     for (view, list) in list_views() {
         let params = lists::bind(list, limits, &[])?;

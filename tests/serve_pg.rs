@@ -246,6 +246,37 @@ fn tokio_postgres_client_end_to_end() {
         .block_on(plumewatch::serve::start(&t, config("serve-pg")))
         .unwrap();
     let pg = server.pg_addr().expect("pg_listen set");
+
+    // --- A commit made while the server runs is seen by the next statement of an open
+    // connection (the session is rebuilt over the lake as committed).
+    let count_reads = |c: &tokio_postgres::Client| {
+        rt.block_on(async {
+            let n: i64 = c
+                .query_one("SELECT count(*) FROM plate_reads", &[])
+                .await
+                .unwrap()
+                .get(0);
+            n
+        })
+    };
+    let early = rt.block_on(connect(pg, "ana", "pw-ana")).unwrap();
+    assert_eq!(count_reads(&early), 2000);
+    let late = t.parent().unwrap().join("late.ndjson");
+    std::fs::write(
+        &late,
+        "{\"read_id\":\"PR-LATE-1\",\"read_at\":1790784849616,\"site_id\":\"C140105001\",\"plate\":\"豫H56935\",\"plate_color\":\"blue\"}\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args(["ingest", "--quiet", "--stream", "plates", "--out"])
+        .arg(&t)
+        .arg(&late)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(count_reads(&early), 2001);
+    drop(early);
+
     let before = listing(&t);
     let copy_target = t.parent().unwrap().join("copied.csv");
     let fails_4408b = common::scalar_i64(
@@ -439,6 +470,7 @@ fn tokio_postgres_client_end_to_end() {
     assert_eq!(
         outcomes,
         [
+            ("ana", "200"),
             ("ana", "200"),
             ("li", "403"),
             ("ana", "401"),

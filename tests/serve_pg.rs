@@ -373,6 +373,13 @@ fn tokio_postgres_client_end_to_end() {
         assert_eq!(kinds.get("plate_reads"), Some(&"r"));
         assert_eq!(kinds.get("list_china3_diesel"), Some(&"v"));
 
+        // --- EXPLAIN (the plan stays the root: no row limit wraps it).
+        let plan = simple_rows(&c, "EXPLAIN SELECT count(*) FROM vehicles").await;
+        assert!(
+            plan.iter().any(|r| r["plan_type"] == "physical_plan"),
+            "{plan:?}"
+        );
+
         // --- SET/SHOW answered per connection, never changing the shared session.
         c.batch_execute("SET application_name = 'pgtest'; SET datafusion.execution.batch_size = 1")
             .await

@@ -33,9 +33,13 @@
 //!   200 / 400 (error) / 401 (login refused) / 403 (refused: read-only or role) / 413 (too
 //!   many rows) / 503 (time limit). The statement text is never logged (it may hold plates).
 //!
-//! Not supported: `DECLARE`/`FETCH` cursors (psycopg's named server-side cursors), `COPY …
-//! TO STDOUT` (psql's `\copy` out), query cancellation (Ctrl-C in psql; the time limit stops
-//! the query), TLS on the endpoint itself.
+//! Works with psql 15 (`\dt`, `\dv`, `\dn`, `\l`, `\d TABLE`, `EXPLAIN`), psycopg 3 and
+//! tokio-postgres (tests/serve_pg.rs). Any database name is accepted (`-d plumewatch`).
+//! Not supported: `DECLARE`/`FETCH` cursors (psycopg's named server-side cursors; refused as
+//! read-only), `COPY … TO STDOUT` (psql's `\copy … to`; refused), psql's `\d+`, `\df` and
+//! `\du` (their catalog queries call functions the catalog layer lacks: a planning error),
+//! query cancellation (Ctrl-C in psql; the time limit stops the query), TLS on the endpoint
+//! itself.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -550,8 +554,17 @@ impl Inner {
         // Run on the query runtime ([`QueryRuntime`]), aborted at the limit.
         let ctx = ctx.clone();
         let mut task = self.runtime.spawn(async move {
+            // EXPLAIN must stay the root of its plan; its answer is a few rows anyway.
+            let explain = matches!(
+                plan,
+                LogicalPlan::Explain(_) | LogicalPlan::Analyze(_) | LogicalPlan::DescribeTable(_)
+            );
             let df = ctx.execute_logical_plan(plan).await?;
-            df.limit(0, Some(max_rows + 1))?.collect().await
+            if explain {
+                df.collect().await
+            } else {
+                df.limit(0, Some(max_rows + 1))?.collect().await
+            }
         });
         let batches = match tokio::time::timeout(limit, &mut task).await {
             Err(_) => {

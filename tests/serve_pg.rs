@@ -261,10 +261,18 @@ fn tokio_postgres_client_end_to_end() {
     };
     let early = rt.block_on(connect(pg, "ana", "pw-ana")).unwrap();
     assert_eq!(count_reads(&early), 2000);
+    // A statement prepared before the commit and run after it sees it too, even over a table
+    // that had no file yet (quarantine: every fixture record was stored).
+    let prepared = rt
+        .block_on(early.prepare("SELECT count(*) AS n FROM quarantine"))
+        .unwrap();
+    let n: i64 = rt.block_on(early.query_one(&prepared, &[])).unwrap().get(0);
+    assert_eq!(n, 0);
     let late = t.parent().unwrap().join("late.ndjson");
     std::fs::write(
         &late,
-        "{\"read_id\":\"PR-LATE-1\",\"read_at\":1790784849616,\"site_id\":\"C140105001\",\"plate\":\"豫H56935\",\"plate_color\":\"blue\"}\n",
+        "{\"read_id\":\"PR-LATE-1\",\"read_at\":1790784849616,\"site_id\":\"C140105001\",\"plate\":\"豫H56935\",\"plate_color\":\"blue\"}\n\
+         {\"read_id\":\"PR-LATE-2\",\"read_at\":\"not a time\",\"site_id\":\"C140105001\",\"plate\":\"豫H56935\",\"plate_color\":\"blue\"}\n",
     )
     .unwrap();
     let out = bin()
@@ -275,6 +283,8 @@ fn tokio_postgres_client_end_to_end() {
         .unwrap();
     assert!(out.status.success());
     assert_eq!(count_reads(&early), 2001);
+    let n: i64 = rt.block_on(early.query_one(&prepared, &[])).unwrap().get(0);
+    assert_eq!(n, 1, "the quarantined line of late.ndjson");
     drop(early);
 
     let before = listing(&t);

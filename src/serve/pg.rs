@@ -1156,6 +1156,11 @@ impl ExtendedQueryHandler for Session {
                     }
                 }
             }
+            // Planned again over the session as committed now: a prepared statement (psycopg
+            // prepares after 5 runs, pools keep connections for hours) must see new commits,
+            // and its plan from Parse holds the files of the lake of that time. Planning
+            // costs milliseconds.
+            let plan = &i.plan(&ctx, stmt.clone()).await?;
             let types = parameter_types(plan).map_err(Failure::from_pg)?;
             let wire: Vec<Type> = types
                 .iter()

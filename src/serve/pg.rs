@@ -25,8 +25,9 @@
 //!   named lists as views `list_<name>` (`list_rsd_repeat_exceeders`, `list_china3_diesel`,
 //!   `list_gas_twc_suspects`) with the limit set's default parameters (other parameters: the
 //!   HTTP API or `plumewatch list`), `information_schema` and `pg_catalog`. Times are
-//!   `timestamptz` (UTC instants), the `date` partition `date`, lists of text `text[]`;
-//!   `detections.evidence`/`evidence_text` (maps) are sent as JSON text.
+//!   `timestamptz` (stored UTC instants, written in the enforcement zone, which is the
+//!   session's `TimeZone`; `SET TIME ZONE` changes it), the `date` partition `date`, lists of
+//!   text `text[]`; `detections.evidence`/`evidence_text` (maps) are sent as JSON text.
 //! - **Audit.** Every statement (and every login) leaves one `audit` row: `who`, `role`,
 //!   `method` `PG`, `what` `sql` (`sql login` for a login), `parameters`
 //!   `{"sql": <statement text>}` (plus `"params"` for bound values), `rows` returned, `status`
@@ -1077,21 +1078,13 @@ impl QueryParser for Parser {
         stmt: &Self::Statement,
         column_format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
+        // SET and transactions have an empty schema; SHOW one text column.
         match stmt {
-            (_, Some((s, plan))) if !hooked(s) && !matches!(s, SqlStatement::Set(_)) => {
-                arrow_schema_to_pg_fields(
-                    plan.schema().as_arrow(),
-                    column_format.unwrap_or(&Format::UnifiedText),
-                    None,
-                )
-            }
-            (_, Some((_, plan))) if !plan.schema().fields().is_empty() => {
-                arrow_schema_to_pg_fields(
-                    plan.schema().as_arrow(),
-                    column_format.unwrap_or(&Format::UnifiedText),
-                    None,
-                )
-            }
+            (_, Some((_, plan))) => arrow_schema_to_pg_fields(
+                plan.schema().as_arrow(),
+                column_format.unwrap_or(&Format::UnifiedText),
+                None,
+            ),
             _ => Ok(vec![]),
         }
     }

@@ -285,16 +285,7 @@ impl Lake {
         let state = self.ctx.state();
         let dialect = state.config().options().sql_parser.dialect;
         let stmt = state.sql_to_statement(sql, &dialect)?;
-        check_read_only(&stmt).map_err(anyhow::Error::msg)?;
-        let plan = state.statement_to_plan(stmt).await?;
-        let opts = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        opts.verify_plan(&plan)
-            .map_err(|e| anyhow::anyhow!("query is read-only: {e}"))?;
-        check_sources(&plan).map_err(anyhow::Error::msg)?;
-        check_date_comparisons(&plan)?;
+        let plan = plan_read_only(&self.ctx, stmt, &ExtraSources::default()).await?;
         Ok(self.ctx.execute_logical_plan(plan).await?)
     }
 
@@ -341,6 +332,40 @@ impl Lake {
         }
         out
     }
+}
+
+/// What a read-only plan may read besides the product's tables, `information_schema` and
+/// `generate_series()`/`range()` (the PostgreSQL endpoint adds `pg_catalog` and the list
+/// views, `serve::pg`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExtraSources<'a> {
+    /// Whole schemas, e.g. `pg_catalog`.
+    pub schemas: &'a [&'a str],
+    /// Tables of the default schema, e.g. `list_china3_diesel`.
+    pub tables: &'a [&'a str],
+}
+
+/// The read-only guard of [`Lake::sql`] over any session: refuses what [`check_read_only`]
+/// refuses, then plans `stmt` on `ctx` and refuses plans DataFusion's `SQLOptions` calls DDL,
+/// DML or statements, plans reading anything but the product's tables (and `extra`), and a
+/// date compared with an integer ([`check_date_comparisons`]). Errors "query is read-only: …"
+/// for a refusal, DataFusion's planning error otherwise.
+pub async fn plan_read_only(
+    ctx: &SessionContext,
+    stmt: DfStatement,
+    extra: &ExtraSources<'_>,
+) -> anyhow::Result<LogicalPlan> {
+    check_read_only(&stmt).map_err(anyhow::Error::msg)?;
+    let plan = ctx.state().statement_to_plan(stmt).await?;
+    let opts = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    opts.verify_plan(&plan)
+        .map_err(|e| anyhow::anyhow!("query is read-only: {e}"))?;
+    check_sources(&plan, extra).map_err(anyhow::Error::msg)?;
+    check_date_comparisons(&plan)?;
+    Ok(plan)
 }
 
 /// Refuses a date compared with an integer (`date = 20251108`, also in `BETWEEN` / `IN`):
@@ -679,15 +704,18 @@ impl Visitor for TableFunctions {
 }
 
 /// Every table a plan reads is one of the product's tables, `information_schema`, or
-/// `generate_series()`/`range()` (a URL or file path as a table name is refused).
-fn check_sources(plan: &LogicalPlan) -> std::result::Result<(), String> {
-    let ours: BTreeSet<&str> = tables().iter().map(|t| t.0).collect();
+/// `generate_series()`/`range()`, or named by `extra` (a URL or file path as a table name is
+/// refused).
+fn check_sources(plan: &LogicalPlan, extra: &ExtraSources<'_>) -> std::result::Result<(), String> {
+    let mut ours: BTreeSet<&str> = tables().iter().map(|t| t.0).collect();
+    ours.extend(extra.tables.iter().copied());
     let mut bad = None;
     let _ = plan.apply_with_subqueries(|p| {
         if let LogicalPlan::TableScan(s) = p {
             let t = &s.table_name;
             let ok = match t.schema() {
                 Some("information_schema") => true,
+                Some(s) if extra.schemas.contains(&s) => true,
                 None | Some("public") => {
                     ours.contains(t.table()) || matches!(t.table(), "generate_series()" | "range()")
                 }

@@ -141,7 +141,7 @@ fn formatters<'a>(
 /// One cell as JSON when its type has a JSON form: NULL, integers and floats as numbers
 /// (non-finite floats as NULL), booleans, and maps (the `detections` evidence) as objects
 /// of their entries. `None` for other types (written as their display text).
-fn json_cell(col: &dyn Array, r: usize) -> Option<serde_json::Value> {
+pub(crate) fn json_cell(col: &dyn Array, r: usize) -> Option<serde_json::Value> {
     use serde_json::Value;
     if col.is_null(r) {
         return Some(Value::Null);

@@ -88,7 +88,8 @@ impl Users {
         }
     }
 
-    fn basic(&self, name: &str, password: &str) -> Result<Caller, AuthError> {
+    /// Checks a user name and password against the user's argon2 hash (remembered once verified).
+    pub(crate) fn basic(&self, name: &str, password: &str) -> Result<Caller, AuthError> {
         let refused = || AuthError::Refused {
             claimed: Some(name.to_string()),
         };
@@ -122,7 +123,8 @@ impl Users {
         self.bearer(token)
     }
 
-    fn bearer(&self, token: &str) -> Result<Caller, AuthError> {
+    /// Finds the user whose `token_sha256` is the SHA-256 of `token`.
+    pub(crate) fn bearer(&self, token: &str) -> Result<Caller, AuthError> {
         let digest = hex::encode(Sha256::digest(token.as_bytes()));
         self.users
             .iter()

@@ -54,6 +54,11 @@ pub struct ServeConfig {
     /// Who may connect.
     #[serde(default)]
     pub users: Vec<UserConfig>,
+    /// `host:port` of the PostgreSQL wire endpoint for analysts (`serve::pg`: psql, psycopg,
+    /// DBeaver …; users with role `analyst` or `admin`, cleartext password, so loopback or a
+    /// TLS proxy). Absent (the default): no endpoint.
+    #[serde(default)]
+    pub pg_listen: Option<String>,
 }
 
 /// A role: what a user may do.
@@ -62,7 +67,7 @@ pub struct ServeConfig {
 pub enum Role {
     /// Plate lookups, lists, exports.
     Police,
-    /// SQL (the PostgreSQL endpoint, a later slice).
+    /// SQL (the PostgreSQL endpoint, `pg_listen`).
     Analyst,
     /// The live alert board, limited to the user's `sites`.
     Patrol,
@@ -130,6 +135,7 @@ impl Default for ServeConfig {
             instance_id: d_instance(),
             board: Default::default(),
             users: Vec::new(),
+            pg_listen: None,
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod config;
 pub mod export;
 pub mod lake;
 pub mod metrics;
+pub mod pg;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -43,6 +44,8 @@ pub struct Server {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     /// The board's poller of the committed `alerts` table.
     poller: tokio::task::JoinHandle<()>,
+    /// The PostgreSQL endpoint, when `pg_listen` is set.
+    pg: Option<pg::PgServer>,
 }
 
 /// Starts the server on `cfg.listen` over the tables under `tables` (must exist). Errors:
@@ -110,6 +113,10 @@ pub async fn start_with_board(
         started_ms: chrono::Utc::now().timestamp_millis(),
         next_request: AtomicU64::new(0),
     });
+    let pg = match state.cfg.pg_listen.clone() {
+        Some(l) => Some(pg::start(state.clone(), &l).await?),
+        None => None,
+    };
     let app = api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -125,6 +132,7 @@ pub async fn start_with_board(
         stop: Some(tx),
         task,
         poller,
+        pg,
     })
 }
 
@@ -145,11 +153,19 @@ impl Server {
         self.state.board.clone()
     }
 
-    /// Stops accepting, ends the alert streams, lets requests in flight finish, commits the
-    /// audit rows.
+    /// The address of the PostgreSQL endpoint (`pg_listen`), when it runs.
+    pub fn pg_addr(&self) -> Option<SocketAddr> {
+        self.pg.as_ref().map(|p| p.addr)
+    }
+
+    /// Stops accepting (HTTP and PostgreSQL), ends the alert streams, lets requests in flight
+    /// finish, commits the audit rows.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.state.board.close();
         self.poller.abort();
+        if let Some(p) = self.pg.take() {
+            p.stop().await;
+        }
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -171,6 +187,13 @@ pub fn run_until_signal(tables: &Path, cfg: ServeConfig) -> anyhow::Result<()> {
             server.addr,
             server.state.tables.display()
         );
+        if let Some(a) = server.pg_addr() {
+            eprintln!(
+                "plumewatch serve: PostgreSQL endpoint on {a} (analysts: psql -h {} -p {} -U NAME)",
+                a.ip(),
+                a.port()
+            );
+        }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}

@@ -2,7 +2,9 @@
 //! who use the lists (issue 13). It serves the police API ([`api`]): plate lookups
 //! and the named lists as JSON, CSV or XLSX; the entrance patrols' live alert board
 //! ([`board`], [`board_api`]: `/board` and Server-Sent Events); users, roles and secrets from
-//! the `[serve]` config ([`config`], [`auth`]); one `audit` row per request ([`audit`]);
+//! the `[serve]` config ([`config`], [`auth`]); the analysts' PostgreSQL wire endpoint
+//! ([`pg`], `pg_listen`: read-only SQL over the same tables); one `audit` row per request or
+//! SQL statement ([`audit`]);
 //! request and SSE-client metrics ([`metrics`]). `plumewatch run` hosts the same server when
 //! its config has a `[serve]` section ([`host`]), and publishes its entrance alerts to the
 //! board as it delivers them.

@@ -10,7 +10,6 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
 
 use common::{ok, repo, rows, sql};
 use plumewatch::run::config::RunConfig;
@@ -92,19 +91,9 @@ fn csv_file_source_rebinds_headers_and_resumes() {
     assert_eq!(passes(&tables2), want);
 }
 
-/// Connects to `addr`, retrying while the run binds its listener.
+/// Connects to `addr`, retrying while the run binds its listeners.
 fn connect(addr: &str) -> TcpStream {
-    let until = Instant::now() + Duration::from_secs(20);
-    loop {
-        match TcpStream::connect(addr) {
-            Ok(s) => return s,
-            Err(e) if Instant::now() < until => {
-                let _ = e;
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(e) => panic!("connect {addr}: {e}"),
-        }
-    }
+    common::connect_retrying(addr)
 }
 
 fn free_port() -> u16 {

@@ -41,17 +41,7 @@ fn sha(t: &str) -> String {
 
 /// Connects to `addr`, retrying while the run binds its listeners.
 fn connect(addr: SocketAddr) -> TcpStream {
-    let until = Instant::now() + Duration::from_secs(30);
-    loop {
-        match TcpStream::connect(addr) {
-            Ok(s) => return s,
-            Err(e) if Instant::now() < until => {
-                let _ = e;
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(e) => panic!("connect {addr}: {e}"),
-        }
-    }
+    common::connect_retrying(addr)
 }
 
 /// A `plumewatch run` with a `[serve]` section, on its own thread.

@@ -140,3 +140,20 @@ pub fn ok(args: &[&str]) -> String {
     );
     String::from_utf8(o.stdout).unwrap()
 }
+
+/// Connects to `addr`, retrying for up to 30 s while a run binds its listeners.
+#[allow(dead_code)]
+pub fn connect_retrying<A: std::net::ToSocketAddrs + std::fmt::Display>(
+    addr: A,
+) -> std::net::TcpStream {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match std::net::TcpStream::connect(&addr) {
+            Ok(s) => return s,
+            Err(_) if std::time::Instant::now() < until => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("connect {addr}: {e}"),
+        }
+    }
+}

@@ -50,6 +50,23 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
+/// `ingest --stream obd --format FORMAT --mapping fixtures/mappings/torque.toml --vin VIN INPUT`.
+fn ingest_torque_as(out: &Path, format: &str, vin: &str, input: &str) -> String {
+    ingest(
+        out,
+        "obd",
+        &[
+            "--format",
+            format,
+            "--mapping",
+            repo("fixtures/mappings/torque.toml").to_str().unwrap(),
+            "--vin",
+            vin,
+        ],
+        input,
+    )
+}
+
 // --- time-epoch-seconds -------------------------------------------------------------------
 
 #[test]
@@ -154,19 +171,7 @@ fn golf_log_relative_clock_stores_1649_samples_flagged_relative() {
         return;
     };
     let t = tempfile::tempdir().unwrap();
-    let s = ingest(
-        t.path(),
-        "obd",
-        &[
-            "--format",
-            "csv",
-            "--mapping",
-            repo("fixtures/mappings/torque.toml").to_str().unwrap(),
-            "--vin",
-            "WVWZZZ1KZ7W000001",
-        ],
-        golf.to_str().unwrap(),
-    );
+    let s = ingest_torque_as(t.path(), "csv", "WVWZZZ1KZ7W000001", golf.to_str().unwrap());
     assert!(s.contains("quarantined:  0"), "{s}");
     let r = q(
         t.path(),
@@ -414,17 +419,10 @@ fn offset_in_the_value_wins_over_the_mapping() {
 #[test]
 fn stock_torque_mapping_reads_a_localised_log() {
     let t = tempfile::tempdir().unwrap();
-    let s = ingest(
+    let s = ingest_torque_as(
         t.path(),
-        "obd",
-        &[
-            "--format",
-            "csv",
-            "--mapping",
-            repo("fixtures/mappings/torque.toml").to_str().unwrap(),
-            "--vin",
-            "LZZ5ELSDXND999901",
-        ],
+        "csv",
+        "LZZ5ELSDXND999901",
         &case("time-zone-in-data-ignored", "torque_pt.csv"),
     );
     assert!(s.contains("quarantined:  0"), "{s}");
@@ -464,19 +462,7 @@ fn spanish_torque_log_with_a_western_offset_and_fahrenheit() {
          -,05-dic.-2025 08:00:01.5,32,905\n",
     );
     let out = t.path().join("tables");
-    let s = ingest(
-        &out,
-        "obd",
-        &[
-            "--format",
-            "csv",
-            "--mapping",
-            repo("fixtures/mappings/torque.toml").to_str().unwrap(),
-            "--vin",
-            "LESP0000000000001",
-        ],
-        csv.to_str().unwrap(),
-    );
+    let s = ingest_torque_as(&out, "csv", "LESP0000000000001", csv.to_str().unwrap());
     assert!(s.contains("quarantined:  0"), "{s}");
     let r = q(
         &out,
@@ -1013,19 +999,7 @@ fn torque_pt_with_unfixed_first_row(dir: &Path, gmt: &str) -> PathBuf {
 }
 
 fn ingest_torque(out: &Path, input: &Path) -> String {
-    ingest(
-        out,
-        "obd",
-        &[
-            "--format",
-            "csv",
-            "--mapping",
-            repo("fixtures/mappings/torque.toml").to_str().unwrap(),
-            "--vin",
-            "LZZ5ELSDXND999901",
-        ],
-        input.to_str().unwrap(),
-    )
+    ingest_torque_as(out, "csv", "LZZ5ELSDXND999901", input.to_str().unwrap())
 }
 
 #[test]
@@ -1160,19 +1134,7 @@ fn ndjson_records_before_the_first_offset_wait_for_it() {
          {\"GPS Time\":\"Wed Aug 05 18:57:56 GMT-03:00 2026\",\"Device Time\":\"05-ago.-2026 18:57:56.813\",\"Engine RPM(rpm)\":1730}\n",
     );
     let out = t.path().join("tables");
-    let s = ingest(
-        &out,
-        "obd",
-        &[
-            "--format",
-            "ndjson",
-            "--mapping",
-            repo("fixtures/mappings/torque.toml").to_str().unwrap(),
-            "--vin",
-            "LZZ5ELSDXND999901",
-        ],
-        nd.to_str().unwrap(),
-    );
+    let s = ingest_torque_as(&out, "ndjson", "LZZ5ELSDXND999901", nd.to_str().unwrap());
     assert!(s.contains("quarantined:  0"), "{s}");
     let r = q(
         &out,

@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
@@ -22,36 +21,16 @@ const FLAGGED: &str = "蒙A78T0M";
 /// An unflagged plate: a China V petrol car (冀HUBZ55, blue, BJGXJX8XSHT9YVXMH).
 const CLEAN: &str = "冀HUBZ55";
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_plumewatch"))
-}
-
-fn ingest(tables: &Path, args: &[&str]) {
-    let out = bin()
-        .args(["ingest", "--quiet", "--out"])
-        .arg(tables)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ingest {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn cli_list(tables: &Path, name: &str, format: &str) -> Vec<u8> {
-    let out = bin()
-        .args(["list", name, "--format", format, "--tables"])
-        .arg(tables)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    common::ok(&[
+        "list",
+        name,
+        "--format",
+        format,
+        "--tables",
+        tables.to_str().unwrap(),
+    ])
+    .into_bytes()
 }
 
 /// One answer: status, headers (lower-case names), body.
@@ -188,33 +167,7 @@ fn police_api_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let t = dir.path().join("tables");
     std::fs::create_dir_all(&t).unwrap();
-    let demo = common::repo("fixtures/demo");
-    ingest(
-        &t,
-        &[
-            "--stream",
-            "vehicles",
-            "--format",
-            "csv",
-            demo.join("synthetic_vehicles.csv").to_str().unwrap(),
-        ],
-    );
-    ingest(
-        &t,
-        &[
-            "--stream",
-            "rsd",
-            demo.join("synthetic_passes.ndjson").to_str().unwrap(),
-        ],
-    );
-    ingest(
-        &t,
-        &[
-            "--stream",
-            "plates",
-            demo.join("synthetic_plate_reads.ndjson").to_str().unwrap(),
-        ],
-    );
+    common::ingest_demo(&t);
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let cfg = ServeConfig {
@@ -439,7 +392,8 @@ fn police_api_end_to_end() {
         ),
     )
     .unwrap();
-    ingest(&t, &["--stream", "plates", late.to_str().unwrap()]);
+    let (ok, _, err) = common::ingest(&t, "plates", "ndjson", &late, &["--quiet"]);
+    assert!(ok, "{err}");
     let r = get(a, &format!("/api/plates/{}", enc(CLEAN)), Some(&li));
     sent.push((plates_route, r.status, Some("li")));
     assert_eq!(r.status, 200);

@@ -22,41 +22,12 @@ use serde_json::Value;
 use tokio_postgres::types::Type;
 use tokio_postgres::{NoTls, SimpleQueryMessage};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_plumewatch"))
-}
-
 /// Tables ingested from `fixtures/demo`: 150 vehicles, 3000 passes, 2000 plate reads.
 fn fixture() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let t = dir.path().join("tables");
     std::fs::create_dir_all(&t).unwrap();
-    let demo = common::repo("fixtures/demo");
-    for args in [
-        vec![
-            "--stream",
-            "vehicles",
-            "--format",
-            "csv",
-            "synthetic_vehicles.csv",
-        ],
-        vec!["--stream", "rsd", "synthetic_passes.ndjson"],
-        vec!["--stream", "plates", "synthetic_plate_reads.ndjson"],
-    ] {
-        let (file, flags) = args.split_last().unwrap();
-        let out = bin()
-            .args(["ingest", "--quiet", "--out"])
-            .arg(&t)
-            .args(flags)
-            .arg(demo.join(file))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    common::ingest_demo(&t);
     (dir, t)
 }
 
@@ -87,17 +58,15 @@ fn config(instance: &str) -> ServeConfig {
 
 /// `plumewatch list NAME --format json` over `t`: rows as column → text (see [`json_text`]).
 fn cli_list(t: &Path, name: &str) -> Vec<BTreeMap<String, String>> {
-    let out = bin()
-        .args(["list", name, "--format", "json", "--tables"])
-        .arg(t)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = common::ok(&[
+        "list",
+        name,
+        "--format",
+        "json",
+        "--tables",
+        t.to_str().unwrap(),
+    ]);
+    let v: Value = serde_json::from_str(&out).unwrap();
     v.as_array()
         .unwrap()
         .iter()
@@ -275,13 +244,8 @@ fn tokio_postgres_client_end_to_end() {
          {\"read_id\":\"PR-LATE-2\",\"read_at\":\"not a time\",\"site_id\":\"C140105001\",\"plate\":\"豫H56935\",\"plate_color\":\"blue\"}\n",
     )
     .unwrap();
-    let out = bin()
-        .args(["ingest", "--quiet", "--stream", "plates", "--out"])
-        .arg(&t)
-        .arg(&late)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let (ok, _, err) = common::ingest(&t, "plates", "ndjson", &late, &["--quiet"]);
+    assert!(ok, "{err}");
     assert_eq!(count_reads(&early), 2001);
     let n: i64 = rt.block_on(early.query_one(&prepared, &[])).unwrap().get(0);
     assert_eq!(n, 1, "the quarantined line of late.ndjson");

@@ -118,6 +118,21 @@ pub fn ingest(
     )
 }
 
+/// Ingests the bundled demo data (`fixtures/demo`: 150 registered vehicles, 3,000 passes,
+/// 2,000 plate reads) into `tables`; panics naming the file when one fails.
+#[allow(dead_code)]
+pub fn ingest_demo(tables: &Path) {
+    let demo = repo("fixtures/demo");
+    for (stream, format, file) in [
+        ("vehicles", "csv", "synthetic_vehicles.csv"),
+        ("rsd", "ndjson", "synthetic_passes.ndjson"),
+        ("plates", "ndjson", "synthetic_plate_reads.ndjson"),
+    ] {
+        let (ok, _, err) = ingest(tables, stream, format, &demo.join(file), &["--quiet"]);
+        assert!(ok, "ingest {file}: {err}");
+    }
+}
+
 /// Runs an ingest that may reject every record (exit status 1 with "every record (N) was
 /// rejected"; the rows went to quarantine): returns stdout. Any other failure panics.
 pub fn ingest_ok_or_all_rejected(args: &[&str]) -> String {

@@ -472,6 +472,11 @@ impl<'c, 'a> Worker<'c, 'a> {
     /// Restores the detector state the manifest holds for `keys` (sources this instance
     /// now reads) and their source-reset counts.
     pub(super) fn load_state(&mut self, keys: &[Arc<SourceId>]) -> anyhow::Result<()> {
+        // Only resumable sources have positions or state in the manifest: a TCP connection
+        // (one per terminal) must not read every manifest entry when it opens.
+        if !keys.iter().any(|k| k.resumable()) {
+            return Ok(());
+        }
         let entries = manifest::read_all(&self.cfg.tables)
             .context("reading the manifest to restore detector state")?;
         let view = manifest::resume_view(&entries, &self.cfg.instance_id);

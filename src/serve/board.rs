@@ -96,26 +96,15 @@ impl BoardConfig {
     }
 }
 
-/// One alert as the board shows it.
+/// One alert as the board shows it: the alert as offered, with its event id.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BoardEvent {
     /// Event id (module doc).
     pub id: u64,
-    pub detection_id: String,
-    pub plate: String,
-    /// Colour word (`blue`, `yellow`, …) or None when not read.
-    pub plate_color: Option<String>,
-    /// GA 802 vehicle type from the registry (`H11` …).
-    pub vehicle_type: Option<String>,
-    pub site_id: String,
-    /// Read time, Unix ms.
-    pub seen_at_ms: i64,
-    /// Read time in the enforcement zone, `YYYY-MM-DD HH:MM:SS+08:00`.
-    pub local_time: String,
-    /// List names (`china3-diesel` …).
-    pub reasons: Vec<String>,
     /// When the hub received it, Unix ms (retention).
     pub received_ms: i64,
+    /// The alert.
+    pub alert: NewAlert,
 }
 
 /// Plain words for a list name, (Chinese, English). Unknown names are given as they are.
@@ -167,23 +156,24 @@ impl BoardEvent {
     /// The SSE `data:` of the event: every field the board shows, reasons and colour in
     /// plain Chinese and English, and the evidence link (`/api/plates/{plate}`).
     pub fn to_json(&self) -> Value {
-        let reasons: Vec<(String, String)> = self.reasons.iter().map(|r| reason_words(r)).collect();
-        let (czh, cen) = color_words(self.plate_color.as_deref());
+        let a = &self.alert;
+        let reasons: Vec<(String, String)> = a.reasons.iter().map(|r| reason_words(r)).collect();
+        let (czh, cen) = color_words(a.plate_color.as_deref());
         json!({
             "id": self.id,
-            "detection_id": self.detection_id,
-            "plate": self.plate,
-            "plate_color": self.plate_color,
+            "detection_id": a.detection_id,
+            "plate": a.plate,
+            "plate_color": a.plate_color,
             "plate_color_zh": czh,
             "plate_color_en": cen,
-            "vehicle_type": self.vehicle_type,
-            "reasons": self.reasons,
+            "vehicle_type": a.vehicle_type,
+            "reasons": a.reasons,
             "reason_zh": reasons.iter().map(|r| r.0.as_str()).collect::<Vec<_>>().join("；"),
             "reason_en": reasons.iter().map(|r| r.1.as_str()).collect::<Vec<_>>().join("; "),
-            "evidence": format!("/api/plates/{}", encode_segment(&self.plate)),
-            "site": self.site_id,
-            "local_time": self.local_time,
-            "seen_at_ms": self.seen_at_ms,
+            "evidence": format!("/api/plates/{}", encode_segment(&a.plate)),
+            "site": a.site_id,
+            "local_time": a.local_time,
+            "seen_at_ms": a.seen_at_ms,
         })
     }
 }
@@ -288,15 +278,8 @@ impl AlertHub {
                 g.ids.insert(a.detection_id.clone());
                 g.buf.push_back(Arc::new(BoardEvent {
                     id,
-                    detection_id: a.detection_id,
-                    plate: a.plate,
-                    plate_color: a.plate_color,
-                    vehicle_type: a.vehicle_type,
-                    site_id: a.site_id,
-                    seen_at_ms: a.seen_at_ms,
-                    local_time: a.local_time,
-                    reasons: a.reasons,
                     received_ms: now_ms,
+                    alert: a,
                 }));
                 out.push(id);
             }
@@ -318,7 +301,7 @@ impl AlertHub {
             .is_some_and(|e| g.buf.len() > self.cap || e.received_ms < cut)
         {
             if let Some(e) = g.buf.pop_front() {
-                g.ids.remove(&e.detection_id);
+                g.ids.remove(&e.alert.detection_id);
             }
         }
     }
@@ -336,7 +319,7 @@ impl AlertHub {
         let start = g.buf.partition_point(|e| e.id <= after);
         g.buf
             .range(start..)
-            .filter(|e| sites.admits(&e.site_id))
+            .filter(|e| sites.admits(&e.alert.site_id))
             .cloned()
             .collect()
     }
@@ -365,7 +348,7 @@ impl AlertHub {
                     .buf
                     .iter()
                     .rev()
-                    .filter(|e| sites.admits(&e.site_id))
+                    .filter(|e| sites.admits(&e.alert.site_id))
                     .take(backlog)
                     .cloned()
                     .collect();
@@ -384,7 +367,7 @@ impl AlertHub {
             .buf
             .iter()
             .rev()
-            .filter(|e| sites.admits(&e.site_id))
+            .filter(|e| sites.admits(&e.alert.site_id))
             .take(n)
             .cloned()
             .collect();
@@ -400,7 +383,7 @@ impl AlertHub {
         };
         g.buf
             .iter()
-            .any(|e| e.plate == plate && sites.iter().any(|s| *s == e.site_id))
+            .any(|e| e.alert.plate == plate && sites.iter().any(|s| *s == e.alert.site_id))
     }
 
     /// Alerts held.
@@ -460,7 +443,7 @@ impl AlertsTablePoller {
     /// and publishes their rows in read-time order. Returns the alerts offered. Errors: an
     /// unreadable manifest or file (the file is tried again next pass).
     pub fn poll(&mut self, hub: &AlertHub) -> anyhow::Result<usize> {
-        let stamp = dir_stamp(&self.root.join(crate::schema::ALERTS));
+        let stamp = super::lake::dir_stamp(&self.root.join(crate::schema::ALERTS));
         if self.stamp.as_ref() == Some(&stamp) {
             return Ok(0);
         }
@@ -487,25 +470,6 @@ impl AlertsTablePoller {
         self.stamp = Some(stamp);
         Ok(n)
     }
-}
-
-/// Modification times of `dir` and of its subdirectories, sorted by path.
-fn dir_stamp(dir: &Path) -> Vec<(PathBuf, Option<std::time::SystemTime>)> {
-    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let mut out = vec![(dir.to_path_buf(), mtime(dir))];
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        let mut subs: Vec<PathBuf> = rd
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .collect();
-        subs.sort();
-        out.extend(subs.into_iter().map(|s| {
-            let m = mtime(&s);
-            (s, m)
-        }));
-    }
-    out
 }
 
 /// The `entrance_alert` rows of one `alerts` Parquet file.
@@ -626,11 +590,11 @@ mod tests {
         let got: Vec<_> = hub
             .after(0, &e1)
             .iter()
-            .map(|e| e.detection_id.clone())
+            .map(|e| e.alert.detection_id.clone())
             .collect();
         assert_eq!(got, ["a", "c"]);
         assert_eq!(hub.after(t as u64 * 1000, &Sites::All).len(), 2);
-        assert_eq!(hub.newest(1, &e1)[0].detection_id, "c");
+        assert_eq!(hub.newest(1, &e1)[0].alert.detection_id, "c");
         // A fourth alert pushes out the oldest (cap 3); after 60 s all but the new one go.
         hub.publish_at(vec![alert("d", "E1")], t + 1);
         assert_eq!(hub.len(), 3);
@@ -640,7 +604,7 @@ mod tests {
         let left: Vec<_> = hub
             .after(0, &Sites::All)
             .iter()
-            .map(|e| e.detection_id.clone())
+            .map(|e| e.alert.detection_id.clone())
             .collect();
         assert_eq!(left, ["e"]);
         // Once pushed out, a detection id is accepted again.

@@ -54,24 +54,29 @@ impl LakeCache {
 }
 
 fn stamp(root: &Path) -> Stamp {
+    schema::CATALOG
+        .iter()
+        .filter(|t| t.name != schema::AUDIT)
+        .flat_map(|t| dir_stamp(&root.join(t.name)))
+        .collect()
+}
+
+/// Modification times of `dir` and of its subdirectories (the `date=` partitions), sorted by
+/// path: a commit's rename changes one of them, so an unchanged stamp means no new files.
+pub(crate) fn dir_stamp(dir: &Path) -> Vec<(PathBuf, Option<std::time::SystemTime>)> {
     let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let mut out = Vec::new();
-    for t in schema::CATALOG.iter().filter(|t| t.name != schema::AUDIT) {
-        let dir = root.join(t.name);
-        out.push((dir.clone(), mtime(&dir)));
-        let Ok(rd) = std::fs::read_dir(&dir) else {
-            continue;
-        };
+    let mut out = vec![(dir.to_path_buf(), mtime(dir))];
+    if let Ok(rd) = std::fs::read_dir(dir) {
         let mut subs: Vec<PathBuf> = rd
             .flatten()
             .map(|e| e.path())
             .filter(|p| p.is_dir())
             .collect();
         subs.sort();
-        for s in subs {
+        out.extend(subs.into_iter().map(|s| {
             let m = mtime(&s);
-            out.push((s, m));
-        }
+            (s, m)
+        }));
     }
     out
 }

@@ -155,18 +155,24 @@ mod tests {
     use super::super::testutil::*;
     use super::super::*;
 
+    /// The findings of `pts`, asserting there are some and all are `lambda_implausible`.
+    fn implausible_only(pts: &[ObdPoint]) -> Vec<TwcFinding> {
+        let f = run(pts);
+        assert!(!f.is_empty());
+        assert!(
+            f.iter().all(|x| x.rule == TwcRule::LambdaImplausible),
+            "{f:?}"
+        );
+        f
+    }
+
     /// §3.3 item 8: λ divided by 16 (PID 0x4F scale ignored) gives one `lambda_implausible`
     /// per re-arm period with the median ratio ≈ 1/16 and the scale hint, and no TWC rule.
     #[test]
     fn lambda_divided_by_16_is_implausible_not_silent() {
         let mut pts = drive(1800, 0, |i, _, _| Some(0.6 + 0.004 * noise(i, 9)));
         with_lambda(&mut pts, |l| l / 16.0);
-        let f = run(&pts);
-        assert!(!f.is_empty());
-        assert!(
-            f.iter().all(|x| x.rule == TwcRule::LambdaImplausible),
-            "{f:?}"
-        );
+        let f = implausible_only(&pts);
         let x = &f[0];
         assert_eq!(ev(x, "n_samples"), 600.0);
         assert!(
@@ -190,12 +196,7 @@ mod tests {
     fn afr_sent_as_lambda_is_implausible() {
         let mut pts = drive(1800, 0, healthy_rear);
         with_lambda(&mut pts, |l| l * 14.7);
-        let f = run(&pts);
-        assert!(!f.is_empty());
-        assert!(
-            f.iter().all(|x| x.rule == TwcRule::LambdaImplausible),
-            "{f:?}"
-        );
+        let f = implausible_only(&pts);
         assert!((ev(&f[0], "ratio") - 0.99 * 14.7).abs() < 0.3, "{f:?}");
         assert!(f[0].note.unwrap().starts_with("air-fuel ratio"));
     }
@@ -206,12 +207,7 @@ mod tests {
     fn phi_sent_as_lambda_is_implausible() {
         let mut pts = drive(1800, 0, healthy_rear);
         with_lambda(&mut pts, |l| 1.0 / l);
-        let f = run(&pts);
-        assert!(!f.is_empty());
-        assert!(
-            f.iter().all(|x| x.rule == TwcRule::LambdaImplausible),
-            "{f:?}"
-        );
+        let f = implausible_only(&pts);
         let x = &f[0];
         assert!((ev(x, "ratio") - 1.0 / 0.99).abs() < 0.02, "{x:?}");
         assert!(

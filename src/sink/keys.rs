@@ -24,12 +24,12 @@ use std::fs::File;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
+use datafusion::arrow::array::{Array, AsArray, BooleanArray};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef, UInt64Type};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::common::hash_utils::{QualityRandomState, create_hashes};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -115,20 +115,39 @@ pub struct KeyIndex {
 /// commits are seen after at most this long; this process's own at once).
 const COMMITTED_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
-fn hash_bytes(salt: u64, b: &[u8]) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    h.write_u64(salt);
-    h.write(b);
-    h.finish()
+/// Per-row hashes of `cols` of `b`, seeded with `salt`: DataFusion's vectorised
+/// `create_hashes` (column at a time, foldhash quality tier; a null leaves the row's hash as
+/// it was, so `NULL` and `""` differ). The hashes live only in this process's memory: the
+/// committed keys are hashed again by the same function when a partition is loaded, so the
+/// hash need not be stable across versions.
+fn row_hashes(b: &RecordBatch, cols: &[usize], salt: u64) -> Result<Vec<u64>, String> {
+    let mut out = vec![0u64; b.num_rows()];
+    let state = QualityRandomState::with_seed(salt);
+    create_hashes(cols.iter().map(|i| b.column(*i)), &state, &mut out)
+        .map_err(|e| e.to_string())?;
+    Ok(out)
 }
 
-fn converter(schema: &SchemaRef, cols: &[usize]) -> Result<RowConverter, String> {
-    RowConverter::new(
-        cols.iter()
-            .map(|i| SortField::new(schema.field(*i).data_type().clone()))
-            .collect(),
-    )
-    .map_err(|e| e.to_string())
+/// Hashes of the key columns of every row of `b`.
+fn key_hashes(b: &RecordBatch, cols: &[usize]) -> Result<Vec<u64>, String> {
+    row_hashes(b, cols, 0x6b65_7973)
+}
+
+/// Hashes of the content columns of every row of `b` (by name, so a file's column order
+/// does not matter); 0 columns gives 0 for every row.
+fn content_hashes(b: &RecordBatch, names: &[String]) -> Result<Vec<u32>, String> {
+    if names.is_empty() {
+        return Ok(vec![0; b.num_rows()]);
+    }
+    let schema = b.schema();
+    let cols = names
+        .iter()
+        .map(|n| schema.index_of(n).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(row_hashes(b, &cols, 0x636f_6e74)?
+        .into_iter()
+        .map(|h| (h ^ (h >> 32)) as u32)
+        .collect())
 }
 
 /// Column indices of the key and of the content of table `t` in `schema`.
@@ -145,35 +164,6 @@ fn columns(def: &KeyDef, schema: &SchemaRef) -> Result<(Vec<usize>, Vec<usize>),
         })
         .collect();
     Ok((key, content))
-}
-
-/// Hashes of the key columns of every row of `b`.
-fn key_hashes(b: &RecordBatch, cols: &[usize]) -> Result<Vec<u64>, String> {
-    let conv = converter(&b.schema(), cols)?;
-    let arrays: Vec<ArrayRef> = cols.iter().map(|i| b.column(*i).clone()).collect();
-    let rows = conv.convert_columns(&arrays).map_err(|e| e.to_string())?;
-    Ok((0..b.num_rows())
-        .map(|i| hash_bytes(0x6b65_7973, rows.row(i).as_ref()))
-        .collect())
-}
-
-/// Hashes of the content columns of every row of `b` (by name, so a file's column order
-/// does not matter); 0 columns gives 0 for every row.
-fn content_hashes(b: &RecordBatch, names: &[String]) -> Result<Vec<u32>, String> {
-    if names.is_empty() {
-        return Ok(vec![0; b.num_rows()]);
-    }
-    let schema = b.schema();
-    let cols = names
-        .iter()
-        .map(|n| schema.index_of(n).map_err(|e| e.to_string()))
-        .collect::<Result<Vec<_>, _>>()?;
-    let conv = converter(&schema, &cols)?;
-    let arrays: Vec<ArrayRef> = cols.iter().map(|i| b.column(*i).clone()).collect();
-    let rows = conv.convert_columns(&arrays).map_err(|e| e.to_string())?;
-    Ok((0..b.num_rows())
-        .map(|i| hash_bytes(0x636f_6e74, rows.row(i).as_ref()) as u32)
-        .collect())
 }
 
 fn sink_err(path: &Path, message: String) -> SinkError {
@@ -347,8 +337,8 @@ impl KeyIndex {
         Ok(())
     }
 
-    /// Reads the content hashes of the committed rows of a partition.
-    fn load_content(&mut self, t: TableId, part: &str) -> Result<(), SinkError> {
+    /// The (key hash, content hash) pairs of the committed rows of a partition.
+    fn load_content(&mut self, t: TableId, part: &str) -> Result<Vec<(u64, u32)>, SinkError> {
         let def = &CATALOG[t].key;
         let schema = (CATALOG[t].schema)();
         let dir = self.dir(t, part);
@@ -368,13 +358,7 @@ impl KeyIndex {
                 found.extend(kh.into_iter().zip(ch));
             }
         }
-        if let Some(p) = self.parts.get_mut(&(t, part.to_string())) {
-            for (k, c) in found {
-                p.keys.insert(k, c);
-            }
-            p.content_loaded = true;
-        }
-        Ok(())
+        Ok(found)
     }
 
     /// The stored row with key hash `kh` in the committed files of a partition, if any.
@@ -424,47 +408,83 @@ impl KeyIndex {
         let ch = content_hashes(batch, &names).map_err(err)?;
         self.load(t, part)?;
         let pk = (t, part.to_string());
+        // The partition's keys are taken out of the map for the batch (one map lookup per
+        // batch, not per row) and always put back, also when reading a stored file fails.
+        let Some(mut pkeys) = self.parts.remove(&pk) else {
+            return Err(err(format!("partition {part:?} not loaded")));
+        };
         let mut keep = Vec::with_capacity(batch.num_rows());
         let mut conflicts = Vec::new();
-        for r in 0..batch.num_rows() {
-            let known = self
-                .parts
-                .get(&pk)
-                .and_then(|p| p.keys.get(&kh[r]).copied());
-            let Some(mut stored) = known else {
-                if let Some(p) = self.parts.get_mut(&pk) {
-                    p.keys.insert(kh[r], ch[r]);
-                }
-                self.stats[t].new += 1;
-                keep.push(true);
-                continue;
-            };
-            keep.push(false);
-            if !def.conflicts {
-                self.stats[t].present += 1;
-                continue;
-            }
-            if !self.parts.get(&pk).is_some_and(|p| p.content_loaded) {
-                self.load_content(t, part)?;
-                stored = self
-                    .parts
-                    .get(&pk)
-                    .and_then(|p| p.keys.get(&kh[r]).copied())
-                    .unwrap_or(stored);
-            }
-            if stored == ch[r] {
-                self.stats[t].present += 1;
-                continue;
-            }
-            self.stats[t].conflicts += 1;
-            conflicts.push(self.conflict(t, part, batch, r, kh[r], &kc, &names)?);
-        }
+        let res = self.filter_rows(
+            t,
+            part,
+            batch,
+            &mut pkeys,
+            (&kh, &ch),
+            (&kc, &names),
+            &mut keep,
+            &mut conflicts,
+        );
+        self.parts.insert(pk, pkeys);
+        res?;
         if keep.iter().all(|k| *k) {
             return Ok((batch.clone(), conflicts));
         }
         let mask = BooleanArray::from(keep);
         let kept = filter_record_batch(batch, &mask).map_err(|e| err(e.to_string()))?;
         Ok((kept, conflicts))
+    }
+
+    /// The per-row part of [`KeyIndex::filter`] over one partition's keys `p`: pushes to
+    /// `keep` whether each row is written, and to `conflicts` the rows in conflict.
+    #[allow(clippy::too_many_arguments)]
+    fn filter_rows(
+        &mut self,
+        t: TableId,
+        part: &str,
+        batch: &RecordBatch,
+        p: &mut PartKeys,
+        (kh, ch): (&[u64], &[u32]),
+        (kc, names): (&[usize], &[String]),
+        keep: &mut Vec<bool>,
+        conflicts: &mut Vec<Conflict>,
+    ) -> Result<(), SinkError> {
+        let def = &CATALOG[t].key;
+        let mut n = KeyStats::default();
+        let res = (|| {
+            for r in 0..batch.num_rows() {
+                let Some(mut stored) = p.keys.get(&kh[r]).copied() else {
+                    p.keys.insert(kh[r], ch[r]);
+                    n.new += 1;
+                    keep.push(true);
+                    continue;
+                };
+                keep.push(false);
+                if !def.conflicts {
+                    n.present += 1;
+                    continue;
+                }
+                if !p.content_loaded {
+                    for (k, c) in self.load_content(t, part)? {
+                        p.keys.insert(k, c);
+                    }
+                    p.content_loaded = true;
+                    stored = p.keys.get(&kh[r]).copied().unwrap_or(stored);
+                }
+                if stored == ch[r] {
+                    n.present += 1;
+                    continue;
+                }
+                n.conflicts += 1;
+                conflicts.push(self.conflict(t, part, batch, r, kh[r], kc, names)?);
+            }
+            Ok(())
+        })();
+        let s = &mut self.stats[t];
+        s.new += n.new;
+        s.present += n.present;
+        s.conflicts += n.conflicts;
+        res
     }
 
     #[allow(clippy::too_many_arguments)]

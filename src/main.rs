@@ -20,6 +20,10 @@ use plumewatch::synth::rsd as gen_rsd;
     about = "Streaming analyzer for vehicle-emission enforcement: RSD passes and remote OBD in, enforcement lists out."
 )]
 struct Cli {
+    /// Memory the queries of `query`, `list`, `plot`, `serve` and `run`'s watchlist may hold
+    /// together before sorts and aggregates spill to the temp directory (e.g. 512M, 2G).
+    #[arg(long, global = true, default_value = "512M", value_parser = parse_bytes)]
+    query_memory: usize,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -289,6 +293,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 fn main() {
     let cli = Cli::parse();
+    query::set_query_memory_bytes(cli.query_memory);
     // The server logs one line per request (route template, status, time; never a plate).
     let level = match cli.cmd {
         Cmd::Serve { .. } => tracing::Level::INFO,

@@ -339,3 +339,41 @@ fn plate_lookup_skips_row_groups_by_bloom_filter() {
     let c = ok(&["query", "--tables", tables, "--format", "csv", &q]);
     assert_eq!(c.lines().nth(1).unwrap().trim(), n, "{c}");
 }
+
+/// `--query-memory` bounds what a list's operators may hold: over the demo tables the
+/// repeat-exceeders list (a sort for its window) answers within the default 512 MiB and is
+/// refused with DataFusion's "Resources exhausted" error within 64 KiB, never cut short.
+#[test]
+fn query_memory_bounds_list_operators() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path().join("tables");
+    ingest_demo(&t);
+    let tables = t.to_str().unwrap();
+    let all = ok(&[
+        "list",
+        "rsd-repeat-exceeders",
+        "--tables",
+        tables,
+        "--format",
+        "csv",
+    ]);
+    assert!(all.lines().count() > 1, "{all}");
+    let o = pw(&[
+        "list",
+        "rsd-repeat-exceeders",
+        "--query-memory",
+        "64K",
+        "--tables",
+        tables,
+        "--format",
+        "csv",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("Resources exhausted"), "{err}");
+    assert!(
+        o.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}

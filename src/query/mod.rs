@@ -17,7 +17,7 @@ use std::hash::{Hash, Hasher};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use anyhow::{Context as _, bail};
 use async_trait::async_trait;
@@ -33,7 +33,9 @@ use datafusion::datasource::listing::{
 };
 use datafusion::datasource::{ViewTable, provider_as_source};
 use datafusion::error::Result;
+use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, LogicalPlan, LogicalPlanBuilder, ScalarFunctionArgs, ScalarUDF,
     ScalarUDFImpl, Signature, Volatility,
@@ -88,6 +90,26 @@ fn first_warning(dir: &Path) -> bool {
         .unwrap_or(true)
 }
 
+/// Default bound on the memory one [`Lake`]'s queries hold together (operator state: sorts,
+/// windows, hash tables, aggregates), bytes: 512 MiB. Past it, sorts and aggregates spill to
+/// files in the system temp directory instead of growing with the tables (issue 12 item 5:
+/// every list over 50 M passes in under 1 GB); an operator that cannot spill fails with
+/// DataFusion's "Resources exhausted" error naming it, never a wrong answer.
+pub const DEFAULT_QUERY_MEMORY_BYTES: usize = 512 << 20;
+
+static QUERY_MEMORY_BYTES: AtomicUsize = AtomicUsize::new(DEFAULT_QUERY_MEMORY_BYTES);
+
+/// Sets the query memory bound of the [`Lake`]s opened from now on (`--query-memory`);
+/// see [`DEFAULT_QUERY_MEMORY_BYTES`].
+pub fn set_query_memory_bytes(bytes: usize) {
+    QUERY_MEMORY_BYTES.store(bytes, Ordering::Relaxed);
+}
+
+/// The query memory bound of the [`Lake`]s opened now, bytes.
+pub fn query_memory_bytes() -> usize {
+    QUERY_MEMORY_BYTES.load(Ordering::Relaxed)
+}
+
 /// Runs read-only SQL over the tables (see [`Lake::sql`]).
 pub async fn run_sql(dir: &Path, sql: &str) -> anyhow::Result<Vec<RecordBatch>> {
     let lake = Lake::open(dir).await?;
@@ -125,7 +147,12 @@ impl Lake {
         let cfg = SessionConfig::new()
             .with_information_schema(true)
             .with_collect_statistics(false);
-        let ctx = SessionContext::new_with_config(cfg);
+        // One memory pool per lake, shared by its concurrent queries (the server keeps one
+        // lake for every request); spill files go to the system temp directory.
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(query_memory_bytes())))
+            .build_arc()?;
+        let ctx = SessionContext::new_with_config_rt(cfg, runtime);
         let mut lake = Lake {
             ctx,
             files: BTreeMap::new(),

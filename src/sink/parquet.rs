@@ -144,7 +144,7 @@ pub fn writer_properties(schema: &SchemaRef) -> WriterProperties {
             DataType::Utf8 if BLOOM_COLUMNS.contains(&f.name().as_str()) => {
                 b = b
                     .set_column_bloom_filter_enabled(col.clone(), true)
-                    .set_column_bloom_filter_ndv(col.clone(), BLOOM_NDV)
+                    .set_column_bloom_filter_max_ndv(col.clone(), BLOOM_NDV)
                     .set_column_bloom_filter_fpp(col, BLOOM_FPP);
             }
             _ => {}

@@ -14,7 +14,7 @@ j AS (
   SELECT s.plate, coalesce(v.plate_color, s.plate_color) AS plate_color, v.vin, v.basis,
          s.sighting, s.seen_at, s.site_id,
          (s.plate_color IS NOT NULL AND v.plate_color = s.plate_color) AS colour_confirmed
-  FROM s JOIN v ON s.plate = v.plate
+  FROM v JOIN s ON s.plate = v.plate
    AND ((s.plate_color IS NOT NULL AND v.plate_color = s.plate_color)
         OR (v.plate_regs = 1 AND (s.plate_color IS NULL OR v.plate_color IS NULL)))
   WHERE NOT array_has(coalesce(s.flags, make_array()), 'plate_color_unknown')

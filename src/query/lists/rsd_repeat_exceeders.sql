@@ -31,6 +31,6 @@ SELECT f.plate,
        max(f.passed_at) AS last_fail,
        last_value(f.site_id ORDER BY f.passed_at) AS last_site,
        max(f.limit_set) AS limit_set
-FROM f JOIN hits h ON f.plate = h.plate
+FROM hits h JOIN f ON f.plate = h.plate
 GROUP BY f.plate, h.max_failing_in_window
 ORDER BY h.max_failing_in_window DESC, last_fail DESC, f.plate

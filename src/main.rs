@@ -235,6 +235,10 @@ enum GenCmd {
         /// Days the passes span.
         #[arg(long, default_value_t = 30)]
         days: u32,
+        /// Share of the fleet that are high emitters (0–1): their passes fail the limits
+        /// most of the time (about 4 % of passes fail at the default 0.05).
+        #[arg(long, default_value_t = gen_rsd::HIGH_EMITTER_SHARE, value_parser = parse_share)]
+        high_emitter_share: f64,
         /// Also write this many ANPR plate reads to --plates-out.
         #[arg(long, default_value_t = 0)]
         plate_reads: usize,
@@ -261,6 +265,14 @@ fn show(
     }
     let local = query::output::in_zone(batches, zone.name())?;
     query::output::write(&local, format, w)
+}
+
+/// A share between 0 and 1.
+fn parse_share(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!("expected a share between 0 and 1, got '{s}'")),
+    }
 }
 
 /// `4096`, `64K`, `1M`, `2G` (binary multiples) → bytes.
@@ -596,12 +608,13 @@ fn run(cli: Cli) -> Result<()> {
                     registry,
                     vehicles,
                     days,
+                    high_emitter_share,
                     plate_reads,
                     plates_out,
                 },
         } => {
             let n = vehicles.unwrap_or((count / 20).max(100));
-            let fleet = gen_rsd::fleet(n, seed);
+            let fleet = gen_rsd::fleet_with(n, seed, high_emitter_share);
             let reg = registry.unwrap_or_else(|| out.with_extension("vehicles.csv"));
             gen_rsd::write_registry(&mut create(&reg)?, &fleet)?;
             let mut w = create(&out)?;

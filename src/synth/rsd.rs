@@ -74,8 +74,17 @@ fn plate(r: &mut ChaCha8Rng) -> String {
     p
 }
 
-/// A fleet of `n` vehicles with distinct plates.
+/// Share of vehicles that are high emitters in [`fleet`] (5 %).
+pub const HIGH_EMITTER_SHARE: f64 = 0.05;
+
+/// A fleet of `n` vehicles with distinct plates, [`HIGH_EMITTER_SHARE`] of them high emitters.
 pub fn fleet(n: usize, seed: u64) -> Vec<SynthVehicle> {
+    fleet_with(n, seed, HIGH_EMITTER_SHARE)
+}
+
+/// A fleet of `n` vehicles with distinct plates, about `high_emitter_share` (0–1) of them
+/// high emitters; the same seed gives the same plates, VINs and stages whatever the share.
+pub fn fleet_with(n: usize, seed: u64, high_emitter_share: f64) -> Vec<SynthVehicle> {
     let mut r = ChaCha8Rng::seed_from_u64(seed);
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::with_capacity(n);
@@ -141,7 +150,12 @@ pub fn fleet(n: usize, seed: u64) -> Vec<SynthVehicle> {
                 r.random_range(1..13),
                 r.random_range(1..29)
             ),
-            high_emitter: r.random_bool(0.05),
+            // One u64 drawn whatever the share (as `random_bool` draws for 0 < p < 1, so the
+            // default share gives the same fleets as before the option).
+            high_emitter: {
+                let v: u64 = r.random();
+                high_emitter_share >= 1.0 || (v as f64) < high_emitter_share * 2f64.powi(64)
+            },
         });
     }
     out
@@ -284,6 +298,26 @@ pub fn write_plate_reads(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn high_emitter_share_changes_only_the_high_emitters() {
+        let base = fleet(2000, 7);
+        let none = fleet_with(2000, 7, 0.0);
+        let all = fleet_with(2000, 7, 1.0);
+        let some = fleet_with(2000, 7, 0.25);
+        for f in [&none, &all, &some] {
+            assert!(
+                f.iter()
+                    .zip(&base)
+                    .all(|(a, b)| a.plate == b.plate && a.vin == b.vin)
+            );
+        }
+        let n = |f: &[SynthVehicle]| f.iter().filter(|v| v.high_emitter).count();
+        assert_eq!((n(&none), n(&all)), (0, 2000));
+        // 2,000 draws at p = 0.25: 500 ± 3 standard deviations (19.4).
+        assert!((442..=558).contains(&n(&some)), "{}", n(&some));
+        assert!((60..=140).contains(&n(&base)), "{}", n(&base));
+    }
 
     #[test]
     fn generation_is_seeded_and_plates_are_standard() {

@@ -20,12 +20,31 @@ use plumewatch::synth::rsd as gen_rsd;
     about = "Streaming analyzer for vehicle-emission enforcement: RSD passes and remote OBD in, enforcement lists out."
 )]
 struct Cli {
-    /// Memory the queries of `query`, `list`, `plot`, `serve` and `run`'s watchlist may hold
-    /// together before sorts and aggregates spill to the temp directory (e.g. 512M, 2G).
-    #[arg(long, global = true, default_value = "512M", value_parser = parse_bytes)]
-    query_memory: usize,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// The query memory bound of the commands that run SQL.
+#[derive(clap::Args, Clone, Copy, Debug)]
+struct QueryMemory {
+    /// Memory this process's queries may hold together before sorts and aggregates spill to
+    /// the temp directory (e.g. 512M, 2G); an operator that cannot spill fails past it.
+    #[arg(long, default_value = "512M", value_parser = parse_bytes)]
+    query_memory: usize,
+}
+
+impl Cmd {
+    /// `--query-memory` of the commands that run SQL.
+    fn query_memory(&self) -> Option<QueryMemory> {
+        match self {
+            Cmd::Query { mem, .. }
+            | Cmd::List { mem, .. }
+            | Cmd::Plot { mem, .. }
+            | Cmd::Run { mem, .. }
+            | Cmd::Serve { mem, .. } => Some(*mem),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -83,6 +102,8 @@ enum Cmd {
         #[arg(long)]
         limits: Option<PathBuf>,
         sql: String,
+        #[command(flatten)]
+        mem: QueryMemory,
     },
     /// Run a named enforcement list; without NAME, list the lists and their parameters.
     /// Dates (since, until) are calendar days in the enforcement zone (limit set [time].zone,
@@ -100,6 +121,8 @@ enum Cmd {
         limits: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "table")]
         format: OutputFormat,
+        #[command(flatten)]
+        mem: QueryMemory,
     },
     /// Decode one HJ 1239 frame given in hex, field by field (exits non-zero when rejected).
     InspectFrame {
@@ -127,6 +150,8 @@ enum Cmd {
         /// Samples further apart than this many seconds are not joined by a line.
         #[arg(long, default_value_t = 5.0)]
         gap_s: f64,
+        #[command(flatten)]
+        mem: QueryMemory,
     },
     /// Streaming mode: consume Kafka topics (or files / stdin) until stopped, commit the
     /// tables exactly once, send alerts. Either --config FILE, or the flags below.
@@ -159,6 +184,8 @@ enum Cmd {
         /// Exit after this many ms without input (after a final commit).
         #[arg(long)]
         idle_exit_ms: Option<u64>,
+        #[command(flatten)]
+        mem: QueryMemory,
     },
     /// Serve the tables over HTTP to police (plate lookups, lists as JSON/CSV/XLSX) and to
     /// entrance patrols (the live alert board /board, from the committed `alerts` table), with
@@ -174,6 +201,8 @@ enum Cmd {
         /// host:port, overriding [serve] listen.
         #[arg(long)]
         listen: Option<String>,
+        #[command(flatten)]
+        mem: QueryMemory,
     },
     /// Read a secret (password or token) from stdin and print its argon2 hash (for
     /// `password_hash`) and its SHA-256 (for `token_sha256`) for the [serve] config.
@@ -305,7 +334,9 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 fn main() {
     let cli = Cli::parse();
-    query::set_query_memory_bytes(cli.query_memory);
+    if let Some(m) = cli.cmd.query_memory() {
+        query::set_query_memory_bytes(m.query_memory);
+    }
     // The server logs one line per request (route template, status, time; never a plate).
     let level = match cli.cmd {
         Cmd::Serve { .. } => tracing::Level::INFO,
@@ -401,6 +432,7 @@ fn run(cli: Cli) -> Result<()> {
             format,
             limits,
             sql,
+            ..
         } => {
             let zone = LimitSet::load(limits.as_deref())?.zone();
             let batches = runtime()?.block_on(query::run_sql(&tables, &sql))?;
@@ -412,6 +444,7 @@ fn run(cli: Cli) -> Result<()> {
             params,
             limits,
             format,
+            ..
         } => {
             let limits = LimitSet::load(limits.as_deref())?;
             let Some(name) = name else {
@@ -459,6 +492,7 @@ fn run(cli: Cli) -> Result<()> {
             out,
             limits,
             gap_s,
+            ..
         } => {
             if !(gap_s.is_finite() && gap_s > 0.0) {
                 anyhow::bail!("--gap-s must be a positive number of seconds (got {gap_s})");
@@ -500,6 +534,7 @@ fn run(cli: Cli) -> Result<()> {
             instance_id,
             metrics_listen,
             idle_exit_ms,
+            ..
         } => {
             use plumewatch::run::config::{KafkaConfig, RunConfig, TopicConfig};
             let mut cfg = match &config {
@@ -571,6 +606,7 @@ fn run(cli: Cli) -> Result<()> {
             tables,
             config,
             listen,
+            ..
         } => {
             let mut cfg = match &config {
                 Some(p) => plumewatch::serve::ServeConfig::load(p)?,

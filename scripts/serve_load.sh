@@ -51,7 +51,10 @@ q() { "$BIN" query --tables "$T" --format csv "$1" | tail -n +2 | tr -d '\r\357\
 echo "tables: $(q "SELECT count(*) FROM rsd_passes") passes, $(q "SELECT count(*) FROM plate_reads") plate reads, $(q "SELECT count(*) FROM detections") detections, $(q "SELECT count(*) FROM vehicles") vehicles, $(du -sh "$T" | cut -f1)"
 often=$(q "SELECT plate FROM rsd_passes WHERE plate IS NOT NULL GROUP BY plate ORDER BY count(*) DESC, plate LIMIT 1")
 rare=$(q "SELECT plate FROM rsd_passes WHERE plate IS NOT NULL GROUP BY plate ORDER BY count(*), plate LIMIT 1")
-flagged=$(q "SELECT plate FROM detections WHERE plate IS NOT NULL GROUP BY plate ORDER BY count(*) DESC, plate LIMIT 1")
+# The flagged plate of median detection count (the most flagged plate of a Zipf fleet has
+# ~180,000 detections at 10 M passes, more than an answer may carry: 413).
+half=$(q "SELECT count(DISTINCT plate) / 2 FROM detections")
+flagged=$(q "SELECT plate FROM detections WHERE plate IS NOT NULL GROUP BY plate ORDER BY count(*), plate LIMIT 1 OFFSET $half")
 never="京Z00000"
 
 TOKEN="load-test-token"
@@ -73,9 +76,10 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 enc() { python3 -c 'import sys,urllib.parse;print(urllib.parse.quote(sys.argv[1]))' "$1"; }
-printf '| plate | passes of the plate | p50 ms | p99 ms | max ms | requests/s | failed |\n|---|---|---|---|---|---|---|\n'
+printf '| plate | passes / detections of the plate | p50 ms | p99 ms | max ms | requests/s | failed |\n|---|---|---|---|---|---|---|\n'
 for p in "$often" "$rare" "$flagged" "$never"; do
   n=$(q "SELECT count(*) FROM rsd_passes WHERE plate = '$p'")
+  nd=$(q "SELECT count(*) FROM detections WHERE plate = '$p'")
   url="http://127.0.0.1:$PORT/api/plates/$(enc "$p")"
   # One warm-up request (opens the tables), then the measured run.
   curl -fsS -H "Authorization: Bearer $TOKEN" "$url" >/dev/null
@@ -86,6 +90,6 @@ for p in "$often" "$rare" "$flagged" "$never"; do
   rps=$(awk '/Requests per second/{print $4}' "$WORK/ab.txt")
   failed=$(awk '/Failed requests/{print $3}' "$WORK/ab.txt")
   non2xx=$(awk '/Non-2xx responses/{print $3}' "$WORK/ab.txt")
-  printf '| %s | %s | %s | %s | %s | %s | %s%s |\n' "$p" "$n" "$p50" "$p99" "$mx" "$rps" "$failed" "${non2xx:+ ($non2xx non-2xx)}"
+  printf '| %s | %s / %s | %s | %s | %s | %s | %s%s |\n' "$p" "$n" "$nd" "$p50" "$p99" "$mx" "$rps" "$failed" "${non2xx:+ ($non2xx non-2xx)}"
 done
 echo "server peak RSS: $(awk '/VmHWM/{print $2, $3}' /proc/$SPID/status); RSS now: $(awk '/VmRSS/{print $2, $3}' /proc/$SPID/status)"

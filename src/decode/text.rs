@@ -487,6 +487,38 @@ pub struct NdjsonDecoder {
     /// The line transcoded to UTF-8 (mappings with an `encoding`).
     utf8: String,
     rec: Record,
+    /// The key seen at each member position of the last records and its mapping entry: a
+    /// feed writes its keys in one order, so a key is matched by one comparison with the
+    /// key at its position before any hash lookup ([`KeyCache`]).
+    keys: KeyCache,
+}
+
+/// Member position → (key, mapping entry) of the records decoded so far. Positions past
+/// [`KeyCache::MAX_MEMBERS`] are looked up in the mapping each time.
+#[derive(Default)]
+struct KeyCache(Vec<Option<(Box<str>, Option<usize>)>>);
+
+impl KeyCache {
+    const MAX_MEMBERS: usize = 128;
+
+    /// The mapping entry of `key` at member position `member`.
+    #[inline]
+    fn entry(&mut self, mapping: &CompiledMapping, member: usize, key: &str) -> Option<usize> {
+        if member >= Self::MAX_MEMBERS {
+            return mapping.entry_for(key);
+        }
+        if self.0.len() <= member {
+            self.0.resize(member + 1, None);
+        }
+        match &self.0[member] {
+            Some((k, e)) if &**k == key => *e,
+            _ => {
+                let e = mapping.entry_for(key);
+                self.0[member] = Some((key.into(), e));
+                e
+            }
+        }
+    }
 }
 
 impl NdjsonDecoder {
@@ -500,6 +532,7 @@ impl NdjsonDecoder {
             scratch: Vec::with_capacity(4096),
             utf8: String::new(),
             rec: Record::new(specs.len()),
+            keys: KeyCache::default(),
         }
     }
 
@@ -538,7 +571,7 @@ impl NdjsonDecoder {
             .reset();
         let res = match simd_json::fill_tape(&mut self.scratch, &mut self.buffers, &mut tape) {
             Err(e) => Err(json_error(text, &e)),
-            Ok(()) => Self::walk(&self.mapping, &tape, &mut self.rec, text),
+            Ok(()) => Self::walk(&self.mapping, &mut self.keys, &tape, &mut self.rec, text),
         };
         self.tape = Some(tape.reset());
         res
@@ -546,6 +579,7 @@ impl NdjsonDecoder {
 
     fn walk(
         mapping: &CompiledMapping,
+        keys: &mut KeyCache,
         tape: &Tape<'_>,
         rec: &mut Record,
         text: &[u8],
@@ -566,7 +600,7 @@ impl NdjsonDecoder {
                 Node::Object { count, .. } | Node::Array { count, .. } => count + 1,
                 _ => 1,
             };
-            if let Some(e) = mapping.entry_for(key) {
+            if let Some(e) = keys.entry(mapping, member, key) {
                 let kind = mapping.entry(e).kind;
                 match val {
                     Node::String(s) => mapping.apply_text(e, s, rec)?,
@@ -1223,6 +1257,37 @@ mod tests {
             c.bad[3].starts_with("field plate: not valid UTF-8"),
             "{}",
             c.bad[3]
+        );
+    }
+
+    /// The key cache matches keys by position: records whose keys come in another order, an
+    /// unknown key where a known one was, and a known one where an unknown one was, all
+    /// decode to the same values as a fresh decoder gives.
+    #[test]
+    fn keys_in_changing_order_decode_the_same() {
+        let lines: [&[u8]; 5] = [
+            br#"{"pass_id":"a","passed_at":1700000000000,"speed_kmh":42.5}"#,
+            br#"{"speed_kmh":17,"pass_id":"b","passed_at":1700000000000}"#,
+            br#"{"pass_id":"c","vendor_x":99,"passed_at":1700000000000,"speed_kmh":3}"#,
+            br#"{"pass_id":"d","speed_kmh":8,"passed_at":1700000000000,"vendor_x":1}"#,
+            br#"{"pass_id":"e","passed_at":1700000000000,"speed_kmh":42.5}"#,
+        ];
+        let speed = RSD_FIELDS
+            .iter()
+            .position(|f| f.name == "speed_kmh")
+            .unwrap();
+        let mut reused = NdjsonDecoder::new(canonical(), RSD_FIELDS);
+        let mut got = Vec::new();
+        for l in lines {
+            let r = reused.decode_line(l).unwrap();
+            let mut fresh = NdjsonDecoder::new(canonical(), RSD_FIELDS);
+            let f = fresh.decode_line(l).unwrap();
+            assert_eq!(format!("{r:?}"), format!("{f:?}"));
+            got.push(r.num(speed));
+        }
+        assert_eq!(
+            got,
+            vec![Some(42.5), Some(17.0), Some(3.0), Some(8.0), Some(42.5)]
         );
     }
 

@@ -327,9 +327,18 @@ fn list_of_rule(rule_id: &str) -> Option<&'static str> {
 
 const REGISTRY_SQL: &str = "SELECT plate, plate_color, vin, fuel, emission_standard, vehicle_type, registered_on, plate_class, plate_status \
      FROM vehicles WHERE plate = $plate ORDER BY plate_color";
+/// Detections of the plate, and of the VINs the registry gives the plate (OBD detections carry
+/// a VIN, often no plate). Written as a union rather than `plate = $plate OR vin IN (…)`: with
+/// the OR, DataFusion built a hash table of the whole detections table per lookup (340 MB at
+/// 1.2 M detections, beyond the query memory pool). The registry's VINs are the join's build
+/// side (written first); detections stream past it.
 const DETECTIONS_SQL: &str = "SELECT detection_id, rule_id, rule_version, limit_set, detected_at, plate_color, vin, site_id, strength, evidence, evidence_text \
      FROM detections WHERE plate = $plate \
-        OR vin IN (SELECT vin FROM vehicles WHERE plate = $plate AND vin IS NOT NULL) \
+     UNION ALL \
+     SELECT d.detection_id, d.rule_id, d.rule_version, d.limit_set, d.detected_at, d.plate_color, d.vin, d.site_id, d.strength, d.evidence, d.evidence_text \
+     FROM (SELECT DISTINCT vin FROM vehicles WHERE plate = $plate AND vin IS NOT NULL) v \
+     JOIN detections d ON d.vin = v.vin \
+     WHERE d.plate IS DISTINCT FROM $plate \
      ORDER BY detected_at, detection_id";
 const LAST_SEEN_SQL: &str = "SELECT site_id, seen_at, source FROM ( \
        SELECT site_id, passed_at AS seen_at, 'rsd_passes' AS source FROM rsd_passes WHERE plate = $plate \

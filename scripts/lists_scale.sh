@@ -38,7 +38,7 @@ if [ ! -d "$T/rsd_passes" ]; then
   while [ "$left" -gt 0 ]; do
     n=$(( left < 5000000 ? left : 5000000 ))
     # 30 days from 2026-10-01 (the generator's span; later days would lie in the future).
-    "$BIN" gen rsd --count "$n" --seed "$seed" --out "$WORK/p.ndjson" --registry "$WORK/v$seed.csv" \
+    "$BIN" gen rsd --count "$n" --seed "$seed" --fleet-seed 1 --out "$WORK/p.ndjson" --registry "$WORK/v$seed.csv" \
       --vehicles $(( N / 20 > 100 ? N / 20 : 100 )) >&2
     [ "$seed" = 1 ] && "$BIN" ingest --quiet --stream vehicles --format csv --out "$T" "$WORK/v1.csv" >&2
     "$BIN" ingest --quiet --stream rsd --out "$T" "$WORK/p.ndjson" >&2

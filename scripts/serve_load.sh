@@ -11,7 +11,8 @@
 #
 # Env: BIN (default target/release/plumewatch), C (default 200), K (default 4000), PORT
 # (default 18080), WORK (scratch dir; kept when set, and its tables reused), SHARE (high-emitter
-# share of the fleet, default 0.05), READS (plate reads, default N / 10).
+# share of the fleet, default 0.05), CHINA3 (share of trucks registered China III, default
+# 0.5: about 10 % of passes become China III diesel sightings, i.e. detections), READS (plate reads, default N / 10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000000}
@@ -20,6 +21,7 @@ C=${C:-200}
 K=${K:-4000}
 PORT=${PORT:-18080}
 SHARE=${SHARE:-0.05}
+CHINA3=${CHINA3:-0.5}
 READS=${READS:-$(( N / 10 ))}
 [ -x "$BIN" ] || { echo "no $BIN: cargo build --release first (or set BIN)" >&2; exit 1; }
 command -v ab >/dev/null || { echo "needs ab (apt-get install apache2-utils)" >&2; exit 1; }
@@ -35,8 +37,8 @@ if [ ! -d "$T/rsd_passes" ]; then
   while [ "$left" -gt 0 ]; do
     n=$(( left < 5000000 ? left : 5000000 ))
     r=$(( READS * n / N ))
-    "$BIN" gen rsd --count "$n" --seed "$seed" --out "$WORK/p.ndjson" --registry "$WORK/v$seed.csv" \
-      --vehicles $(( N / 20 > 100 ? N / 20 : 100 )) --high-emitter-share "$SHARE" \
+    "$BIN" gen rsd --count "$n" --seed "$seed" --fleet-seed 1 --out "$WORK/p.ndjson" --registry "$WORK/v$seed.csv" \
+      --vehicles $(( N / 20 > 100 ? N / 20 : 100 )) --high-emitter-share "$SHARE" --china3-truck-share "$CHINA3" \
       --plate-reads "$r" --plates-out "$WORK/r.ndjson" >&2
     [ "$seed" = 1 ] && "$BIN" ingest --quiet --stream vehicles --format csv --out "$T" "$WORK/v1.csv" >&2
     "$BIN" ingest --quiet --stream rsd --out "$T" "$WORK/p.ndjson" >&2

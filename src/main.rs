@@ -13,6 +13,13 @@ use plumewatch::limits::LimitSet;
 use plumewatch::query::{self, lists, output::OutputFormat};
 use plumewatch::synth::rsd as gen_rsd;
 
+/// `println!` that returns the write error instead of panicking, so `plumewatch … | head`
+/// ends quietly (main treats a broken pipe as the reader going away, not as an error).
+macro_rules! outln {
+    () => { writeln!(std::io::stdout().lock())? };
+    ($($t:tt)*) => { writeln!(std::io::stdout().lock(), $($t)*)? };
+}
+
 #[derive(Parser)]
 #[command(
     name = "plumewatch",
@@ -268,6 +275,14 @@ enum GenCmd {
         /// most of the time (about 4 % of passes fail at the default 0.05).
         #[arg(long, default_value_t = gen_rsd::HIGH_EMITTER_SHARE, value_parser = parse_share)]
         high_emitter_share: f64,
+        /// Share of trucks registered as China III (0–1; default 0.08). At 0.5 about 10 % of
+        /// passes are China III diesel sightings (detections).
+        #[arg(long, default_value_t = gen_rsd::CHINA3_TRUCK_SHARE, value_parser = parse_share)]
+        china3_truck_share: f64,
+        /// Seed of the fleet (plates, VINs, registry), default --seed. Give the same fleet seed
+        /// and different --seed values to generate passes in chunks over one registry.
+        #[arg(long)]
+        fleet_seed: Option<u64>,
         /// Also write this many ANPR plate reads to --plates-out.
         #[arg(long, default_value_t = 0)]
         plate_reads: usize,
@@ -418,7 +433,7 @@ fn run(cli: Cli) -> Result<()> {
                 force,
                 commit_every: ingest::COMMIT_EVERY_RECORDS,
             })?;
-            println!("{s}");
+            outln!("{s}");
             if s.all_rejected() {
                 bail!(
                     "every record ({}) was rejected; see the quarantine table",
@@ -448,14 +463,14 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let limits = LimitSet::load(limits.as_deref())?;
             let Some(name) = name else {
-                println!(
+                outln!(
                     "Dates (since, until) are calendar days in {} (limit set [time].zone); a time with an offset is that instant.",
                     limits.zone()
                 );
                 for l in lists::LISTS {
-                    println!("{}: {}", l.name, l.description);
+                    outln!("{}: {}", l.name, l.description);
                     for p in l.params {
-                        println!("    --param {}=…  {}", p.name, p.doc);
+                        outln!("    --param {}=…  {}", p.name, p.doc);
                     }
                 }
                 return Ok(());
@@ -480,7 +495,7 @@ fn run(cli: Cli) -> Result<()> {
             let text = plumewatch::inspect::inspect(&bytes, matches!(format, InspectFormat::Json))?;
             print!("{text}");
             if !text.ends_with('\n') {
-                println!();
+                outln!();
             }
             Ok(())
         }
@@ -514,7 +529,7 @@ fn run(cli: Cli) -> Result<()> {
                     gap_ms: (gap_s * 1000.0).round() as i64,
                 },
             ))?;
-            println!(
+            outln!(
                 "wrote {} ({} samples, {} flagged windows)",
                 out.display(),
                 s.samples,
@@ -625,8 +640,8 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("give the secret on stdin (one line)");
             }
             let (phc, sha) = plumewatch::serve::auth::hash_secret(secret)?;
-            println!("password_hash = \"{phc}\"");
-            println!("token_sha256 = \"{sha}\"");
+            outln!("password_hash = \"{phc}\"");
+            outln!("token_sha256 = \"{sha}\"");
             Ok(())
         }
         Cmd::Gen {
@@ -645,18 +660,24 @@ fn run(cli: Cli) -> Result<()> {
                     vehicles,
                     days,
                     high_emitter_share,
+                    china3_truck_share,
+                    fleet_seed,
                     plate_reads,
                     plates_out,
                 },
         } => {
             let n = vehicles.unwrap_or((count / 20).max(100));
-            let fleet = gen_rsd::fleet_with(n, seed, high_emitter_share);
+            let mix = gen_rsd::FleetMix {
+                high_emitter_share,
+                china3_truck_share,
+            };
+            let fleet = gen_rsd::fleet_with(n, fleet_seed.unwrap_or(seed), &mix);
             let reg = registry.unwrap_or_else(|| out.with_extension("vehicles.csv"));
             gen_rsd::write_registry(&mut create(&reg)?, &fleet)?;
             let mut w = create(&out)?;
             let bytes = gen_rsd::write_passes(&mut w, &fleet, count, days, seed)?;
             w.flush()?;
-            println!(
+            outln!(
                 "wrote {count} passes ({:.1} MB) to {} and {n} vehicles to {}",
                 bytes as f64 / 1e6,
                 out.display(),
@@ -667,7 +688,7 @@ fn run(cli: Cli) -> Result<()> {
                 let mut w = create(&p)?;
                 gen_rsd::write_plate_reads(&mut w, &fleet, plate_reads, days, seed)?;
                 w.flush()?;
-                println!("wrote {plate_reads} plate reads to {}", p.display());
+                outln!("wrote {plate_reads} plate reads to {}", p.display());
             }
             Ok(())
         }
@@ -695,7 +716,7 @@ fn gen_fleet(a: FleetArgs, frames: bool) -> Result<()> {
         fleet::write_ndjson(&mut w, a.vehicles, a.minutes, a.seed)?
     };
     w.flush()?;
-    println!(
+    outln!(
         "wrote {} samples{} of {} vehicles ({:.1} MB) to {}; labels {}; registry {}",
         o.samples,
         if frames {

@@ -377,3 +377,26 @@ fn query_memory_bounds_list_operators() {
         String::from_utf8_lossy(&o.stdout)
     );
 }
+
+/// `plumewatch hash-secret | head -1` (the reader closes the pipe before the second line):
+/// the command ends quietly with exit 0 instead of panicking on EPIPE. Its first line is
+/// written before the pipe closes; the second write meets the closed pipe.
+#[test]
+fn output_to_a_closed_pipe_ends_quietly() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_plumewatch"))
+        .arg("hash-secret")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end of stdout before the command writes anything.
+    drop(child.stdout.take());
+    child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

@@ -79,12 +79,38 @@ pub const HIGH_EMITTER_SHARE: f64 = 0.05;
 
 /// A fleet of `n` vehicles with distinct plates, [`HIGH_EMITTER_SHARE`] of them high emitters.
 pub fn fleet(n: usize, seed: u64) -> Vec<SynthVehicle> {
-    fleet_with(n, seed, HIGH_EMITTER_SHARE)
+    fleet_with(n, seed, &FleetMix::default())
 }
 
-/// A fleet of `n` vehicles with distinct plates, about `high_emitter_share` (0–1) of them
-/// high emitters; the same seed gives the same plates, VINs and stages whatever the share.
-pub fn fleet_with(n: usize, seed: u64, high_emitter_share: f64) -> Vec<SynthVehicle> {
+/// Share of heavy trucks registered as China III in [`fleet`] (8 %).
+pub const CHINA3_TRUCK_SHARE: f64 = 0.08;
+
+/// The make-up of a generated fleet. The default gives the fleets of [`fleet`].
+#[derive(Clone, Copy, Debug)]
+pub struct FleetMix {
+    /// Share of vehicles (0–1) that are high emitters: their passes fail most of the time.
+    pub high_emitter_share: f64,
+    /// Share of trucks (0–1) registered as China III (stage 3); the other stages keep their
+    /// relative shares (IV 22 : V 35 : VI 35). About 70 % of trucks are diesel, so
+    /// `0.5` makes about 10 % of passes China III diesel sightings.
+    pub china3_truck_share: f64,
+}
+
+impl Default for FleetMix {
+    fn default() -> Self {
+        FleetMix {
+            high_emitter_share: HIGH_EMITTER_SHARE,
+            china3_truck_share: CHINA3_TRUCK_SHARE,
+        }
+    }
+}
+
+/// A fleet of `n` vehicles with distinct plates in the proportions of `mix`; the same seed
+/// gives the same plates and VINs whatever the mix, and the default mix the same fleet as
+/// [`fleet`].
+pub fn fleet_with(n: usize, seed: u64, mix: &FleetMix) -> Vec<SynthVehicle> {
+    let high_emitter_share = mix.high_emitter_share;
+    let s3 = mix.china3_truck_share;
     let mut r = ChaCha8Rng::seed_from_u64(seed);
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::with_capacity(n);
@@ -119,14 +145,19 @@ pub fn fleet_with(n: usize, seed: u64, high_emitter_share: f64) -> Vec<SynthVehi
         let u: f64 = r.random();
         let stage: u8 = if !truck {
             if u < 0.5 { 5 } else { 6 }
-        } else if u < 0.08 {
+        } else if u < s3 {
             3
-        } else if u < 0.30 {
-            4
-        } else if u < 0.65 {
-            5
         } else {
-            6
+            // Above s3, u is mapped onto the default's [0.08, 1) so that the other stages
+            // keep their relative shares (the identity at the default s3 = 0.08).
+            let v = CHINA3_TRUCK_SHARE + (u - s3) * (1.0 - CHINA3_TRUCK_SHARE) / (1.0 - s3);
+            if v < 0.30 {
+                4
+            } else if v < 0.65 {
+                5
+            } else {
+                6
+            }
         };
         // Registration year consistent with the stage (China III HD diesel before 2013-07).
         let year = match stage {
@@ -302,9 +333,13 @@ mod tests {
     #[test]
     fn high_emitter_share_changes_only_the_high_emitters() {
         let base = fleet(2000, 7);
-        let none = fleet_with(2000, 7, 0.0);
-        let all = fleet_with(2000, 7, 1.0);
-        let some = fleet_with(2000, 7, 0.25);
+        let he = |share| FleetMix {
+            high_emitter_share: share,
+            ..FleetMix::default()
+        };
+        let none = fleet_with(2000, 7, &he(0.0));
+        let all = fleet_with(2000, 7, &he(1.0));
+        let some = fleet_with(2000, 7, &he(0.25));
         for f in [&none, &all, &some] {
             assert!(
                 f.iter()
@@ -317,6 +352,45 @@ mod tests {
         // 2,000 draws at p = 0.25: 500 ± 3 standard deviations (19.4).
         assert!((442..=558).contains(&n(&some)), "{}", n(&some));
         assert!((60..=140).contains(&n(&base)), "{}", n(&base));
+    }
+
+    #[test]
+    fn china3_truck_share_moves_trucks_to_stage_3_only() {
+        let base = fleet(4000, 7);
+        let half = fleet_with(
+            4000,
+            7,
+            &FleetMix {
+                china3_truck_share: 0.5,
+                ..FleetMix::default()
+            },
+        );
+        let mut trucks = 0;
+        for (a, b) in half.iter().zip(&base) {
+            assert_eq!((&a.plate, &a.vin, a.fuel), (&b.plate, &b.vin, b.fuel));
+            if a.plate_color == "blue" {
+                assert_eq!(a.emission_standard, b.emission_standard, "{}", a.plate);
+                continue;
+            }
+            trucks += 1;
+            // A truck at stage 3 by default stays there; the others move to 3 or keep an
+            // order-preserving stage (the map is monotone in the same draw).
+            if b.emission_standard == 3 {
+                assert_eq!(a.emission_standard, 3);
+            } else {
+                assert!(a.emission_standard == 3 || a.emission_standard <= b.emission_standard);
+            }
+        }
+        let s3 = |f: &[SynthVehicle]| {
+            f.iter()
+                .filter(|v| v.plate_color == "yellow" && v.emission_standard == 3)
+                .count() as f64
+                / trucks as f64
+        };
+        // ~1,200 trucks: 3 standard deviations of a share at p = 0.5 is about 0.043, at
+        // p = 0.08 about 0.024.
+        assert!((s3(&half) - 0.5).abs() < 0.043, "{}", s3(&half));
+        assert!((s3(&base) - 0.08).abs() < 0.024, "{}", s3(&base));
     }
 
     #[test]

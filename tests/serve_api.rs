@@ -427,3 +427,81 @@ fn example_config_loads() {
     );
     assert_eq!(users.authenticate(&h).unwrap().name, "records-office");
 }
+
+/// What `plumewatch demo` prints to try the server works on the demo's tables with the
+/// demo's `serve.toml` (only the ports moved to free ones): the curl line's bearer token
+/// looks up the flagged plate (200, its TWC detections), the patrol's board URL opens, and the
+/// psql line's analyst password logs in to the PostgreSQL endpoint, where
+/// `list_gas_twc_suspects` has the list's rows.
+#[test]
+fn demo_serve_config_answers_the_printed_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("demo");
+    let text = common::ok(&["demo", "--out", t.to_str().unwrap()]);
+    let after = |marker: &str, end: char| -> String {
+        let i = text
+            .find(marker)
+            .unwrap_or_else(|| panic!("no '{marker}' in {text}"));
+        text[i + marker.len()..]
+            .split(end)
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let token = after("Authorization: Bearer ", '"');
+    let url = after("\"http://127.0.0.1:8080", '"');
+    let board = after("http://127.0.0.1:8080/board", '\n');
+    let password = after("PGPASSWORD=", ' ');
+    let analyst = after(" -U ", ' ');
+    let plate = after("# a flagged plate (", ')');
+    assert!(url.starts_with("/api/plates/%"), "{url}");
+
+    let mut cfg = ServeConfig::load(&t.join("serve.toml")).unwrap();
+    cfg.listen = "127.0.0.1:0".into();
+    cfg.pg_listen = Some("127.0.0.1:0".into());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(plumewatch::serve::start(&t, cfg)).unwrap();
+
+    let r = get(server.addr, &url, Some(&format!("Bearer {token}")));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    assert_eq!(v["plate"], plate.as_str());
+    assert_eq!(v["registry"][0]["fuel"], "natural_gas", "{v}");
+    let flags = v["flags"].as_array().unwrap();
+    assert!(!flags.is_empty(), "{v}");
+    assert!(flags.iter().all(|f| f["list"] == "gas-twc-suspects"), "{v}");
+    assert_eq!(get(server.addr, &url, None).status, 401);
+    assert_eq!(
+        get(server.addr, &format!("/board{board}"), None).status,
+        200
+    );
+    assert_eq!(
+        get(server.addr, "/board?token=not-the-token", None).status,
+        401
+    );
+
+    let pg = server.pg_addr().unwrap();
+    let n = rt.block_on(async {
+        let (c, conn) = tokio_postgres::connect(
+            &format!(
+                "host={} port={} user={analyst} password={password} dbname=plumewatch",
+                pg.ip(),
+                pg.port()
+            ),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        let row = c
+            .query_one("SELECT count(*) FROM list_gas_twc_suspects", &[])
+            .await
+            .unwrap();
+        row.get::<_, i64>(0)
+    });
+    let listed: Vec<Value> =
+        serde_json::from_slice(&cli_list(&t, "gas-twc-suspects", "json")).unwrap();
+    assert_eq!(n as usize, listed.len());
+    assert!(n > 0);
+    rt.block_on(server.stop()).unwrap();
+}

@@ -617,13 +617,24 @@ then, in another terminal:
     )
 }
 
-/// VIN and plate of the first `suspect` row of a `gas-twc-suspects` result (the list puts the
-/// strongest evidence first); None when no row is a suspect.
+/// VIN and plate of the `suspect` row of a `gas-twc-suspects` result whose evidence plot
+/// shows the most: the first (strongest evidence first) whose strongest rule is not
+/// `rear_o2_missing` (a missing sensor leaves the rear-O2 panel empty), else the first
+/// suspect; None when no row is a suspect.
 pub fn first_suspect(batches: &[RecordBatch]) -> anyhow::Result<Option<(String, Option<String>)>> {
-    let rows = string_rows::<3>(&project(batches, &["vin", "plate", "status"])?)?;
-    Ok(rows.into_iter().find_map(|[vin, plate, status]| {
-        (status.as_deref() == Some("suspect")).then_some((vin?, plate))
-    }))
+    let rows = string_rows::<4>(&project(
+        batches,
+        &["vin", "plate", "status", "strongest_rule"],
+    )?)?;
+    let suspects: Vec<_> = rows
+        .into_iter()
+        .filter(|[vin, _, status, _]| vin.is_some() && status.as_deref() == Some("suspect"))
+        .collect();
+    let pick = suspects
+        .iter()
+        .find(|[.., rule]| rule.as_deref() != Some("rear_o2_missing"))
+        .or(suspects.first());
+    Ok(pick.map(|[vin, plate, ..]| (vin.clone().unwrap_or_default(), plate.clone())))
 }
 
 /// `batches` with only `columns`, in that order (columns missing from a batch are an error).

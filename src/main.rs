@@ -807,7 +807,7 @@ fn demo(out: Option<PathBuf>, format: OutputFormat, serve: bool) -> Result<()> {
         let (svg, s) = rt.block_on(demo::evidence_plot(&out, vin, zone))?;
         writeln!(
             w,
-            "\n== Evidence plot of the first suspect ==\nwrote {} ({} samples, {} flagged windows shaded; open it in a browser)",
+            "\n== Evidence plot of a suspect (the first with a rear O2 signal to show) ==\nwrote {} ({} samples, {} flagged windows shaded; open it in a browser)",
             svg.display(),
             s.samples,
             s.windows.len()

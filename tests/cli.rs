@@ -535,19 +535,33 @@ fn demo_gas_fleet_matches_labels_real_log_unflagged_plot_and_serve_config() {
     assert!(text.contains(&line), "{line}\n{text}");
     assert_eq!(text.matches("| agree ").count(), 11, "{text}");
 
-    // The evidence plot of the first suspect: an SVG with the vehicle's samples drawn.
-    let first = rows[0]["vin"].as_str().unwrap();
+    // The evidence plot of the first suspect whose rear O2 sensor is there (a missing sensor
+    // would leave its panel empty): an SVG with the vehicle's samples drawn.
+    let first = rows
+        .iter()
+        .find(|r| r["strongest_rule"].as_str() != Some("rear_o2_missing"))
+        .unwrap()["vin"]
+        .as_str()
+        .unwrap();
     let svg = out.join("evidence").join(format!("{first}.svg"));
     assert!(text.contains(&svg.display().to_string()), "{text}");
-    assert!(text.contains("1800 samples"), "{text}");
+    let n = scalar_i64(
+        &out,
+        &format!("SELECT count(*) FROM obd_samples WHERE vin = '{first}'"),
+    );
+    assert!(n > 1700, "{n}");
+    assert!(
+        text.contains(&format!("{first}.svg ({n} samples")),
+        "{text}"
+    );
     let s = std::fs::read_to_string(&svg).unwrap();
     assert!(
         s.starts_with("<svg") && s.trim_end().ends_with("</svg>"),
         "{s}"
     );
     assert!(s.contains("upstream lambda") && s.contains(first), "{s}");
-    // Data lines are the polylines of more than 2 points (axis ticks have 2): the first
-    // suspect's upstream λ (1,800 samples, a line broken at gaps) at least; each point
+    // Data lines are the polylines of more than 2 points (axis ticks have 2): the suspect's
+    // upstream λ and rear O2 voltage (about 1,800 samples each, lines broken at gaps); each point
     // inside the 1400×800 canvas.
     let mut points = 0;
     for p in s.split("<polyline").skip(1) {
@@ -573,7 +587,7 @@ fn demo_gas_fleet_matches_labels_real_log_unflagged_plot_and_serve_config() {
             points += xy.len();
         }
     }
-    assert!(points >= 1500, "{points} points plotted");
+    assert!(points >= 3000, "{points} points plotted");
 
     // serve.toml: a [serve] config on loopback whose printed secrets are the hashed ones.
     use plumewatch::serve::config::{Role, ServeFile};

@@ -56,14 +56,20 @@ impl Cmd {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the whole flow on the bundled fixtures (real CONOX passes + a SYNTHETIC registry,
-    /// passes and plate reads with Chinese plates) and print the enforcement lists.
+    /// Run the whole flow on bundled and generated data (REAL: CONOX passes, a healthy
+    /// petrol car's Torque log; SYNTHETIC: a registry, passes and plate reads with Chinese
+    /// plates, a labelled gas-truck fleet as HJ 1239 frames), print the enforcement lists, the
+    /// fleet's labels against the detectors' verdicts and an evidence plot's path, and write a
+    /// ready `serve` config (demo-only secrets) for the tables.
     Demo {
         /// Tables directory to write (default: a new folder under the system temp dir).
         #[arg(long)]
         out: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "table")]
         format: OutputFormat,
+        /// Then serve the demo tables with the demo's serve.toml (until Ctrl-C).
+        #[arg(long)]
+        serve: bool,
     },
     /// Ingest files (or `-` for stdin) into the tables under --out.
     Ingest {
@@ -354,7 +360,7 @@ fn main() {
     }
     // The server logs one line per request (route template, status, time; never a plate).
     let level = match cli.cmd {
-        Cmd::Serve { .. } => tracing::Level::INFO,
+        Cmd::Serve { .. } | Cmd::Demo { serve: true, .. } => tracing::Level::INFO,
         _ => tracing::Level::WARN,
     };
     tracing_subscriber::fmt()
@@ -406,7 +412,7 @@ fn error_text(e: &anyhow::Error) -> String {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
-        Cmd::Demo { out, format } => demo(out, format),
+        Cmd::Demo { out, format, serve } => demo(out, format, serve),
         Cmd::Ingest {
             stream,
             format,
@@ -742,35 +748,89 @@ fn create(p: &Path) -> Result<BufWriter<File>> {
     })?))
 }
 
-fn demo(out: Option<PathBuf>, format: OutputFormat) -> Result<()> {
+fn demo(out: Option<PathBuf>, format: OutputFormat, serve: bool) -> Result<()> {
+    use plumewatch::demo;
     let out = out.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("plumewatch-demo-{}", ingest::new_run_id()))
     });
-    let summary = plumewatch::demo::run(&out)?;
+    let summary = demo::run(&out)?;
     let mut w = std::io::stdout().lock();
     writeln!(w, "{summary}")?;
     let limits = LimitSet::default_set();
+    let zone = limits.zone();
     let rt = runtime()?;
     writeln!(
         w,
         "\n== Real data: CONOX (UK 2012–13, University of Denver FEAT and RSD 4600; no plates) =="
     )?;
-    let b = rt.block_on(query::run_sql(&out, plumewatch::demo::CONOX_SUMMARY_SQL))?;
-    show(&b, format, limits.zone(), &mut w)?;
+    let b = rt.block_on(query::run_sql(&out, demo::CONOX_SUMMARY_SQL))?;
+    show(&b, format, zone, &mut w)?;
+    let mut suspect = None;
     for l in lists::LISTS {
-        writeln!(
-            w,
-            "\n== List {} (SYNTHETIC plates and registry, labelled as such) ==",
-            l.name
-        )?;
         let b = rt.block_on(lists::run(&out, l, &limits, &[]))?;
-        show(&b, format, limits.zone(), &mut w)?;
+        if l.name == lists::GAS_TWC_SUSPECTS.name {
+            writeln!(
+                w,
+                "\n== List {} (SYNTHETIC gas-truck fleet; the REAL log's car is petrol, so never listed: its verdict is below) ==\n\
+                 Evidence columns; every column: plumewatch list {} --tables {} --format json",
+                l.name,
+                l.name,
+                out.display()
+            )?;
+            show(
+                &demo::project(&b, &demo::GAS_LIST_COLUMNS)?,
+                format,
+                zone,
+                &mut w,
+            )?;
+            suspect = demo::first_suspect(&b)?;
+        } else {
+            writeln!(
+                w,
+                "\n== List {} (SYNTHETIC plates and registry, labelled as such) ==",
+                l.name
+            )?;
+            show(&b, format, zone, &mut w)?;
+        }
     }
     writeln!(
         w,
-        "\nTables written to {}; try:\n  plumewatch query --tables {} \"SELECT verdict, count(*) FROM rsd_passes GROUP BY verdict\"",
+        "\n== Labels of the SYNTHETIC gas-truck fleet (gen frames --vehicles {} --minutes {} --seed {}) and the REAL healthy log vs the detectors ==",
+        demo::FLEET_VEHICLES,
+        demo::FLEET_MINUTES,
+        demo::FLEET_SEED
+    )?;
+    let v = rt.block_on(demo::verdicts(&out))?;
+    show(&[demo::verdicts_batch(&v)?], format, zone, &mut w)?;
+    writeln!(w, "{}", demo::agreement_line(&v))?;
+    if let Some((vin, _)) = &suspect {
+        let (svg, s) = rt.block_on(demo::evidence_plot(&out, vin, zone))?;
+        writeln!(
+            w,
+            "\n== Evidence plot of a suspect (the first with a rear O2 signal to show) ==\nwrote {} ({} samples, {} flagged windows shaded; open it in a browser)",
+            svg.display(),
+            s.samples,
+            s.windows.len()
+        )?;
+    }
+    let d = demo::write_serve_config(&out)?;
+    writeln!(
+        w,
+        "\nTables written to {}; try:\n  plumewatch query --tables {} \"SELECT verdict, count(*) FROM rsd_passes GROUP BY verdict\"\n",
         out.display(),
         out.display()
     )?;
+    write!(
+        w,
+        "{}",
+        demo::serve_instructions(&out, &d, suspect.as_ref().and_then(|(_, p)| p.as_deref()))
+    )?;
+    w.flush()?;
+    drop(w);
+    if serve {
+        drop(rt);
+        let cfg = plumewatch::serve::ServeConfig::load(&d.path)?;
+        plumewatch::serve::run_until_signal(&out, cfg)?;
+    }
     Ok(())
 }

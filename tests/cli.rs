@@ -400,3 +400,226 @@ fn output_to_a_closed_pipe_ends_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
+
+/// The demo's remote-OBD part (issue 13): a SYNTHETIC labelled gas-truck fleet generated at
+/// demo time and a REAL healthy Torque log. `gas-twc-suspects` lists exactly the fleet's
+/// faulty trucks (from the generator's labels), the real log stays unflagged, the printed
+/// labels-vs-detectors counts match the tables, the first suspect's evidence plot is an SVG
+/// with its samples drawn, and `serve.toml` is a valid loopback `[serve]` config whose
+/// printed secrets match its hashes.
+#[test]
+fn demo_gas_fleet_matches_labels_real_log_unflagged_plot_and_serve_config() {
+    use plumewatch::demo::{FLEET_SEED, FLEET_VEHICLES, REAL_LOG_VIN};
+    use plumewatch::synth::obd_fleet::{FleetClass, class_for_index};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("demo");
+    let o = out.to_str().unwrap();
+    let text = ok(&["demo", "--out", o]);
+
+    // The generator's labels, as written under inputs/ (vin, class, expected rules).
+    let labels =
+        std::fs::read_to_string(out.join("inputs/synthetic_gas_fleet.labels.csv")).unwrap();
+    let mut expect: BTreeMap<String, (String, BTreeSet<String>)> = BTreeMap::new();
+    for l in labels.lines().skip(1) {
+        let c: Vec<_> = l.split(',').collect();
+        let rules = c[2]
+            .split(';')
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
+            .collect();
+        expect.insert(c[0].to_string(), (c[1].to_string(), rules));
+    }
+    assert_eq!(expect.len(), FLEET_VEHICLES);
+    let faulty: BTreeSet<String> = expect
+        .iter()
+        .filter(|(_, (_, r))| !r.is_empty())
+        .map(|(v, _)| v.clone())
+        .collect();
+    // Independent check of the class mix (`class_for_index`: splitmix64(seed ^ i·0x9E37…) mod
+    // 10), recomputed outside Rust (Python) for seed 439: vehicles 0, 1, 4, 6, 7 are faulty
+    // (catalyst removed, slow sensor, square-wave simulator, missing sensor, flat simulator),
+    // one of each fault class; 2, 3, 5, 8, 9 are healthy.
+    let by_hand: BTreeSet<String> = [0usize, 1, 4, 6, 7]
+        .iter()
+        .map(|i| plumewatch::synth::obd::vin_for(*i, FLEET_SEED))
+        .collect();
+    assert_eq!(faulty, by_hand);
+    let classes: BTreeSet<&str> = expect
+        .values()
+        .filter(|(_, r)| !r.is_empty())
+        .map(|(c, _)| c.as_str())
+        .collect();
+    let fault_classes: BTreeSet<&str> = FleetClass::ALL[1..].iter().map(|c| c.name()).collect();
+    assert_eq!(classes, fault_classes);
+    for (i, (vin, (class, _))) in expect.iter().enumerate() {
+        assert_eq!(class, class_for_index(i, FLEET_SEED).name(), "{vin}");
+    }
+
+    // The list: exactly the faulty trucks, each with its plate and its own rule only.
+    let list = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let mut args = vec![
+            "list",
+            "gas-twc-suspects",
+            "--tables",
+            o,
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&ok(&args)).unwrap()
+    };
+    let rows = list(&[]);
+    let listed: BTreeSet<String> = rows
+        .iter()
+        .map(|r| r["vin"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(listed, faulty);
+    for r in &rows {
+        let vin = r["vin"].as_str().unwrap();
+        assert!(r["plate"].as_str().is_some_and(|p| !p.is_empty()), "{r}");
+        assert_eq!(r["status"], "suspect");
+        let (_, rules) = &expect[vin];
+        assert!(rules.contains(r["strongest_rule"].as_str().unwrap()), "{r}");
+        for rule in [
+            "rear_o2_flatline",
+            "rear_o2_periodic",
+            "rear_o2_mirrors_front",
+            "dfco_no_lean",
+            "rear_o2_missing",
+        ] {
+            assert_eq!(
+                r[rule].as_i64().unwrap() > 0,
+                rules.contains(rule),
+                "{vin} {rule}: {r}"
+            );
+        }
+    }
+
+    // The real healthy log: all its samples stored, no detection, in no list even when the
+    // list takes every vehicle (the registry says petrol car).
+    let vin_q = format!("SELECT count(*) FROM obd_samples WHERE vin = '{REAL_LOG_VIN}'");
+    assert_eq!(scalar_i64(&out, &vin_q), 2662);
+    let det_q = format!("SELECT count(*) FROM detections WHERE vin = '{REAL_LOG_VIN}'");
+    assert_eq!(scalar_i64(&out, &det_q), 0);
+    let every = list(&["--param", "all_vehicles=true"]);
+    assert!(every.iter().all(|r| r["vin"] != REAL_LOG_VIN), "{every:?}");
+    assert!(text.contains(REAL_LOG_VIN), "{text}");
+
+    // Labels vs detectors, counted here from the tables: a vehicle agrees when exactly its
+    // expected rules fired (none for a healthy one).
+    let fired = common::rows(&sql(
+        &out,
+        "SELECT DISTINCT vin, rule_id FROM detections WHERE vin IS NOT NULL",
+    ));
+    let mut got: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for r in &fired {
+        got.entry(r["vin"].clone().unwrap())
+            .or_default()
+            .insert(r["rule_id"].clone().unwrap());
+    }
+    let agree =
+        |vin: &str, want: &BTreeSet<String>| got.get(vin).cloned().unwrap_or_default() == *want;
+    let faulty_ok = faulty.iter().filter(|v| agree(v, &expect[*v].1)).count();
+    let healthy_ok = expect
+        .iter()
+        .filter(|(v, (_, r))| r.is_empty() && agree(v, r))
+        .count();
+    let real_ok = usize::from(agree(REAL_LOG_VIN, &BTreeSet::new()));
+    assert_eq!((faulty_ok, healthy_ok, real_ok), (5, 5, 1));
+    let line = format!(
+        "labels vs detectors: {} of 11 agree (synthetic {} of 10: {faulty_ok} of 5 faulty caught with their own rule only, {healthy_ok} of 5 healthy with no detection; real healthy log {real_ok} of 1 with no detection)",
+        faulty_ok + healthy_ok + real_ok,
+        faulty_ok + healthy_ok
+    );
+    assert!(text.contains(&line), "{line}\n{text}");
+    assert_eq!(text.matches("| agree ").count(), 11, "{text}");
+
+    // The evidence plot of the first suspect whose rear O2 sensor is there (a missing sensor
+    // would leave its panel empty): an SVG with the vehicle's samples drawn.
+    let first = rows
+        .iter()
+        .find(|r| r["strongest_rule"].as_str() != Some("rear_o2_missing"))
+        .unwrap()["vin"]
+        .as_str()
+        .unwrap();
+    let svg = out.join("evidence").join(format!("{first}.svg"));
+    assert!(text.contains(&svg.display().to_string()), "{text}");
+    let n = scalar_i64(
+        &out,
+        &format!("SELECT count(*) FROM obd_samples WHERE vin = '{first}'"),
+    );
+    assert!(n > 1700, "{n}");
+    assert!(
+        text.contains(&format!("{first}.svg ({n} samples")),
+        "{text}"
+    );
+    let s = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        s.starts_with("<svg") && s.trim_end().ends_with("</svg>"),
+        "{s}"
+    );
+    assert!(s.contains("upstream lambda") && s.contains(first), "{s}");
+    // Data lines are the polylines of more than 2 points (axis ticks have 2): the suspect's
+    // upstream λ and rear O2 voltage (about 1,800 samples each, lines broken at gaps); each point
+    // inside the 1400×800 canvas.
+    let mut points = 0;
+    for p in s.split("<polyline").skip(1) {
+        let pts = p
+            .split("points=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let xy: Vec<(f64, f64)> = pts
+            .split_whitespace()
+            .map(|q| {
+                let (x, y) = q.split_once(',').unwrap();
+                (x.parse().unwrap(), y.parse().unwrap())
+            })
+            .collect();
+        assert!(
+            xy.iter()
+                .all(|&(x, y)| (0.0..=1400.0).contains(&x) && (0.0..=800.0).contains(&y))
+        );
+        if xy.len() > 2 {
+            points += xy.len();
+        }
+    }
+    assert!(points >= 3000, "{points} points plotted");
+
+    // serve.toml: a [serve] config on loopback whose printed secrets are the hashed ones.
+    use plumewatch::serve::config::{Role, ServeFile};
+    let toml_text = std::fs::read_to_string(out.join("serve.toml")).unwrap();
+    let f: ServeFile = toml::from_str(&toml_text).unwrap();
+    f.serve.check().unwrap();
+    let ip = |a: &str| a.parse::<std::net::SocketAddr>().unwrap().ip();
+    assert!(ip(&f.serve.listen).is_loopback());
+    assert!(ip(f.serve.pg_listen.as_deref().unwrap()).is_loopback());
+    let roles: Vec<Role> = f.serve.users.iter().map(|u| u.role).collect();
+    assert_eq!(roles, [Role::Police, Role::Analyst, Role::Patrol]);
+    assert_eq!(f.serve.users[2].sites, ["C130102001"]);
+    let token = text
+        .split("Authorization: Bearer ")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    assert_eq!(
+        f.serve.users[0].token_sha256.as_deref(),
+        Some(
+            plumewatch::serve::auth::hash_secret(token)
+                .unwrap()
+                .1
+                .as_str()
+        )
+    );
+    assert!(toml_text.contains("DEMO-ONLY SECRETS") && toml_text.contains(token));
+    assert!(text.contains(&format!("--config {}", out.join("serve.toml").display())));
+    assert!(
+        text.contains("psql -h 127.0.0.1 -p 5433 -U demo-analyst"),
+        "{text}"
+    );
+}

@@ -1,18 +1,15 @@
 //! `plumewatch serve`, police API (issue 13 item 2, 4, 5): the server runs in-process on
 //! 127.0.0.1:0 over tables ingested from `fixtures/demo` (SYNTHETIC registry, passes and plate
-//! reads) and is asked over real HTTP (a blocking TCP client below: one request per
+//! reads) and is asked over real HTTP (a blocking TCP client, `common::http`: one request per
 //! connection).
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
-use base64::Engine as _;
-use plumewatch::serve::config::{Role, ServeConfig, UserConfig};
+use common::http::{Captured, basic, enc, get, user};
+use plumewatch::serve::config::{Role, ServeConfig};
 use serde_json::Value;
 
 /// A flagged plate of the fixtures: a China III diesel truck (registry 蒙A78T0M, yellow,
@@ -33,136 +30,9 @@ fn cli_list(tables: &Path, name: &str, format: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// One answer: status, headers (lower-case names), body.
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("{e}: {}", String::from_utf8_lossy(&self.body));
-        })
-    }
-}
-
-/// Percent-encodes a path segment or query value (UTF-8 bytes, unreserved kept).
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-/// `GET target` with an optional `Authorization` value, HTTP/1.1, `Connection: close`.
-fn get(addr: SocketAddr, target: &str, auth: Option<&str>) -> Answer {
-    let mut s = TcpStream::connect(addr).unwrap();
-    let mut req = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(a) = auth {
-        req.push_str(&format!("Authorization: {a}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("end of headers");
-    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    if headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
-    {
-        let mut out = Vec::new();
-        let mut rest = &body[..];
-        loop {
-            let nl = rest.windows(2).position(|w| w == b"\r\n").unwrap();
-            let n = usize::from_str_radix(std::str::from_utf8(&rest[..nl]).unwrap().trim(), 16)
-                .unwrap();
-            if n == 0 {
-                break;
-            }
-            out.extend_from_slice(&rest[nl + 2..nl + 2 + n]);
-            rest = &rest[nl + 2 + n + 2..];
-        }
-        body = out;
-    }
-    Answer {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn basic(user: &str, password: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    )
-}
-
-/// Log lines written while the test runs (the server logs through `tracing`).
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn user(name: &str, role: Role, password: Option<&str>, token: Option<&str>) -> UserConfig {
-    UserConfig {
-        name: name.into(),
-        role,
-        password_hash: password.map(|p| plumewatch::serve::auth::hash_secret(p).unwrap().0),
-        token_sha256: token.map(|t| plumewatch::serve::auth::hash_secret(t).unwrap().1),
-        sites: vec![],
-    }
-}
-
 #[test]
 fn police_api_end_to_end() {
-    let logs = Captured::default();
-    let w = logs.clone();
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || w.clone())
-        .try_init();
+    let logs = Captured::install();
 
     let dir = tempfile::tempdir().unwrap();
     let t = dir.path().join("tables");
@@ -526,7 +396,7 @@ fn police_api_end_to_end() {
     assert_eq!(statuses, ["413", "503"]);
 
     // --- The log names route templates, never a plate (raw or percent-encoded).
-    let log = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let log = logs.text();
     assert!(log.contains("GET /api/plates/{plate} 200"), "{log}");
     for p in [FLAGGED, CLEAN] {
         assert!(!log.contains(p), "plate {p} in the log:\n{log}");
@@ -556,4 +426,82 @@ fn example_config_loads() {
         "Bearer change-me-token".parse().unwrap(),
     );
     assert_eq!(users.authenticate(&h).unwrap().name, "records-office");
+}
+
+/// What `plumewatch demo` prints to try the server works on the demo's tables with the
+/// demo's `serve.toml` (only the ports moved to free ones): the curl line's bearer token
+/// looks up the flagged plate (200, its TWC detections), the patrol's board URL opens, and the
+/// psql line's analyst password logs in to the PostgreSQL endpoint, where
+/// `list_gas_twc_suspects` has the list's rows.
+#[test]
+fn demo_serve_config_answers_the_printed_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("demo");
+    let text = common::ok(&["demo", "--out", t.to_str().unwrap()]);
+    let after = |marker: &str, end: char| -> String {
+        let i = text
+            .find(marker)
+            .unwrap_or_else(|| panic!("no '{marker}' in {text}"));
+        text[i + marker.len()..]
+            .split(end)
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let token = after("Authorization: Bearer ", '"');
+    let url = after("\"http://127.0.0.1:8080", '"');
+    let board = after("http://127.0.0.1:8080/board", '\n');
+    let password = after("PGPASSWORD=", ' ');
+    let analyst = after(" -U ", ' ');
+    let plate = after("# a flagged plate (", ')');
+    assert!(url.starts_with("/api/plates/%"), "{url}");
+
+    let mut cfg = ServeConfig::load(&t.join("serve.toml")).unwrap();
+    cfg.listen = "127.0.0.1:0".into();
+    cfg.pg_listen = Some("127.0.0.1:0".into());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(plumewatch::serve::start(&t, cfg)).unwrap();
+
+    let r = get(server.addr, &url, Some(&format!("Bearer {token}")));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    assert_eq!(v["plate"], plate.as_str());
+    assert_eq!(v["registry"][0]["fuel"], "natural_gas", "{v}");
+    let flags = v["flags"].as_array().unwrap();
+    assert!(!flags.is_empty(), "{v}");
+    assert!(flags.iter().all(|f| f["list"] == "gas-twc-suspects"), "{v}");
+    assert_eq!(get(server.addr, &url, None).status, 401);
+    assert_eq!(
+        get(server.addr, &format!("/board{board}"), None).status,
+        200
+    );
+    assert_eq!(
+        get(server.addr, "/board?token=not-the-token", None).status,
+        401
+    );
+
+    let pg = server.pg_addr().unwrap();
+    let n = rt.block_on(async {
+        let (c, conn) = tokio_postgres::connect(
+            &format!(
+                "host={} port={} user={analyst} password={password} dbname=plumewatch",
+                pg.ip(),
+                pg.port()
+            ),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        let row = c
+            .query_one("SELECT count(*) FROM list_gas_twc_suspects", &[])
+            .await
+            .unwrap();
+        row.get::<_, i64>(0)
+    });
+    let listed: Vec<Value> =
+        serde_json::from_slice(&cli_list(&t, "gas-twc-suspects", "json")).unwrap();
+    assert_eq!(n as usize, listed.len());
+    assert!(n > 0);
+    rt.block_on(server.stop()).unwrap();
 }

@@ -22,15 +22,6 @@ use serde_json::Value;
 use tokio_postgres::types::Type;
 use tokio_postgres::{NoTls, SimpleQueryMessage};
 
-/// Tables ingested from `fixtures/demo`: 150 vehicles, 3000 passes, 2000 plate reads.
-fn fixture() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let t = dir.path().join("tables");
-    std::fs::create_dir_all(&t).unwrap();
-    common::ingest_demo(&t);
-    (dir, t)
-}
-
 fn user(name: &str, role: Role, password: &str) -> UserConfig {
     UserConfig {
         name: name.into(),
@@ -209,7 +200,7 @@ const LISTS: [(&str, &str); 3] = [
 
 #[test]
 fn tokio_postgres_client_end_to_end() {
-    let (_dir, t) = fixture();
+    let (_dir, t) = common::demo_tables();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let server = rt
         .block_on(plumewatch::serve::start(&t, config("serve-pg")))
@@ -523,19 +514,6 @@ fn tokio_postgres_client_end_to_end() {
     assert_eq!(listing(&t), before, "the tables changed");
 }
 
-/// `psql` on PATH, else None (and the skip line).
-fn psql() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("psql"))
-            .find(|f| f.is_file())
-    });
-    if found.is_none() {
-        println!("skipped: psql not found (Debian: apt-get install postgresql-client)");
-    }
-    found
-}
-
 /// Runs `psql -c sql` as `user` with `PGPASSWORD`, CSV output: (success, stdout, stderr).
 fn run_psql(
     psql: &Path,
@@ -544,20 +522,23 @@ fn run_psql(
     password: &str,
     sql: &str,
 ) -> (bool, String, String) {
-    let out = Command::new(psql)
-        .args(["-X", "--csv", "-v", "ON_ERROR_STOP=1", "-h"])
-        .arg(pg.ip().to_string())
-        .arg("-p")
-        .arg(pg.port().to_string())
-        .args(["-U", user, "-d", "plumewatch", "-c", sql])
-        .env("PGPASSWORD", password)
-        .env("PGCONNECT_TIMEOUT", "10")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+    let (host, port) = (pg.ip().to_string(), pg.port().to_string());
+    common::run_psql(
+        psql,
+        &[
+            "--csv",
+            "-h",
+            &host,
+            "-p",
+            &port,
+            "-U",
+            user,
+            "-d",
+            "plumewatch",
+            "-c",
+            sql,
+        ],
+        password,
     )
 }
 
@@ -579,8 +560,8 @@ fn csv_rows(text: &str) -> Vec<BTreeMap<String, String>> {
 
 #[test]
 fn psql_end_to_end() {
-    let Some(psql) = psql() else { return };
-    let (_dir, t) = fixture();
+    let Some(psql) = common::psql() else { return };
+    let (_dir, t) = common::demo_tables();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let server = rt
         .block_on(plumewatch::serve::start(&t, config("serve-psql")))
@@ -710,7 +691,7 @@ with psycopg.connect(host=host, port=port, user="ana", password="pw-ana", dbname
 #[test]
 fn psycopg_end_to_end() {
     let Some(py) = venv_python() else { return };
-    let (_dir, t) = fixture();
+    let (_dir, t) = common::demo_tables();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let server = rt
         .block_on(plumewatch::serve::start(&t, config("serve-psycopg")))

@@ -299,7 +299,8 @@ mod tests {
     }
 
     /// The example run config loads, and so does it with its commented `[serve]` section
-    /// switched on (the hosted server's users, board options and the patrol's sites).
+    /// switched on (the hosted server's certificate, users, board options and the patrol's
+    /// sites).
     #[test]
     fn example_config_with_and_without_serve() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/run.example.toml");
@@ -315,6 +316,9 @@ mod tests {
         c.check().unwrap();
         let s = c.serve.unwrap();
         assert_eq!(s.listen, "127.0.0.1:8080");
+        let tls = s.tls.as_ref().unwrap();
+        assert_eq!(tls.cert, Path::new("/etc/plumewatch/tls/fullchain.pem"));
+        assert_eq!(tls.key, Path::new("/etc/plumewatch/tls/privkey.pem"));
         assert_eq!(s.board.poll_ms, 1000);
         assert_eq!(s.users[0].sites, ["C130102001"]);
         // The token is the example config's "change-me-gate".

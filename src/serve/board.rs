@@ -140,7 +140,7 @@ pub fn color_words(color: Option<&str>) -> (String, String) {
 }
 
 /// Percent-encodes a path segment (UTF-8 bytes; unreserved characters kept).
-fn encode_segment(s: &str) -> String {
+pub(crate) fn encode_segment(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

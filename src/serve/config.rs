@@ -1,6 +1,6 @@
 //! The `[serve]` configuration (TOML, every option documented in
-//! `fixtures/serve.example.toml`): where the server listens, who may connect with which role
-//! and secret, per-query limits, the time zone of exports and how often the audit trail is
+//! `fixtures/serve.example.toml`): where the server listens and with which certificate
+//! (`[serve.tls]`), who may connect with which role and secret, per-query limits, the time zone of exports and how often the audit trail is
 //! committed. Unknown keys are refused when the file loads, naming them.
 
 use std::path::{Path, PathBuf};
@@ -19,8 +19,10 @@ pub struct ServeFile {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServeConfig {
-    /// `host:port` to listen on (plain HTTP). Default `127.0.0.1:8080`: loopback, so a
-    /// deployment must choose to expose it (behind a TLS proxy until TLS is in the config).
+    /// `host:port` to listen on: HTTPS only when `[serve.tls]` is set, plain HTTP otherwise.
+    /// Default `127.0.0.1:8080`: loopback, so a deployment must choose to expose it; a
+    /// non-loopback address without `[serve.tls]` is served, with a warning at startup that
+    /// the traffic (secrets, plates) crosses the network in clear text.
     #[serde(default = "d_listen")]
     pub listen: String,
     /// Enforcement time zone (IANA name) for dates in list parameters and times in CSV/XLSX
@@ -55,10 +57,34 @@ pub struct ServeConfig {
     #[serde(default)]
     pub users: Vec<UserConfig>,
     /// `host:port` of the PostgreSQL wire endpoint for analysts (`serve::pg`: psql, psycopg,
-    /// DBeaver …; users with role `analyst` or `admin`, cleartext password, so loopback or a
-    /// TLS proxy). Absent (the default): no endpoint.
+    /// DBeaver …; users with role `analyst` or `admin`, cleartext password). With
+    /// `[serve.tls]` a client must ask for TLS (`sslmode=require` or stronger) or is refused
+    /// (SQLSTATE `28000`) before any password is sent; without it keep it on loopback (a
+    /// non-loopback address is warned about at startup). Absent (the default): no endpoint.
     #[serde(default)]
     pub pg_listen: Option<String>,
+    /// `[serve.tls]`: certificate and key for HTTPS on `listen` and TLS on `pg_listen`
+    /// (`super::tls`). Absent (the default): plain HTTP and PostgreSQL without TLS.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[serve.tls]`: the server's certificate and private key, PEM files read once at startup
+/// (a file that is missing, unreadable, or holds no certificate / no key stops the start
+/// with an error naming it; a key that does not belong to the certificate too). Relative
+/// paths are taken from the working directory, like `limits`. A changed certificate takes
+/// effect at the next start (no reload).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file: the server certificate first, then the intermediate CA certificates, as a CA
+    /// issues them (`fullchain.pem`); one certificate alone for a self-signed or private-CA
+    /// setup. Other PEM sections (a key in the same file) are skipped.
+    pub cert: PathBuf,
+    /// PEM file: the certificate's private key, PKCS#8 (`BEGIN PRIVATE KEY`), PKCS#1 RSA
+    /// (`BEGIN RSA PRIVATE KEY`) or SEC1 EC (`BEGIN EC PRIVATE KEY`); the first key in the
+    /// file is used. May be the same file as `cert`.
+    pub key: PathBuf,
 }
 
 /// A role: what a user may do.
@@ -136,6 +162,7 @@ impl Default for ServeConfig {
             board: Default::default(),
             users: Vec::new(),
             pg_listen: None,
+            tls: None,
         }
     }
 }
@@ -250,5 +277,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("Mars/Base"), "{e}");
+    }
+
+    #[test]
+    fn tls_section() {
+        assert!(parse("[serve]\n").unwrap().tls.is_none());
+        let c = parse("[serve]\n[serve.tls]\ncert = \"a/full.pem\"\nkey = \"/k.pem\"\n").unwrap();
+        let t = c.tls.unwrap();
+        assert_eq!(t.cert, Path::new("a/full.pem"));
+        assert_eq!(t.key, Path::new("/k.pem"));
+        let e = parse("[serve]\n[serve.tls]\ncert = \"c\"\nkey = \"k\"\nca = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `ca`"), "{e}");
+        let e = parse("[serve]\n[serve.tls]\ncert = \"c\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing field `key`"), "{e}");
     }
 }

@@ -1,6 +1,7 @@
 //! Server metrics (`prometheus-client`, like `run`'s): requests per route template and status,
-//! and a latency histogram per route template. Labels carry route templates
-//! (`/api/plates/{plate}`), never paths, so no plate reaches the metrics.
+//! a latency histogram per route template, open alert-board streams and failed TLS
+//! handshakes per listener. Labels carry route templates (`/api/plates/{plate}`), never paths,
+//! so no plate reaches the metrics.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -23,6 +24,8 @@ pub struct ServeMetrics {
     audit_rows: Counter,
     /// Open Server-Sent-Events connections (alert boards).
     sse_clients: prometheus_client::metrics::gauge::Gauge,
+    /// Failed TLS handshakes by `endpoint` (`http`, `pg`).
+    tls_failures: Family<Labels, Counter>,
     registry: Registry,
 }
 
@@ -37,6 +40,7 @@ impl Default for ServeMetrics {
             latency: Family::new_with_constructor(new_histogram),
             audit_rows: Counter::default(),
             sse_clients: Default::default(),
+            tls_failures: Family::default(),
             registry: Registry::with_prefix("plumewatch"),
         };
         m.register_on_own();
@@ -74,6 +78,20 @@ impl ServeMetrics {
             "Open alert-board event streams (GET /api/alerts/stream).",
             self.sse_clients.clone(),
         );
+        r.register(
+            "tls_handshake_failures",
+            "TLS handshakes that failed, by endpoint (http: the HTTPS listener, time-outs \
+             included; pg: the PostgreSQL endpoint, a TLS error or a client closing mid-handshake).",
+            self.tls_failures.clone(),
+        );
+    }
+
+    /// The counter of failed TLS handshakes of `endpoint` (`http` or `pg`), created at 0 so
+    /// `/metrics` shows it before the first failure (`plumewatch_tls_handshake_failures_total`).
+    pub fn tls_handshake_failures(&self, endpoint: &str) -> Counter {
+        self.tls_failures
+            .get_or_create(&vec![("endpoint".to_string(), endpoint.to_string())])
+            .clone()
     }
 
     /// Adds `delta` (+1 at connect, -1 when the stream ends) to the SSE clients gauge.

@@ -5,7 +5,8 @@
 //! the `[serve]` config ([`config`], [`auth`]); the analysts' PostgreSQL wire endpoint
 //! ([`pg`], `pg_listen`: read-only SQL over the same tables); one `audit` row per request or
 //! SQL statement ([`audit`]);
-//! request and SSE-client metrics ([`metrics`]). `plumewatch run` hosts the same server when
+//! request and SSE-client metrics ([`metrics`]); HTTPS and TLS on the PostgreSQL endpoint when
+//! the config has `[serve.tls]` ([`tls`]). `plumewatch run` hosts the same server when
 //! its config has a `[serve]` section ([`host`]), and publishes its entrance alerts to the
 //! board as it delivers them.
 //!
@@ -25,6 +26,7 @@ pub mod export;
 pub mod lake;
 pub mod metrics;
 pub mod pg;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -41,6 +43,8 @@ pub use config::ServeConfig;
 pub struct Server {
     /// The address it listens on (the real port when the config said `:0`).
     pub addr: SocketAddr,
+    /// Whether `addr` serves HTTPS (`[serve.tls]`) rather than plain HTTP.
+    pub https: bool,
     state: Arc<api::AppState>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -50,9 +54,10 @@ pub struct Server {
     pg: Option<pg::PgServer>,
 }
 
-/// Starts the server on `cfg.listen` over the tables under `tables` (must exist). Errors:
-/// missing tables directory, unreadable limit set, address in use, another server with the same
-/// `instance_id` on these tables.
+/// Starts the server on `cfg.listen` (HTTPS when `cfg.tls` is set) over the tables under
+/// `tables` (must exist). Errors: missing tables directory, unreadable limit set, a
+/// `[serve.tls]` certificate or key that cannot be used ([`tls::Tls::load`]), address in use,
+/// another server with the same `instance_id` on these tables.
 pub async fn start(tables: &Path, cfg: ServeConfig) -> anyhow::Result<Server> {
     let hub = Arc::new(board::AlertHub::new(
         cfg.board.buffer,
@@ -72,6 +77,8 @@ pub async fn start_with_board(
     serve_metrics: metrics::ServeMetrics,
 ) -> anyhow::Result<Server> {
     cfg.check()?;
+    // Certificates first: a bad one stops the start before anything is bound or locked.
+    let tls = cfg.tls.as_ref().map(tls::Tls::load).transpose()?;
     let meta = std::fs::metadata(tables)
         .with_context(|| format!("tables directory {} does not exist", tables.display()))?;
     if !meta.is_dir() {
@@ -96,6 +103,9 @@ pub async fn start_with_board(
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    if tls.is_none() {
+        warn_plaintext(addr, "[serve] listen", "HTTP requests and answers");
+    }
     let poller = tokio::spawn(board::poll_alerts_table(
         tables.clone(),
         hub.clone(),
@@ -116,20 +126,37 @@ pub async fn start_with_board(
         next_request: AtomicU64::new(0),
     });
     let pg = match state.cfg.pg_listen.clone() {
-        Some(l) => Some(pg::start(state.clone(), &l).await?),
+        Some(l) => Some(pg::start(state.clone(), &l, tls.as_ref().map(|t| t.pg.clone())).await?),
         None => None,
     };
     let app = api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
+    let stopped = async {
+        let _ = rx.await;
+    };
+    let task = match &tls {
+        None => tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+        }),
+        Some(t) => {
+            use axum::serve::ListenerExt as _;
+            let failures = state.metrics.tls_handshake_failures("http");
+            // `tap_io` (a no-op here) is what gives the handlers the peer address
+            // (`ConnectInfo<SocketAddr>`) for a listener other than tokio's TcpListener.
+            let listener =
+                tls::TlsListener::new(listener, t.http.clone(), failures)?.tap_io(|_| {});
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
             })
-            .await
-    });
+        }
+    };
     Ok(Server {
         addr,
+        https: tls.is_some(),
         state,
         stop: Some(tx),
         task,
@@ -138,7 +165,28 @@ pub async fn start_with_board(
     })
 }
 
+/// Logs a warning when `addr` (bound by `what`) is not a loopback address: without
+/// `[serve.tls]`, `carried` (passwords, tokens, plates) crosses the network in clear text.
+fn warn_plaintext(addr: SocketAddr, what: &str, carried: &str) {
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            "{what} {addr} is not a loopback address and [serve.tls] is not set: {carried} \
+             (passwords, tokens, plates) cross the network in clear text; set [serve.tls] \
+             (fixtures/serve.example.toml) or keep it on 127.0.0.1"
+        );
+    }
+}
+
 impl Server {
+    /// The base URL of the HTTP API: `https://addr` or `http://addr`.
+    pub fn url(&self) -> String {
+        format!(
+            "{}://{}",
+            if self.https { "https" } else { "http" },
+            self.addr
+        )
+    }
+
     /// Commits every audit row queued so far; returns how many were committed.
     pub async fn flush_audit(&self) -> anyhow::Result<usize> {
         let s = self.state.clone();
@@ -185,13 +233,14 @@ pub fn run_until_signal(tables: &Path, cfg: ServeConfig) -> anyhow::Result<()> {
     rt.block_on(async {
         let server = start(tables, cfg).await?;
         eprintln!(
-            "plumewatch serve: listening on http://{} (tables {})",
-            server.addr,
+            "plumewatch serve: listening on {} (tables {})",
+            server.url(),
             server.state.tables.display()
         );
         if let Some(a) = server.pg_addr() {
+            let ssl = if server.https { " sslmode=verify-full sslrootcert=CA.pem" } else { "" };
             eprintln!(
-                "plumewatch serve: PostgreSQL endpoint on {a} (analysts: psql -h {} -p {} -U NAME)",
+                "plumewatch serve: PostgreSQL endpoint on {a} (analysts: psql \"host={} port={} user=NAME dbname=plumewatch{ssl}\")",
                 a.ip(),
                 a.port()
             );
@@ -233,8 +282,8 @@ pub fn host(
     ));
     let server = rt.block_on(start_with_board(tables, cfg, hub.clone(), serve_metrics))?;
     eprintln!(
-        "plumewatch run: serving on http://{} (police API /api/…, patrol board /board)",
-        server.addr
+        "plumewatch run: serving on {} (police API /api/…, patrol board /board)",
+        server.url()
     );
     Ok(Hosted {
         rt,

@@ -6,9 +6,19 @@
 //! - **Who.** Users of the `[serve]` config with role `analyst` or `admin`; the password is
 //!   checked against the user's argon2 `password_hash` (or, for a token user, the token is the
 //!   password). The server asks for a *cleartext* password: MD5 and SCRAM need a secret
-//!   derived from the password, which the config does not hold (it stores argon2 hashes), so
-//!   run the endpoint on loopback or behind TLS (e.g. `stunnel`/a TLS proxy; libpq
-//!   `sslmode=disable` on loopback). Other roles are refused at login (`28000`).
+//!   derived from the password, which the config does not hold (it stores argon2 hashes).
+//!   Other roles are refused at login (`28000`).
+//! - **TLS.** With `[serve.tls]` the endpoint answers the client's SSLRequest with `S` and
+//!   upgrades the connection (the `postgresql` ALPN acceptor of [`super::tls`]; libpq
+//!   `sslmode=require`, or `verify-full` with `sslrootcert` naming the CA); a client that did
+//!   not ask for TLS is refused at its startup message, before a password is asked for, with
+//!   `28000` "this endpoint requires TLS" (audited `sql login` 403). A handshake that fails
+//!   (a TLS error, or a client that closes in the middle of it, as one refusing the
+//!   certificate may) counts in `plumewatch_tls_handshake_failures_total{endpoint="pg"}`
+//!   ([`handshake_failed`]); a client that stays silent is closed by pgwire 60 s after it
+//!   connected, uncounted. Without `[serve.tls]` an SSLRequest is answered `N` and
+//!   the password crosses the network in clear: keep the endpoint on loopback (a non-loopback
+//!   `pg_listen` is warned about at startup).
 //! - **Read-only.** Every statement goes through the guard of `plumewatch query`
 //!   (`query::plan_read_only`): DDL, DML, `COPY`, `SET` of DataFusion options and
 //!   file-reading table functions are refused with "query is read-only: … not allowed"
@@ -39,8 +49,7 @@
 //! Not supported: `DECLARE`/`FETCH` cursors (psycopg's named server-side cursors; refused as
 //! read-only), `COPY … TO STDOUT` (psql's `\copy … to`; refused), psql's `\d+`, `\df` and
 //! `\du` (their catalog queries call functions the catalog layer lacks: a planning error),
-//! query cancellation (Ctrl-C in psql; the time limit stops the query), TLS on the endpoint
-//! itself.
+//! query cancellation (Ctrl-C in psql; the time limit stops the query), client certificates.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -100,6 +109,7 @@ use serde_json::{Value, json};
 
 use super::api::AppState;
 use super::config::Role;
+use super::tls::TlsAcceptor;
 use crate::query::{ExtraSources, Lake, lists, plan_read_only};
 use crate::schema::AuditRow;
 
@@ -133,14 +143,22 @@ impl PgServer {
     }
 }
 
-/// Starts the endpoint on `listen` (`host:port`) over the server's state. Errors: the address
-/// cannot be bound.
-pub async fn start(state: Arc<AppState>, listen: &str) -> anyhow::Result<PgServer> {
+/// Starts the endpoint on `listen` (`host:port`) over the server's state; with `tls`, every
+/// client must upgrade to TLS (module doc). Errors: the address cannot be bound.
+pub async fn start(
+    state: Arc<AppState>,
+    listen: &str,
+    tls: Option<TlsAcceptor>,
+) -> anyhow::Result<PgServer> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen} ([serve] pg_listen)"))?;
     let addr = listener.local_addr()?;
-    let handlers = Arc::new(Handlers::new(state)?);
+    if tls.is_none() {
+        super::warn_plaintext(addr, "[serve] pg_listen", "SQL logins and answers");
+    }
+    let failures = state.metrics.tls_handshake_failures("pg");
+    let handlers = Arc::new(Handlers::new(state, tls.is_some())?);
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(async move {
         loop {
@@ -152,11 +170,18 @@ pub async fn start(state: Arc<AppState>, listen: &str) -> anyhow::Result<PgServe
                 Ok((socket, _)) => {
                     let h = handlers.clone();
                     let mut stop_conn = stopped.clone();
+                    let (tls, failures) = (tls.clone(), failures.clone());
+                    let tls_on = tls.is_some();
                     tokio::spawn(async move {
                         tokio::select! {
-                            r = pgwire::tokio::process_socket(socket, None, h) => {
+                            r = pgwire::tokio::process_socket(socket, tls, h) => {
                                 if let Err(e) = r {
-                                    tracing::debug!("pg connection ended: {e}");
+                                    if tls_on && handshake_failed(&e) {
+                                        failures.inc();
+                                        tracing::info!("pg: TLS handshake failed: {e}");
+                                    } else {
+                                        tracing::debug!("pg connection ended: {e}");
+                                    }
                                 }
                             }
                             _ = stop_conn.changed() => {}
@@ -173,6 +198,18 @@ pub async fn start(state: Arc<AppState>, listen: &str) -> anyhow::Result<PgServe
     Ok(PgServer { addr, stop, task })
 }
 
+/// Whether a connection of a TLS endpoint that `pgwire::tokio::process_socket` ended with
+/// `e` failed in the TLS handshake: rustls' error inside the I/O error (a bad record, an alert
+/// from a client that refused the certificate), or the end of the stream in the middle of the
+/// handshake (tokio-rustls' "tls handshake eof": a client that gave up, e.g. refusing the
+/// certificate without an alert). pgwire returns no other read error, and none for a client
+/// that never asked for TLS.
+fn handshake_failed(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::UnexpectedEof
+        || e.get_ref()
+            .is_some_and(|inner| inner.is::<tokio_rustls::rustls::Error>())
+}
+
 /// The pgwire handlers: login ([`Login`]) and queries ([`Session`]).
 struct Handlers {
     session: Arc<Session>,
@@ -180,7 +217,7 @@ struct Handlers {
 }
 
 impl Handlers {
-    fn new(state: Arc<AppState>) -> std::io::Result<Handlers> {
+    fn new(state: Arc<AppState>, require_tls: bool) -> std::io::Result<Handlers> {
         let inner = Arc::new(Inner {
             state: state.clone(),
             pg: tokio::sync::Mutex::new(None),
@@ -195,7 +232,7 @@ impl Handlers {
                 }),
                 inner,
             }),
-            login: Arc::new(Login { state }),
+            login: Arc::new(Login { state, require_tls }),
         })
     }
 }
@@ -215,6 +252,8 @@ impl PgWireServerHandlers for Handlers {
 /// Cleartext password login against the `[serve]` users (module doc).
 struct Login {
     state: Arc<AppState>,
+    /// `[serve.tls]` is set: a connection that did not upgrade to TLS is refused.
+    require_tls: bool,
 }
 
 #[async_trait]
@@ -231,8 +270,35 @@ impl StartupHandler for Login {
     {
         match message {
             PgWireFrontendMessage::Startup(ref startup) => {
-                protocol_negotiation(client, startup).await?;
                 save_startup_parameters_to_metadata(client, startup);
+                if self.require_tls && !client.is_secure() {
+                    // Refused before the password is asked for, so it is never sent in clear.
+                    record(
+                        &self.state,
+                        Audited {
+                            at_ms: chrono::Utc::now().timestamp_millis(),
+                            t0: Instant::now(),
+                            who: client.metadata().get(METADATA_USER).cloned(),
+                            role: None,
+                            client: Some(client.socket_addr().ip().to_string()),
+                            what: "sql login",
+                            parameters: json!({
+                                "database": client.metadata().get("database"),
+                                "tls": false,
+                            }),
+                            rows: None,
+                            status: 403,
+                        },
+                    );
+                    return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                        "FATAL".into(),
+                        "28000".into(),
+                        "this endpoint requires TLS: connect with sslmode=require (or \
+                         sslmode=verify-full and sslrootcert naming the server's CA)"
+                            .into(),
+                    ))));
+                }
+                protocol_negotiation(client, startup).await?;
                 client.set_state(PgWireConnectionState::AuthenticationInProgress);
                 client
                     .send(PgWireBackendMessage::Authentication(

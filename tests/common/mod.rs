@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+pub mod http;
+
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::Float64Type;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -133,6 +135,15 @@ pub fn ingest_demo(tables: &Path) {
     }
 }
 
+/// A temporary directory with `tables/` holding the ingested demo data ([`ingest_demo`]).
+pub fn demo_tables() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("tables");
+    std::fs::create_dir_all(&t).unwrap();
+    ingest_demo(&t);
+    (dir, t)
+}
+
 /// Runs an ingest that may reject every record (exit status 1 with "every record (N) was
 /// rejected"; the rows went to quarantine): returns stdout. Any other failure panics.
 pub fn ingest_ok_or_all_rejected(args: &[&str]) -> String {
@@ -154,6 +165,36 @@ pub fn ok(args: &[&str]) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8(o.stdout).unwrap()
+}
+
+/// `psql` on PATH, else None (and the skip line).
+pub fn psql() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("psql"))
+            .find(|f| f.is_file())
+    });
+    if found.is_none() {
+        println!("skipped: psql not found (Debian: apt-get install postgresql-client)");
+    }
+    found
+}
+
+/// Runs `psql -X -v ON_ERROR_STOP=1 ARGS…` with `PGPASSWORD` = `password` and a 10 s connect
+/// timeout: (success, stdout, stderr).
+pub fn run_psql(psql: &Path, args: &[&str], password: &str) -> (bool, String, String) {
+    let out = std::process::Command::new(psql)
+        .args(["-X", "-v", "ON_ERROR_STOP=1"])
+        .args(args)
+        .env("PGPASSWORD", password)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Connects to `addr`, retrying for up to 30 s while a run binds its listeners.

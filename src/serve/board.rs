@@ -139,8 +139,8 @@ pub fn color_words(color: Option<&str>) -> (String, String) {
     (zh.to_string(), en.to_string())
 }
 
-/// Percent-encodes a path segment (UTF-8 bytes; unreserved characters kept).
-pub(crate) fn encode_segment(s: &str) -> String {
+/// Percent-encodes a path segment or query value (UTF-8 bytes; unreserved characters kept).
+pub fn encode_segment(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

@@ -41,17 +41,10 @@ impl Answer {
     }
 }
 
-/// Percent-encodes a path segment or query value (UTF-8 bytes, unreserved kept).
+/// Percent-encodes a path segment or query value (UTF-8 bytes, unreserved kept): the
+/// server's own encoder, as the board uses it for its evidence links.
 pub fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    plumewatch::serve::board::encode_segment(s)
 }
 
 /// `Basic base64(user:password)`.

@@ -12,7 +12,7 @@
 # Env: BIN (default target/release/plumewatch), C (default 200), K (default 4000), PORT
 # (default 18080), WORK (scratch dir; kept when set, and its tables reused), SHARE (high-emitter
 # share of the fleet, default 0.05), CHINA3 (share of trucks registered China III, default
-# 0.5: about 10 % of passes become China III diesel sightings, i.e. detections), READS (plate reads, default N / 10).
+# 0.5: about 12 % of passes become China III diesel sightings, i.e. detections), READS (plate reads, default N / 10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000000}

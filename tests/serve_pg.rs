@@ -787,3 +787,98 @@ fn example_config_documents_pg_listen() {
     h.insert(axum::http::header::AUTHORIZATION, basic.parse().unwrap());
     assert_eq!(users.authenticate(&h).unwrap().role, Role::Analyst);
 }
+
+/// Admission control (`serve::gate`), across both endpoints: with one query slot and one queue
+/// place, a slow statement holds the slot; a second statement waits and is refused with
+/// `53300` once it waited `queue_timeout_s`; while it waits, an HTTP plate lookup finds the
+/// queue full and is answered 503 with `Retry-After` at once. When the slow statement is
+/// stopped at its time limit, lookups answer again; the refusals are counted by reason.
+#[test]
+fn a_busy_server_refuses_what_it_cannot_start_in_time() {
+    use common::http::{basic, enc, get};
+    use std::time::{Duration, Instant};
+    let (_dir, t) = common::demo_tables();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cfg = ServeConfig {
+        query_timeout_s: 4.0,
+        max_concurrent_queries: 1,
+        max_queued_queries: 1,
+        queue_timeout_s: 1.0,
+        ..config("serve-busy")
+    };
+    let server = rt.block_on(plumewatch::serve::start(&t, cfg)).unwrap();
+    let (pg, http) = (server.pg_addr().unwrap(), server.addr);
+    let ops = basic("ops", "pw-ops");
+    let metric = |line_start: &str| -> Option<f64> {
+        let m = get(http, "/metrics", Some(&ops));
+        assert_eq!(m.status, 200);
+        m.text()
+            .lines()
+            .find_map(|l| l.strip_prefix(line_start))
+            .map(|v| v.trim().parse().unwrap())
+    };
+    let wait_for = |line_start: &str, want: f64| {
+        let t0 = Instant::now();
+        while metric(line_start) != Some(want) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "{line_start} never {want}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+
+    // The slow statement takes the one slot.
+    let slow = rt.spawn(async move {
+        let c = connect(pg, "ana", "pw-ana").await.unwrap();
+        refusal(c.simple_query(SLOW).await.err().unwrap())
+    });
+    wait_for("plumewatch_queries_running ", 1.0);
+    // A second statement waits in the queue.
+    let queued = rt.spawn(async move {
+        let c = connect(pg, "ana", "pw-ana").await.unwrap();
+        let t0 = Instant::now();
+        let e = c
+            .simple_query("SELECT count(*) FROM vehicles")
+            .await
+            .err()
+            .expect("no slot frees within the queue time");
+        (refusal(e), t0.elapsed())
+    });
+    wait_for("plumewatch_queries_waiting ", 1.0);
+    // The queue is full: a lookup is refused at once, with Retry-After.
+    let lookup = format!("/api/plates/{}", enc("京A12345"));
+    let li = basic("li", "pw-li");
+    let t0 = Instant::now();
+    let a = get(http, &lookup, Some(&li));
+    let took = t0.elapsed();
+    assert_eq!(a.status, 503, "{}", a.text());
+    assert_eq!(a.header("retry-after"), ["1"]);
+    let msg = a.json()["error"].as_str().unwrap().to_string();
+    assert!(msg.contains("max_queued_queries"), "{msg}");
+    assert!(took < Duration::from_millis(900), "refused after {took:?}");
+    // The waiting statement is refused after the queue time, while the slow one still runs.
+    let ((code, msg), waited) = rt.block_on(queued).unwrap();
+    assert_eq!(code, "53300", "{msg}");
+    assert!(msg.contains("queue_timeout_s"), "{msg}");
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(3),
+        "waited {waited:?}"
+    );
+    // The slow statement is stopped at its limit (4 s from admission); the slot frees.
+    let (code, msg) = rt.block_on(slow).unwrap();
+    assert_eq!(code, "57014", "{msg}");
+    wait_for("plumewatch_queries_running ", 0.0);
+    let a = get(http, &lookup, Some(&li));
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.json()["plate"], "京A12345");
+    assert_eq!(
+        metric("plumewatch_queries_rejected_total{reason=\"queue_full\"} "),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric("plumewatch_queries_rejected_total{reason=\"queue_timeout\"} "),
+        Some(1.0)
+    );
+    rt.block_on(server.stop()).unwrap();
+}

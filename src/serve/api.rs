@@ -54,6 +54,8 @@ pub struct AppState {
     pub metrics: ServeMetrics,
     /// The recent entrance alerts of the board (`super::board`).
     pub board: Arc<super::board::AlertHub>,
+    /// Admission control of every query, HTTP and PostgreSQL alike (`super::gate`).
+    pub gate: super::gate::QueryGate,
     /// Request ids are `<instance>-<start ms>-<n>`.
     pub started_ms: i64,
     pub next_request: AtomicU64,
@@ -83,6 +85,8 @@ pub fn router(state: Shared) -> Router {
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Seconds for a `Retry-After` header (a busy server's 503).
+    pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
@@ -90,6 +94,7 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            retry_after_s: None,
         }
     }
     fn bad(message: impl Into<String>) -> ApiError {
@@ -111,6 +116,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut r = (self.status, axum::Json(json!({ "error": self.message }))).into_response();
+        if let Some(secs) = self.retry_after_s {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         r.extensions_mut().insert(RowsReturned(0));
         r
     }
@@ -279,11 +288,28 @@ pub(crate) fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// Runs `fut` within the configured query time (503 when it runs longer).
+/// Waits for a query slot (`super::gate`); when none frees in time, or the queue is full,
+/// the "busy" message, counted in the metrics.
+pub(crate) async fn admit(
+    s: &AppState,
+) -> Result<super::gate::Admitted, (super::gate::Busy, String)> {
+    s.gate.admit().await.map_err(|b| {
+        s.metrics.query_rejected(b.reason());
+        (b, b.message(&s.gate))
+    })
+}
+
+/// Runs `fut` once admitted ([`admit`]: 503 with `Retry-After` when the server is busy) and
+/// within the configured query time, counted from admission (503 when it runs longer).
 async fn limited<T>(
     s: &AppState,
     fut: impl std::future::Future<Output = Result<T, ApiError>>,
 ) -> Result<T, ApiError> {
+    let _slot = admit(s).await.map_err(|(_, message)| ApiError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        message,
+        retry_after_s: Some(s.gate.retry_after_s()),
+    })?;
     let limit = Duration::from_secs_f64(s.cfg.query_timeout_s);
     tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| {
         Err(ApiError::new(

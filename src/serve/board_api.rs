@@ -40,6 +40,7 @@ pub fn sites_for(caller: &Caller, pairs: &[(String, String)]) -> Result<Sites, A
                 return Err(ApiError {
                     status: StatusCode::BAD_REQUEST,
                     message: "sites: site codes (letters, digits, '-'), comma-separated".into(),
+                    retry_after_s: None,
                 });
             }
             if !asked.iter().any(|a| a == s) {
@@ -51,6 +52,7 @@ pub fn sites_for(caller: &Caller, pairs: &[(String, String)]) -> Result<Sites, A
         return Err(ApiError {
             status: StatusCode::BAD_REQUEST,
             message: format!("sites: at most {MAX_SITES} sites"),
+            retry_after_s: None,
         });
     }
     match caller.role {
@@ -71,6 +73,7 @@ pub fn sites_for(caller: &Caller, pairs: &[(String, String)]) -> Result<Sites, A
                         caller.name,
                         others.join(", ")
                     ),
+                    retry_after_s: None,
                 });
             }
             Ok(Sites::Only(asked.into_iter().collect()))
@@ -166,6 +169,7 @@ pub async fn stream(
         Some(v) => Some(v.parse::<u64>().map_err(|_| ApiError {
             status: StatusCode::BAD_REQUEST,
             message: "Last-Event-ID: an event id (a number)".into(),
+            retry_after_s: None,
         })?),
     };
     let hub = s.board.clone();

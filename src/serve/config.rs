@@ -40,6 +40,19 @@ pub struct ServeConfig {
     /// `district`, `date`, `since`/`until`) rather than cut silently. Default 100000.
     #[serde(default = "d_max_rows")]
     pub max_rows: usize,
+    /// Most queries (plate lookups, lists, SQL statements) running at once; the others wait
+    /// in arrival order (`super::gate`). Default: the machine's cores (at least 2); more
+    /// only makes the running queries share the cores.
+    #[serde(default = "d_max_concurrent_queries")]
+    pub max_concurrent_queries: usize,
+    /// Most queries waiting for a slot; one more is answered 503 (SQLSTATE `53300` on the
+    /// PostgreSQL endpoint) at once. Default 1000.
+    #[serde(default = "d_max_queued_queries")]
+    pub max_queued_queries: usize,
+    /// Longest a query waits for a slot, seconds, before it is answered 503 with
+    /// `Retry-After` (`53300`); `query_timeout_s` counts from admission. Default 10.
+    #[serde(default = "d_queue_timeout")]
+    pub queue_timeout_s: f64,
     /// Audit rows are committed (Parquet file + manifest entry) at most this many ms after the
     /// request; batched, so a busy server writes one file per interval, not one per request.
     /// Default 1000.
@@ -142,6 +155,15 @@ fn d_query_timeout() -> f64 {
 fn d_max_rows() -> usize {
     100_000
 }
+fn d_max_concurrent_queries() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+}
+fn d_max_queued_queries() -> usize {
+    1000
+}
+fn d_queue_timeout() -> f64 {
+    10.0
+}
 fn d_audit_commit_ms() -> u64 {
     1000
 }
@@ -157,6 +179,9 @@ impl Default for ServeConfig {
             limits: None,
             query_timeout_s: d_query_timeout(),
             max_rows: d_max_rows(),
+            max_concurrent_queries: d_max_concurrent_queries(),
+            max_queued_queries: d_max_queued_queries(),
+            queue_timeout_s: d_queue_timeout(),
             audit_commit_ms: d_audit_commit_ms(),
             instance_id: d_instance(),
             board: Default::default(),
@@ -188,6 +213,12 @@ impl ServeConfig {
         }
         if !(self.query_timeout_s.is_finite() && self.query_timeout_s > 0.0) {
             bail!("[serve] query_timeout_s must be a positive number of seconds");
+        }
+        if !(self.queue_timeout_s.is_finite() && self.queue_timeout_s > 0.0) {
+            bail!("[serve] queue_timeout_s must be a positive number of seconds");
+        }
+        if self.max_concurrent_queries == 0 {
+            bail!("[serve] max_concurrent_queries must be at least 1");
         }
         if self.max_rows == 0 {
             bail!("[serve] max_rows must be at least 1");

@@ -26,6 +26,11 @@ pub struct ServeMetrics {
     sse_clients: prometheus_client::metrics::gauge::Gauge,
     /// Failed TLS handshakes by `endpoint` (`http`, `pg`).
     tls_failures: Family<Labels, Counter>,
+    /// Queries running / waiting for a slot (`super::gate`).
+    pub(crate) queries_running: prometheus_client::metrics::gauge::Gauge,
+    pub(crate) queries_waiting: prometheus_client::metrics::gauge::Gauge,
+    /// Queries answered "busy" without running, by `reason` (`queue_full`, `queue_timeout`).
+    queries_rejected: Family<Labels, Counter>,
     registry: Registry,
 }
 
@@ -41,6 +46,9 @@ impl Default for ServeMetrics {
             audit_rows: Counter::default(),
             sse_clients: Default::default(),
             tls_failures: Family::default(),
+            queries_running: Default::default(),
+            queries_waiting: Default::default(),
+            queries_rejected: Family::default(),
             registry: Registry::with_prefix("plumewatch"),
         };
         m.register_on_own();
@@ -84,6 +92,29 @@ impl ServeMetrics {
              included; pg: the PostgreSQL endpoint, a TLS error or a client closing mid-handshake).",
             self.tls_failures.clone(),
         );
+        r.register(
+            "queries_running",
+            "Queries (lookups, lists, SQL statements) running now ([serve] max_concurrent_queries).",
+            self.queries_running.clone(),
+        );
+        r.register(
+            "queries_waiting",
+            "Queries waiting for a slot now ([serve] max_queued_queries).",
+            self.queries_waiting.clone(),
+        );
+        r.register(
+            "queries_rejected",
+            "Queries answered busy (HTTP 503, SQLSTATE 53300) without running, by reason \
+             (queue_full, queue_timeout).",
+            self.queries_rejected.clone(),
+        );
+    }
+
+    /// Counts one query refused by the gate for `reason`.
+    pub fn query_rejected(&self, reason: &str) {
+        self.queries_rejected
+            .get_or_create(&vec![("reason".to_string(), reason.to_string())])
+            .inc();
     }
 
     /// The counter of failed TLS handshakes of `endpoint` (`http` or `pg`), created at 0 so

@@ -23,6 +23,7 @@ pub mod board;
 pub mod board_api;
 pub mod config;
 pub mod export;
+pub mod gate;
 pub mod lake;
 pub mod metrics;
 pub mod pg;
@@ -112,8 +113,18 @@ pub async fn start_with_board(
         Duration::from_millis(cfg.board.poll_ms),
         Duration::from_secs(cfg.board.retention_s),
     ));
+    let gate = gate::QueryGate::new(
+        cfg.max_concurrent_queries,
+        cfg.max_queued_queries,
+        Duration::from_secs_f64(cfg.queue_timeout_s),
+        (
+            serve_metrics.queries_running.clone(),
+            serve_metrics.queries_waiting.clone(),
+        ),
+    );
     let state = Arc::new(api::AppState {
         board: hub,
+        gate,
         lake: lake::LakeCache::new(&tables),
         tables,
         users: auth::Users::new(cfg.users.clone()),

@@ -30,7 +30,9 @@
 //! - **Limits.** A statement runs at most `query_timeout_s` (or the client's
 //!   `statement_timeout`, whichever is shorter): longer ones are stopped with `57014`. An
 //!   answer with more than `max_rows` rows is refused with `54000` rather than cut (add a
-//!   `WHERE` or `LIMIT`).
+//!   `WHERE` or `LIMIT`). A statement waits for a query slot shared with the HTTP API
+//!   (`super::gate`, `max_concurrent_queries`); when the queue is full or no slot frees
+//!   within `queue_timeout_s` it is refused with `53300` without running.
 //! - **What is visible.** Every table of the lake in schema `public` (shown by `\dt`), the
 //!   named lists as views `list_<name>` (`list_rsd_repeat_exceeders`, `list_china3_diesel`,
 //!   `list_gas_twc_suspects`) with the limit set's default parameters (other parameters: the
@@ -618,6 +620,11 @@ impl Inner {
             .unwrap_or_else(|| self.state.zone.name().to_string());
         let plan = in_zone(plan, &zone).map_err(|e| Failure::from_error(e, "22023"))?;
         let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+        // Admission (`super::gate`): a busy server answers 53300 without running; the time
+        // limit counts from admission.
+        let _slot = super::api::admit(&self.state)
+            .await
+            .map_err(|(_, message)| Failure::new(503, "53300", message))?;
         // Run on the query runtime ([`QueryRuntime`]), aborted at the limit.
         let ctx = ctx.clone();
         let mut task = self.runtime.spawn(async move {

@@ -470,6 +470,15 @@ fn demo_serve_config_answers_the_printed_lines() {
     let flags = v["flags"].as_array().unwrap();
     assert!(!flags.is_empty(), "{v}");
     assert!(flags.iter().all(|f| f["list"] == "gas-twc-suspects"), "{v}");
+    // Every detection of the plate or of its registry VIN (OBD detections carry the VIN),
+    // each once.
+    let vin = v["registry"][0]["vin"].as_str().unwrap();
+    let want = common::scalar_i64(
+        &t,
+        &format!("SELECT count(*) FROM detections WHERE plate = '{plate}' OR vin = '{vin}'"),
+    );
+    assert_eq!(flags.len() as i64, want, "{v}");
+    assert!(flags.iter().all(|f| f["vin"] == vin), "{v}");
     assert_eq!(get(server.addr, &url, None).status, 401);
     assert_eq!(
         get(server.addr, &format!("/board{board}"), None).status,
@@ -504,4 +513,79 @@ fn demo_serve_config_answers_the_printed_lines() {
     assert_eq!(n as usize, listed.len());
     assert!(n > 0);
     rt.block_on(server.stop()).unwrap();
+}
+
+/// The plate lookup's `last_seen` comes from an in-memory index (`serve::last_seen`), not from
+/// its SQL (`serve::api::LAST_SEEN_SQL`): both give the same row for every plate of the demo
+/// tables and for a plate never seen, after the first build and after a commit folded in
+/// incrementally (plate reads added to tables that held passes only).
+#[test]
+fn last_seen_index_answers_as_its_sql_does() {
+    use datafusion::arrow::array::Array;
+    use plumewatch::query::{Lake, output};
+    use plumewatch::serve::api::{LAST_SEEN_SQL, rows};
+    use plumewatch::serve::last_seen::LastSeenIndex;
+
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("tables");
+    std::fs::create_dir_all(&t).unwrap();
+    let demo = common::repo("fixtures/demo");
+    for (stream, format, file) in [
+        ("vehicles", "csv", "synthetic_vehicles.csv"),
+        ("rsd", "ndjson", "synthetic_passes.ndjson"),
+    ] {
+        let (ok, _, err) = common::ingest(&t, stream, format, &demo.join(file), &["--quiet"]);
+        assert!(ok, "{err}");
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // (plates compared, plates last seen in a plate read)
+    let compare = |lake: &Lake, ix: &LastSeenIndex| -> (usize, usize) {
+        let plates: Vec<String> = common::sql(
+            &t,
+            "SELECT DISTINCT plate FROM (SELECT plate FROM rsd_passes UNION ALL SELECT plate FROM plate_reads) WHERE plate IS NOT NULL",
+        )
+        .iter()
+        .flat_map(|b| {
+            let c = b.column(0).as_any().downcast_ref::<datafusion::arrow::array::StringArray>().unwrap();
+            (0..c.len()).map(|i| c.value(i).to_string()).collect::<Vec<_>>()
+        })
+        .chain(["京Z00000".to_string()])
+        .collect();
+        let mut by_reads = 0;
+        for p in &plates {
+            let by_sql = rt
+                .block_on(rows(lake, LAST_SEEN_SQL, &[("plate", p)]))
+                .unwrap();
+            let want = output::to_json(&by_sql).unwrap();
+            let got = output::to_json(&[ix.lookup(p)]).unwrap();
+            assert_eq!(got, want, "plate {p}");
+            by_reads += usize::from(got.first().is_some_and(|r| r["source"] == "plate_reads"));
+        }
+        (plates.len(), by_reads)
+    };
+    let lake = rt.block_on(Lake::open(&t)).unwrap();
+    let mut ix = LastSeenIndex::default();
+    ix.update(&lake).unwrap();
+    let (n, reads) = compare(&lake, &ix);
+    assert_eq!(ix.plates(), n - 1, "one entry per plate seen");
+    assert!(n > 100, "{n} plates");
+    assert_eq!(reads, 0);
+
+    // A commit adds plate reads: folded in incrementally, the same as built afresh.
+    let (ok, _, err) = common::ingest(
+        &t,
+        "plates",
+        "ndjson",
+        &demo.join("synthetic_plate_reads.ndjson"),
+        &["--quiet"],
+    );
+    assert!(ok, "{err}");
+    let lake = rt.block_on(Lake::open(&t)).unwrap();
+    ix.update(&lake).unwrap();
+    let mut fresh = LastSeenIndex::default();
+    fresh.update(&lake).unwrap();
+    let (n2, reads) = compare(&lake, &ix);
+    assert_eq!(compare(&lake, &fresh), (n2, reads));
+    assert_eq!(ix.plates(), n2 - 1);
+    assert!(reads > 10, "{reads} plates now last seen in a plate read");
 }

@@ -304,6 +304,11 @@ impl Lake {
         Ok(())
     }
 
+    /// The committed data files of `table` this lake reads (empty for an unknown table).
+    pub fn table_files(&self, table: &str) -> &[PathBuf] {
+        self.files.get(table).map_or(&[], |v| v.as_slice())
+    }
+
     /// Plans `sql` read-only: only SELECT/WITH, EXPLAIN, DESCRIBE and SHOW are accepted
     /// ([`check_read_only`]); DDL, DML (INSERT, COPY …) and statements (SET …) are refused by
     /// DataFusion's `SQLOptions`; only the product's tables (and `information_schema`,

@@ -16,16 +16,28 @@ use std::time::SystemTime;
 
 use tokio::sync::Mutex;
 
+use super::last_seen::LastSeenIndex;
 use crate::query::Lake;
 use crate::schema;
 
 /// Directory times of every table but `audit`: (path, modified).
 type Stamp = Vec<(PathBuf, Option<SystemTime>)>;
 
-/// The shared lake and the directory times it was opened at.
+/// The shared lake, the directory times it was opened at, and the plate lookup's
+/// [`LastSeenIndex`] over it (built at the first lookup, then extended with each commit's
+/// new files).
 pub struct LakeCache {
     root: PathBuf,
-    current: Mutex<Option<(Stamp, Arc<Lake>)>>,
+    current: Mutex<Option<Cached>>,
+}
+
+struct Cached {
+    stamp: Stamp,
+    lake: Arc<Lake>,
+    /// The index as of `lake` (None until a lookup asks for it).
+    last_seen: Option<Arc<LastSeenIndex>>,
+    /// The newest index built, perhaps over an older lake: the start of the next one.
+    last_built: Option<Arc<LastSeenIndex>>,
 }
 
 impl LakeCache {
@@ -40,16 +52,42 @@ impl LakeCache {
     /// The lake as committed now: the cached one when no table directory changed since it was
     /// opened, else a new one (errors as `Lake::open`).
     pub async fn get(&self) -> anyhow::Result<Arc<Lake>> {
-        let stamp = stamp(&self.root);
         let mut cur = self.current.lock().await;
-        if let Some((s, lake)) = cur.as_ref()
-            && *s == stamp
-        {
-            return Ok(lake.clone());
+        Ok(self.fresh(&mut cur).await?.lake.clone())
+    }
+
+    /// As [`LakeCache::get`], with the [`LastSeenIndex`] of that lake: built on the blocking
+    /// pool from the previous index and the files it has not folded in yet (all of them at
+    /// the first call). Errors: as `get`, or a data file that could not be read.
+    pub async fn get_with_last_seen(&self) -> anyhow::Result<(Arc<Lake>, Arc<LastSeenIndex>)> {
+        let mut cur = self.current.lock().await;
+        let c = self.fresh(&mut cur).await?;
+        if let Some(ix) = &c.last_seen {
+            return Ok((c.lake.clone(), ix.clone()));
+        }
+        let mut ix = c.last_built.as_deref().cloned().unwrap_or_default();
+        let lake = c.lake.clone();
+        let ix = tokio::task::spawn_blocking(move || ix.update(&lake).map(|()| ix)).await??;
+        let ix = Arc::new(ix);
+        c.last_seen = Some(ix.clone());
+        c.last_built = Some(ix.clone());
+        Ok((c.lake.clone(), ix))
+    }
+
+    /// The cached entry, opened again when a table directory changed.
+    async fn fresh<'a>(&self, cur: &'a mut Option<Cached>) -> anyhow::Result<&'a mut Cached> {
+        let stamp = stamp(&self.root);
+        if cur.as_ref().is_some_and(|c| c.stamp == stamp) {
+            return Ok(cur.as_mut().expect("checked"));
         }
         let lake = Arc::new(Lake::open(&self.root).await?);
-        *cur = Some((stamp, lake.clone()));
-        Ok(lake)
+        let last_built = cur.take().and_then(|c| c.last_built);
+        Ok(cur.insert(Cached {
+            stamp,
+            lake,
+            last_seen: None,
+            last_built,
+        }))
     }
 }
 

@@ -25,6 +25,7 @@ pub mod config;
 pub mod export;
 pub mod gate;
 pub mod lake;
+pub mod last_seen;
 pub mod metrics;
 pub mod pg;
 pub mod tls;

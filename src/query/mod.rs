@@ -121,6 +121,9 @@ pub async fn run_sql(dir: &Path, sql: &str) -> anyhow::Result<Vec<RecordBatch>> 
 pub struct Lake {
     /// The session (tables registered; writes to local files refused by its object store).
     pub ctx: SessionContext,
+    /// The same tables with Parquet filter pushdown on, for point lookups
+    /// ([`Lake::lookup_sql`]); built at the end of [`Lake::open`].
+    lookup_ctx: Option<SessionContext>,
     /// Data files per table (see [`files`]).
     files: BTreeMap<String, Vec<PathBuf>>,
     /// One counter per float column: non-finite values read as NULL.
@@ -155,6 +158,7 @@ impl Lake {
         let ctx = SessionContext::new_with_config_rt(cfg, runtime);
         let mut lake = Lake {
             ctx,
+            lookup_ctx: None,
             files: BTreeMap::new(),
             nonfinite: Vec::new(),
         };
@@ -217,6 +221,13 @@ impl Lake {
                 allowed: Arc::new(allowed),
             }),
         );
+        // Same catalog, runtime and object store (the state's parts are shared); only
+        // the Parquet reading differs (`Lake::lookup_sql`).
+        let mut state = lake.ctx.state();
+        let exec = &mut state.config_mut().options_mut().execution;
+        exec.parquet.pushdown_filters = true;
+        exec.parquet.reorder_filters = true;
+        lake.lookup_ctx = Some(SessionContext::new_with_state(state));
         Ok(lake)
     }
 
@@ -314,11 +325,25 @@ impl Lake {
     /// DataFusion's `SQLOptions`; only the product's tables (and `information_schema`,
     /// `generate_series`, `range`) may be read. Errors "query is read-only: X not allowed".
     pub async fn sql(&self, sql: &str) -> anyhow::Result<DataFrame> {
-        let state = self.ctx.state();
+        Self::sql_in(&self.ctx, sql).await
+    }
+
+    /// As [`Lake::sql`], for a query that selects few rows by equality (a plate lookup):
+    /// Parquet filter pushdown is on, so in each row group the Bloom filters let through,
+    /// the filter column is decoded first and the other columns only at the matching rows
+    /// (`datafusion.execution.parquet.pushdown_filters`, `reorder_filters`). Off for the
+    /// other queries, which mostly keep most rows. Measured at 1.2 M detections: every column
+    /// of a 50,000-row row group (the evidence maps included) was decoded to keep 1 row.
+    pub async fn lookup_sql(&self, sql: &str) -> anyhow::Result<DataFrame> {
+        Self::sql_in(self.lookup_ctx.as_ref().unwrap_or(&self.ctx), sql).await
+    }
+
+    async fn sql_in(ctx: &SessionContext, sql: &str) -> anyhow::Result<DataFrame> {
+        let state = ctx.state();
         let dialect = state.config().options().sql_parser.dialect;
         let stmt = state.sql_to_statement(sql, &dialect)?;
-        let plan = plan_read_only(&self.ctx, stmt, &ExtraSources::default()).await?;
-        Ok(self.ctx.execute_logical_plan(plan).await?)
+        let plan = plan_read_only(ctx, stmt, &ExtraSources::default()).await?;
+        Ok(ctx.execute_logical_plan(plan).await?)
     }
 
     /// Runs `df`. An empty result still carries its columns (one empty batch), so CSV and

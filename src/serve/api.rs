@@ -322,7 +322,8 @@ async fn limited<T>(
     })
 }
 
-/// Runs `sql` (read-only, `Lake::sql`) with named parameters bound as values.
+/// Runs `sql` (read-only, `Lake::lookup_sql`: a query selecting few rows by equality) with
+/// named parameters bound as values.
 pub async fn rows(
     lake: &Lake,
     sql: &str,
@@ -333,7 +334,7 @@ pub async fn rows(
         .map(|(k, v)| (k.to_string(), ScalarValue::Utf8(Some(v.to_string())).into()))
         .collect();
     let df = lake
-        .sql(sql)
+        .lookup_sql(sql)
         .await?
         .with_param_values(ParamValues::Map(map))?;
     lake.collect(df).await

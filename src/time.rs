@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Utc};
 use chrono_tz::Tz;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::decode::record::FieldError;
 
@@ -17,6 +18,9 @@ pub const DEFAULT_ZONE: &str = "Asia/Shanghai";
 pub const DEFAULT_EARLIEST: &str = "2000-01-01";
 /// Default tolerance for instants ahead of the wall clock, seconds (one day).
 pub const DEFAULT_MAX_AHEAD_S: i64 = 86_400;
+
+/// The newest wall-clock reading of [`TimePolicy::latest_ms`], Unix ms (0 before the first).
+static WALL_MS: AtomicI64 = AtomicI64::new(0);
 
 /// Compiled time rules: the enforcement zone and the window of plausible absolute instants
 /// `[earliest, now + max_ahead]`. Built from the limit set's `[time]` table.
@@ -191,12 +195,25 @@ impl TimePolicy {
 
     /// Latest accepted instant now (wall clock + `max_ahead`).
     pub fn latest_ms(&self) -> i64 {
-        Utc::now()
-            .timestamp_millis()
-            .saturating_add(self.max_ahead_ms)
+        let now = Utc::now().timestamp_millis();
+        WALL_MS.fetch_max(now, Ordering::Relaxed);
+        now.saturating_add(self.max_ahead_ms)
     }
 
+    /// Why `ms` is outside `[earliest, now + max_ahead]`, or None. The wall clock is read
+    /// only when `ms` is later than the newest reading so far allows ([`WALL_MS`]): records
+    /// carry past times, so a bulk ingest reads it once instead of once per time field (it
+    /// was 2 % of HJ 1239 ingest). A wall clock stepped back can let a time through that is
+    /// up to that step later than `now + max_ahead`.
     fn outside(&self, ms: i64) -> Option<String> {
+        if ms >= self.earliest_ms
+            && ms
+                <= WALL_MS
+                    .load(Ordering::Relaxed)
+                    .saturating_add(self.max_ahead_ms)
+        {
+            return None;
+        }
         if ms < self.earliest_ms {
             Some(format!(
                 "before the earliest accepted {} (limit set [time].earliest)",

@@ -252,15 +252,15 @@ pub fn report_key(r: &ObdReportRow) -> (&str, SampleKey) {
     )
 }
 
-/// 32-bit FNV-1a fingerprint of a sample's values (numbers and position flag), to tell an
-/// identical repeat from a resend with different content.
+/// 32-bit fingerprint of a sample's values (numbers and position flag), to tell an
+/// identical repeat from a resend with different content. One multiply-xorshift step per
+/// 64-bit value (a byte-wise FNV-1a took 6 % of HJ 1239 ingest); only compared within a
+/// process, never stored.
 pub fn sample_fingerprint(r: &ObdSampleRow) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |x: u64| {
-        for b in x.to_le_bytes() {
-            h ^= u32::from(b);
-            h = h.wrapping_mul(0x0100_0193);
-        }
+        h = (h ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        h ^= h >> 29;
     };
     for v in r.nums {
         eat(v.map_or(0x7ff8_0000_dead_0001, f64::to_bits));
@@ -270,7 +270,7 @@ pub fn sample_fingerprint(r: &ObdSampleRow) -> u32 {
         Some(true) => 1,
         Some(false) => 0,
     });
-    h
+    (h ^ (h >> 32)) as u32
 }
 
 /// 32-bit FNV-1a fingerprint of an OBD report's content.
@@ -581,6 +581,34 @@ mod tests {
     /// Keys: a repeat is a duplicate, a repeat with other values a conflict, another info type
     /// at the same instant a new key; the memory stays within `dedup_max_keys` per VIN and a
     /// key older than what is remembered is reported unchecked.
+    #[test]
+    fn sample_fingerprint_tells_any_changed_value() {
+        let a = row("V1", 0, 1.0);
+        assert_eq!(sample_fingerprint(&a), sample_fingerprint(&a.clone()));
+        let fp = sample_fingerprint(&a);
+        let mut seen = std::collections::HashSet::from([fp]);
+        for i in 0..a.nums.len() {
+            for v in [
+                None,
+                Some(0.0),
+                Some(-0.0),
+                Some(1e300),
+                Some(-1.0),
+                Some(1.000_000_1),
+            ] {
+                let mut b = a.clone();
+                if b.nums[i].map(f64::to_bits) == v.map(f64::to_bits) {
+                    continue;
+                }
+                b.nums[i] = v;
+                assert!(seen.insert(sample_fingerprint(&b)), "column {i} = {v:?}");
+            }
+        }
+        let mut b = a.clone();
+        b.position_valid = Some(!a.position_valid.unwrap_or(false));
+        assert_ne!(sample_fingerprint(&b), fp);
+    }
+
     #[test]
     fn recent_keys_dedup_and_bound() {
         let cfg = ObdStreamConfig {

@@ -90,7 +90,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             message: message.into(),
@@ -288,26 +288,15 @@ pub(crate) fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// Waits for a query slot (`super::gate`); when none frees in time, or the queue is full,
-/// the "busy" message, counted in the metrics.
-pub(crate) async fn admit(
-    s: &AppState,
-) -> Result<super::gate::Admitted, (super::gate::Busy, String)> {
-    s.gate.admit().await.map_err(|b| {
-        s.metrics.query_rejected(b.reason());
-        (b, b.message(&s.gate))
-    })
-}
-
-/// Runs `fut` once admitted ([`admit`]: 503 with `Retry-After` when the server is busy) and
+/// Runs `fut` once admitted (`super::gate`: 503 with `Retry-After` when the server is busy) and
 /// within the configured query time, counted from admission (503 when it runs longer).
 async fn limited<T>(
     s: &AppState,
     fut: impl std::future::Future<Output = Result<T, ApiError>>,
 ) -> Result<T, ApiError> {
-    let _slot = admit(s).await.map_err(|(_, message)| ApiError {
+    let _slot = s.gate.admit().await.map_err(|b| ApiError {
         status: StatusCode::SERVICE_UNAVAILABLE,
-        message,
+        message: b.message(&s.gate),
         retry_after_s: Some(s.gate.retry_after_s()),
     })?;
     let limit = Duration::from_secs_f64(s.cfg.query_timeout_s);

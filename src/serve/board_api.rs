@@ -37,11 +37,10 @@ pub fn sites_for(caller: &Caller, pairs: &[(String, String)]) -> Result<Sites, A
         for s in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let ok = s.len() <= 32 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
             if !ok {
-                return Err(ApiError {
-                    status: StatusCode::BAD_REQUEST,
-                    message: "sites: site codes (letters, digits, '-'), comma-separated".into(),
-                    retry_after_s: None,
-                });
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "sites: site codes (letters, digits, '-'), comma-separated",
+                ));
             }
             if !asked.iter().any(|a| a == s) {
                 asked.push(s.to_string());
@@ -49,11 +48,10 @@ pub fn sites_for(caller: &Caller, pairs: &[(String, String)]) -> Result<Sites, A
         }
     }
     if asked.len() > MAX_SITES {
-        return Err(ApiError {
-            status: StatusCode::BAD_REQUEST,
-            message: format!("sites: at most {MAX_SITES} sites"),
-            retry_after_s: None,
-        });
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("sites: at most {MAX_SITES} sites"),
+        ));
     }
     match caller.role {
         Role::Patrol => {
@@ -66,15 +64,14 @@ pub fn sites_for(caller: &Caller, pairs: &[(String, String)]) -> Result<Sites, A
                 .map(String::as_str)
                 .collect();
             if !others.is_empty() {
-                return Err(ApiError {
-                    status: StatusCode::FORBIDDEN,
-                    message: format!(
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    format!(
                         "patrol {} is not assigned to site(s) {}",
                         caller.name,
                         others.join(", ")
                     ),
-                    retry_after_s: None,
-                });
+                ));
             }
             Ok(Sites::Only(asked.into_iter().collect()))
         }
@@ -166,10 +163,11 @@ pub async fn stream(
         });
     let last = match given.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
         None => None,
-        Some(v) => Some(v.parse::<u64>().map_err(|_| ApiError {
-            status: StatusCode::BAD_REQUEST,
-            message: "Last-Event-ID: an event id (a number)".into(),
-            retry_after_s: None,
+        Some(v) => Some(v.parse::<u64>().map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "Last-Event-ID: an event id (a number)",
+            )
         })?),
     };
     let hub = s.board.clone();

@@ -13,24 +13,26 @@
 //! (`query_timeout_s`) counts from admission.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::metrics::ServeMetrics;
 
 /// Why a query was not admitted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Busy {
     /// `max_queued_queries` were already waiting.
-    QueueFull,
+    QueueFull = 0,
     /// It waited `queue_timeout_s` without a free slot.
-    QueueTimeout,
+    QueueTimeout = 1,
 }
 
 impl Busy {
     /// The label of the rejection counter (`plumewatch_queries_rejected_total{reason}`).
-    pub fn reason(self) -> &'static str {
+    fn reason(self) -> &'static str {
         match self {
             Busy::QueueFull => "queue_full",
             Busy::QueueTimeout => "queue_timeout",
@@ -60,10 +62,12 @@ pub struct QueryGate {
     max_running: usize,
     max_queued: usize,
     queue_timeout: Duration,
-    waiting: AtomicUsize,
-    /// `plumewatch_queries_running` / `plumewatch_queries_waiting` (`super::metrics`).
+    /// `plumewatch_queries_running` / `plumewatch_queries_waiting` (`super::metrics`); the
+    /// waiting gauge is also the count the queue bound is checked against.
     running_gauge: Gauge,
     waiting_gauge: Gauge,
+    /// `plumewatch_queries_rejected_total{reason}` for `queue_full`, `queue_timeout`.
+    rejected: [Counter; 2],
 }
 
 /// An admitted query's slot; dropping it lets the next waiting query in.
@@ -80,23 +84,22 @@ impl Drop for Admitted {
 
 /// Decrements the waiting count however the wait ends (admitted, timed out, or the request
 /// dropped by a closed connection).
-struct Waiting<'a>(&'a AtomicUsize, &'a Gauge);
+struct Waiting<'a>(&'a Gauge);
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-        self.1.dec();
+        self.0.dec();
     }
 }
 
 impl QueryGate {
     /// A gate running at most `max_running` queries (≥ 1) with at most `max_queued` waiting,
-    /// each for at most `queue_timeout`; `gauges` (running, waiting) follow it.
+    /// each for at most `queue_timeout`, counted in `metrics` (running, waiting, rejected).
     pub fn new(
         max_running: usize,
         max_queued: usize,
         queue_timeout: Duration,
-        gauges: (Gauge, Gauge),
+        metrics: &ServeMetrics,
     ) -> QueryGate {
         let max_running = max_running.max(1);
         QueryGate {
@@ -104,10 +107,16 @@ impl QueryGate {
             max_running,
             max_queued,
             queue_timeout,
-            waiting: AtomicUsize::new(0),
-            running_gauge: gauges.0,
-            waiting_gauge: gauges.1,
+            running_gauge: metrics.queries_running.clone(),
+            waiting_gauge: metrics.queries_waiting.clone(),
+            rejected: [Busy::QueueFull, Busy::QueueTimeout]
+                .map(|b| metrics.queries_rejected(b.reason())),
         }
+    }
+
+    fn refuse(&self, b: Busy) -> Busy {
+        self.rejected[b as usize].inc();
+        b
     }
 
     fn admitted(&self, p: OwnedSemaphorePermit) -> Admitted {
@@ -118,23 +127,21 @@ impl QueryGate {
         }
     }
 
-    /// Waits for a slot, in arrival order. Errors: [`Busy::QueueFull`] at once when
-    /// `max_queued` queries are already waiting and no slot is free; [`Busy::QueueTimeout`]
-    /// after `queue_timeout`.
+    /// Waits for a slot, in arrival order. Errors (counted in the metrics):
+    /// [`Busy::QueueFull`] at once when `max_queued` queries are already waiting and no slot
+    /// is free; [`Busy::QueueTimeout`] after `queue_timeout`.
     pub async fn admit(&self) -> Result<Admitted, Busy> {
         if let Ok(p) = self.slots.clone().try_acquire_owned() {
             return Ok(self.admitted(p));
         }
-        if self.waiting.fetch_add(1, Ordering::Relaxed) >= self.max_queued {
-            self.waiting.fetch_sub(1, Ordering::Relaxed);
-            return Err(Busy::QueueFull);
+        let _w = Waiting(&self.waiting_gauge);
+        if self.waiting_gauge.inc() >= self.max_queued as i64 {
+            return Err(self.refuse(Busy::QueueFull));
         }
-        self.waiting_gauge.inc();
-        let _w = Waiting(&self.waiting, &self.waiting_gauge);
         match tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned()).await {
             Ok(Ok(p)) => Ok(self.admitted(p)),
             // The semaphore is never closed; a closed one admits nothing.
-            Ok(Err(_)) | Err(_) => Err(Busy::QueueTimeout),
+            Ok(Err(_)) | Err(_) => Err(self.refuse(Busy::QueueTimeout)),
         }
     }
 
@@ -145,7 +152,7 @@ impl QueryGate {
 
     /// Queries waiting for a slot now.
     pub fn waiting(&self) -> usize {
-        self.waiting.load(Ordering::Relaxed)
+        self.waiting_gauge.get().max(0) as usize
     }
 
     /// Seconds a client told "busy" should wait before trying again (`Retry-After`): one
@@ -165,7 +172,7 @@ mod tests {
             2,
             1,
             Duration::from_secs(30),
-            Default::default(),
+            &ServeMetrics::default(),
         ));
         let a = gate.admit().await.unwrap();
         let _b = gate.admit().await.unwrap();
@@ -185,7 +192,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_query_waiting_longer_than_the_queue_time_is_refused() {
-        let gate = QueryGate::new(1, 10, Duration::from_millis(300), Default::default());
+        let gate = QueryGate::new(1, 10, Duration::from_millis(300), &ServeMetrics::default());
         let _held = gate.admit().await.unwrap();
         let t0 = std::time::Instant::now();
         assert_eq!(gate.admit().await.err(), Some(Busy::QueueTimeout));

@@ -24,8 +24,8 @@ use crate::schema;
 type Stamp = Vec<(PathBuf, Option<SystemTime>)>;
 
 /// The shared lake, the directory times it was opened at, and the plate lookup's
-/// [`LastSeenIndex`] over it (built at the first lookup, then extended with each commit's
-/// new files).
+/// [`LastSeenIndex`] over it (built when the server starts or at the first lookup, then
+/// extended with each commit's new files).
 pub struct LakeCache {
     root: PathBuf,
     current: Mutex<Option<Cached>>,
@@ -65,12 +65,23 @@ impl LakeCache {
         if let Some(ix) = &c.last_seen {
             return Ok((c.lake.clone(), ix.clone()));
         }
-        let mut ix = c.last_built.as_deref().cloned().unwrap_or_default();
+        // Extended in place (copied only while a request still holds the previous one).
+        let mut ix = c
+            .last_built
+            .take()
+            .map(Arc::unwrap_or_clone)
+            .unwrap_or_default();
         let lake = c.lake.clone();
-        let ix = tokio::task::spawn_blocking(move || ix.update(&lake).map(|()| ix)).await??;
+        let (ix, done) = tokio::task::spawn_blocking(move || {
+            let done = ix.update(&lake);
+            (ix, done)
+        })
+        .await?;
+        // Kept even after an error: what it folded stays folded, the rest is tried next time.
         let ix = Arc::new(ix);
-        c.last_seen = Some(ix.clone());
         c.last_built = Some(ix.clone());
+        done?;
+        c.last_seen = Some(ix.clone());
         Ok((c.lake.clone(), ix))
     }
 

@@ -92,7 +92,7 @@ impl LastSeenIndex {
     }
 
     /// Folds the (plate, site_id, time) of every row of one data file in.
-    fn fold(&mut self, source: usize, path: &PathBuf) -> anyhow::Result<()> {
+    fn fold(&mut self, source: usize, path: &std::path::Path) -> anyhow::Result<()> {
         let time_col = SOURCES[source].1;
         let file = std::fs::File::open(path)?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;

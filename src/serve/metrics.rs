@@ -110,11 +110,12 @@ impl ServeMetrics {
         );
     }
 
-    /// Counts one query refused by the gate for `reason`.
-    pub fn query_rejected(&self, reason: &str) {
+    /// The counter of queries the gate refused for `reason`, created at 0
+    /// (`plumewatch_queries_rejected_total{reason}`).
+    pub fn queries_rejected(&self, reason: &str) -> Counter {
         self.queries_rejected
             .get_or_create(&vec![("reason".to_string(), reason.to_string())])
-            .inc();
+            .clone()
     }
 
     /// The counter of failed TLS handshakes of `endpoint` (`http` or `pg`), created at 0 so

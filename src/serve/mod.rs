@@ -118,10 +118,7 @@ pub async fn start_with_board(
         cfg.max_concurrent_queries,
         cfg.max_queued_queries,
         Duration::from_secs_f64(cfg.queue_timeout_s),
-        (
-            serve_metrics.queries_running.clone(),
-            serve_metrics.queries_waiting.clone(),
-        ),
+        &serve_metrics,
     );
     let state = Arc::new(api::AppState {
         board: hub,

@@ -622,9 +622,11 @@ impl Inner {
         let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
         // Admission (`super::gate`): a busy server answers 53300 without running; the time
         // limit counts from admission.
-        let _slot = super::api::admit(&self.state)
+        let gate = &self.state.gate;
+        let _slot = gate
+            .admit()
             .await
-            .map_err(|(_, message)| Failure::new(503, "53300", message))?;
+            .map_err(|b| Failure::new(503, "53300", b.message(gate)))?;
         // Run on the query runtime ([`QueryRuntime`]), aborted at the limit.
         let ctx = ctx.clone();
         let mut task = self.runtime.spawn(async move {

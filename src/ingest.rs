@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::decode::batch::Batch;
 use crate::decode::mapping::Mapping;
 use crate::decode::record::FieldError;
 use crate::decode::record::Record;
@@ -218,9 +219,9 @@ pub fn new_run_id() -> String {
     )
 }
 
-fn open_input(path: &str) -> Result<Box<dyn Read>, IngestError> {
+fn open_input(path: &str) -> Result<Box<dyn Read + Send>, IngestError> {
     if path == "-" {
-        return Ok(Box::new(std::io::stdin().lock()));
+        return Ok(Box::new(std::io::stdin()));
     }
     let f = File::open(path).map_err(|source| IngestError::Input {
         path: path.to_string(),
@@ -343,7 +344,7 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
         };
         let rdr = match head {
             Some(head) => {
-                Box::new(std::io::Cursor::new(head).chain(std::io::stdin().lock())) as Box<dyn Read>
+                Box::new(std::io::Cursor::new(head).chain(std::io::stdin())) as Box<dyn Read + Send>
             }
             _ => open_input(input)?,
         };
@@ -355,9 +356,9 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
             bytes_before: bytes_in,
         };
         // The same framing and decoding as `run`'s sources (`source::file::Framer`,
-        // `source::deliver`).
-        let mut framer = Framer::new(rdr, opts.format, 0, opts.max_record_bytes);
-        let mut dec = opts
+        // `source::deliver`), on a thread of its own.
+        let framer = Framer::new(rdr, opts.format, 0, opts.max_record_bytes);
+        let dec = opts
             .format
             .text()
             .map(|f| RecordDecoder::new(f, compiled.clone(), specs, &read_opts));
@@ -366,27 +367,11 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
             notices: &mut notices,
             commits: (stream != Stream::Vehicles).then_some(&mut intermediate),
         };
-        let mut next_progress = 1u64 << 20;
-        let mut items = 0u64;
-        while let Some(item) = framer.next_item().map_err(|source| IngestError::Input {
-            path: input.clone(),
-            source,
-        })? {
-            items += 1;
-            crate::source::deliver(&item, input, dec.as_mut(), &mut rh);
-            if framer.bytes_read() >= next_progress {
-                rh.on_progress(framer.bytes_read());
-                next_progress = framer.bytes_read() + (1 << 20);
-            }
-        }
-        let records = match dec.as_mut() {
-            Some(d) => {
-                d.finish(input, &mut rh);
-                d.records()
-            }
-            None => items,
-        };
-        rh.on_progress(framer.bytes_read());
+        let (records, n) =
+            read_ahead(input, framer, dec, &mut rh).map_err(|source| IngestError::Input {
+                path: input.clone(),
+                source,
+            })?;
         if records == 0 {
             let what = if opts.format == Format::Hj1239 {
                 "frames"
@@ -395,7 +380,6 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
             };
             notices.push(format!("{input}: no {what} (empty input)"));
         }
-        let n = framer.bytes_read();
         if let Some(e) = h.error.take() {
             return Err(e.into());
         }
@@ -449,6 +433,73 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
         seconds: t0.elapsed().as_secs_f64(),
         files,
         notices,
+    })
+}
+
+/// Most calls (records, rejects, frames, notices) in one batch handed from the decoding
+/// thread to the pipeline; a batch is also handed on at [`AHEAD_BYTES`] of raw input.
+const AHEAD_ITEMS: usize = 1024;
+/// Most raw bytes in one batch.
+const AHEAD_BYTES: usize = 1 << 20;
+/// Batches waiting for the pipeline: with one being filled and one being replayed, at most
+/// four batches (≈ 4 × 1 MiB of raw bytes plus their values) are alive per ingest.
+const AHEAD_BATCHES: usize = 2;
+
+/// Frames and decodes one input on a thread of its own (`decode`) while the calling thread
+/// hands the decoded records, rejects and frames to `h` in input order (framing and decoding
+/// were about a third of the thread that also enriched, judged and appended). Returns the
+/// records (or, without a text decoder, frames) read and the bytes read. Errors: a read error
+/// of the input (what was decoded before it has been handed on).
+fn read_ahead<R: Read + Send>(
+    input: &str,
+    mut framer: Framer<R>,
+    mut dec: Option<RecordDecoder>,
+    h: &mut dyn Handler,
+) -> std::io::Result<(u64, u64)> {
+    use std::sync::mpsc;
+    std::thread::scope(|s| {
+        let (tx, rx) = mpsc::sync_channel::<Batch>(AHEAD_BATCHES);
+        let (back_tx, back_rx) = mpsc::channel::<Batch>();
+        let reader = std::thread::Builder::new()
+            .name("decode".into())
+            .spawn_scoped(s, move || -> std::io::Result<(u64, u64)> {
+                let mut batch = Batch::default();
+                let mut items = 0u64;
+                let mut next_progress = 1u64 << 20;
+                while let Some(item) = framer.next_item()? {
+                    items += 1;
+                    crate::source::deliver(&item, input, dec.as_mut(), &mut batch);
+                    if framer.bytes_read() >= next_progress {
+                        batch.on_progress(framer.bytes_read());
+                        next_progress = framer.bytes_read() + (1 << 20);
+                    }
+                    if batch.len() >= AHEAD_ITEMS || batch.bytes_len() >= AHEAD_BYTES {
+                        let next = back_rx.try_recv().unwrap_or_default();
+                        if tx.send(std::mem::replace(&mut batch, next)).is_err() {
+                            // The pipeline side is gone (it panicked): nothing to hand on.
+                            return Ok((items, framer.bytes_read()));
+                        }
+                    }
+                }
+                let records = match dec.as_mut() {
+                    Some(d) => {
+                        d.finish(input, &mut batch);
+                        d.records()
+                    }
+                    None => items,
+                };
+                batch.on_progress(framer.bytes_read());
+                let _ = tx.send(batch);
+                Ok((records, framer.bytes_read()))
+            })?;
+        for mut batch in rx {
+            batch.replay(input, h);
+            batch.clear();
+            let _ = back_tx.send(batch);
+        }
+        reader
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
     })
 }
 

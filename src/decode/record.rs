@@ -76,6 +76,16 @@ impl Record {
         self.zone_hint_s = None;
     }
 
+    /// Makes `self` equal to `other`, reusing `self`'s allocations.
+    pub fn copy_from(&mut self, other: &Record) {
+        self.vals.clone_from(&other.vals);
+        self.text.clone_from(&other.text);
+        self.plate_placeholder = other.plate_placeholder;
+        self.time_relative = other.time_relative;
+        self.pending_local = other.pending_local;
+        self.zone_hint_s = other.zone_hint_s;
+    }
+
     /// Stores a string value in slot `i`.
     pub fn set_str(&mut self, i: usize, s: &str) {
         let start = self.text.len() as u32;

@@ -25,13 +25,15 @@ pub enum StateError {
 
 /// Detector state of every key (VIN) for one keyed rule `R`.
 pub struct KeyedStates<R: KeyedRule> {
-    states: HashMap<String, R::State>,
+    /// Keyed by VIN with aHash (randomly seeded, as resistant to chosen keys as SipHash and
+    /// several times faster on 17-byte VINs: SipHash was ≈ 8 % of an OBD ingest).
+    states: HashMap<String, R::State, ahash::RandomState>,
 }
 
 impl<R: KeyedRule> Default for KeyedStates<R> {
     fn default() -> Self {
         KeyedStates {
-            states: HashMap::new(),
+            states: HashMap::default(),
         }
     }
 }

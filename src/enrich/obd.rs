@@ -319,7 +319,7 @@ struct KeyEntry {
 /// [`RecentKeys::check`] with a row's key and fingerprint.
 #[derive(Default)]
 pub struct RecentKeys {
-    by_vin: HashMap<String, VecDeque<KeyEntry>>,
+    by_vin: HashMap<String, VecDeque<KeyEntry>, ahash::RandomState>,
 }
 
 impl RecentKeys {
@@ -329,7 +329,12 @@ impl RecentKeys {
             Some(q) => q,
             None => self.by_vin.entry(vin.to_string()).or_default(),
         };
-        let pos = q.partition_point(|e| e.key < key);
+        // In order (the usual case): after the newest key, no search.
+        let pos = match q.back() {
+            Some(b) if b.key < key => q.len(),
+            None => 0,
+            _ => q.partition_point(|e| e.key < key),
+        };
         if let Some(e) = q.get(pos)
             && e.key == key
         {
@@ -394,9 +399,11 @@ struct Feed {
 /// ([`ObdStreamConfig::allowed_lateness_s`]).
 pub struct ObdDetectors<R: KeyedRule<Sample = ObdPoint> = Twc> {
     states: KeyedStates<R>,
-    feeds: HashMap<String, Feed>,
+    feeds: HashMap<String, Feed, ahash::RandomState>,
     findings: Vec<R::Finding>,
     touched: Vec<String>,
+    /// Samples released by one arrival (kept to reuse its allocation).
+    ready: Vec<Held>,
     /// Samples that arrived after a later sample of their vehicle had been handed to the
     /// detectors (beyond the allowed lateness): stored, not fed to the detectors.
     pub late: u64,
@@ -411,9 +418,10 @@ impl<R: KeyedRule<Sample = ObdPoint>> Default for ObdDetectors<R> {
     fn default() -> Self {
         ObdDetectors {
             states: KeyedStates::default(),
-            feeds: HashMap::new(),
+            feeds: HashMap::default(),
             findings: Vec::new(),
             touched: Vec::new(),
+            ready: Vec::new(),
             late: 0,
             track_touched: false,
         }
@@ -475,13 +483,17 @@ impl<R: KeyedRule<Sample = ObdPoint>> ObdDetectors<R> {
             lon: r.nums[O::LON],
             lat: r.nums[O::LAT],
         };
-        let pos = feed.held.partition_point(|x| x.p.t_ms <= t);
+        // In order (the usual case): after the newest held sample, no search.
+        let pos = match feed.held.back() {
+            Some(b) if b.p.t_ms > t => feed.held.partition_point(|x| x.p.t_ms <= t),
+            _ => feed.held.len(),
+        };
         feed.held.insert(pos, h);
         feed.newest_ms = feed.newest_ms.max(t);
         let lateness_ms = (cfg.allowed_lateness_s.max(0.0) * 1000.0).min(1e15) as i64;
         let horizon = feed.newest_ms.saturating_sub(lateness_ms);
         // Bound the buffer (a burst at one instant, or an absurd lateness): 4096 samples.
-        let mut ready = Vec::new();
+        let mut ready = std::mem::take(&mut self.ready);
         while let Some(front) = feed.held.front() {
             if front.p.t_ms > horizon && feed.held.len() <= 4096 {
                 break;
@@ -491,9 +503,10 @@ impl<R: KeyedRule<Sample = ObdPoint>> ObdDetectors<R> {
                 ready.push(x);
             }
         }
-        for x in ready {
+        for x in ready.drain(..) {
             self.feed_one(&r.vin, &x, th, limit_set, out);
         }
+        self.ready = ready;
     }
 
     /// Hands every held sample to the detectors (streaming commit, end of input).

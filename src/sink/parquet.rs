@@ -250,12 +250,8 @@ impl TableWriter {
                 table: self.table.clone(),
                 message: format!("no timestamp column {col}"),
             })?;
-        let zone = self.zone;
-        let days: Vec<i32> = ts
-            .values()
-            .iter()
-            .map(|ms| crate::time::local_days(*ms, zone))
-            .collect();
+        let mut local = crate::time::LocalDays::new(self.zone);
+        let days: Vec<i32> = ts.values().iter().map(|ms| local.days(*ms)).collect();
         let mut distinct = days.clone();
         distinct.sort_unstable();
         distinct.dedup();

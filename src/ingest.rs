@@ -436,20 +436,28 @@ pub fn ingest(opts: &IngestOptions<'_>) -> Result<IngestSummary, IngestError> {
     })
 }
 
-/// Most calls (records, rejects, frames, notices) in one batch handed from the decoding
-/// thread to the pipeline; a batch is also handed on at [`AHEAD_BYTES`] of raw input.
+/// Calls (records, rejects, frames, notices, progress) after which a batch is handed from
+/// the decoding thread to the pipeline; it is also handed on at [`AHEAD_BYTES`] of raw input.
+/// Checked after each framed item, so a batch can exceed both by what one item released (a
+/// record up to the record limit, or the records a `utc_offset_from` mapping held, up to
+/// `ReadOptions::max_held_records` / `max_held_bytes`).
 const AHEAD_ITEMS: usize = 1024;
-/// Most raw bytes in one batch.
+/// Raw bytes after which a batch is handed on.
 const AHEAD_BYTES: usize = 1 << 20;
-/// Batches waiting for the pipeline: with one being filled and one being replayed, at most
-/// four batches (≈ 4 × 1 MiB of raw bytes plus their values) are alive per ingest.
+/// Batches waiting for the pipeline. With the one being filled, the fresh one taken while a
+/// send waits, the one being replayed and one on its way back, at most five batches
+/// (≈ 5 × 1 MiB of raw bytes plus their values, in the usual case) are alive per input.
 const AHEAD_BATCHES: usize = 2;
+/// A batch that grew past this many record slots (a release of held records) is dropped
+/// after replay instead of being reused, so its memory does not stay for the whole input.
+const AHEAD_REUSE_MAX_RECORDS: usize = 4 * AHEAD_ITEMS;
 
 /// Frames and decodes one input on a thread of its own (`decode`) while the calling thread
 /// hands the decoded records, rejects and frames to `h` in input order (framing and decoding
 /// were about a third of the thread that also enriched, judged and appended). Returns the
 /// records (or, without a text decoder, frames) read and the bytes read. Errors: a read error
-/// of the input (what was decoded before it has been handed on).
+/// of the input (what was decoded before it has been handed on first), or the thread could
+/// not be started.
 fn read_ahead<R: Read + Send>(
     input: &str,
     mut framer: Framer<R>,
@@ -466,7 +474,17 @@ fn read_ahead<R: Read + Send>(
                 let mut batch = Batch::default();
                 let mut items = 0u64;
                 let mut next_progress = 1u64 << 20;
-                while let Some(item) = framer.next_item()? {
+                loop {
+                    let item = match framer.next_item() {
+                        Ok(Some(item)) => item,
+                        Ok(None) => break,
+                        Err(e) => {
+                            // What was decoded before the error is handed on, as without
+                            // the thread.
+                            let _ = tx.send(batch);
+                            return Err(e);
+                        }
+                    };
                     items += 1;
                     crate::source::deliver(&item, input, dec.as_mut(), &mut batch);
                     if framer.bytes_read() >= next_progress {
@@ -494,8 +512,10 @@ fn read_ahead<R: Read + Send>(
             })?;
         for mut batch in rx {
             batch.replay(input, h);
-            batch.clear();
-            let _ = back_tx.send(batch);
+            if batch.capacity() <= AHEAD_REUSE_MAX_RECORDS {
+                batch.clear();
+                let _ = back_tx.send(batch);
+            }
         }
         reader
             .join()
@@ -901,4 +921,56 @@ fn commit_ingest(
         Ok((paths, t.key_stats()))
     })?;
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three lines, then a read error.
+    struct FailsAfter(Option<&'static [u8]>);
+
+    impl Read for FailsAfter {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match self.0.take() {
+                Some(b) => {
+                    buf[..b.len()].copy_from_slice(b);
+                    Ok(b.len())
+                }
+                None => Err(std::io::Error::other("the disk went away")),
+            }
+        }
+    }
+
+    #[derive(Default)]
+    struct Count(Vec<(u64, u64)>);
+
+    impl Handler for Count {
+        fn on_record(&mut self, _: &Record, pos: &SourcePos<'_>, _: &[u8]) {
+            self.0.push((pos.offset, pos.line));
+        }
+        fn on_error(&mut self, _: FieldError, pos: &SourcePos<'_>, _: &[u8]) {
+            self.0.push((pos.offset, pos.line));
+        }
+    }
+
+    #[test]
+    fn a_read_error_mid_input_hands_on_what_was_decoded_before_it() {
+        let specs = Stream::Obd.specs();
+        let compiled = Mapping::compile(None, specs, "canonical").unwrap();
+        let dec = Format::Ndjson
+            .text()
+            .map(|f| RecordDecoder::new(f, compiled, specs, &ReadOptions::default()));
+        let framer = Framer::new(
+            FailsAfter(Some(b"{\"vin\":1}\nnot json\n{}\n")),
+            Format::Ndjson,
+            0,
+            1 << 20,
+        );
+        let mut seen = Count::default();
+        let err = read_ahead("in.ndjson", framer, dec, &mut seen).unwrap_err();
+        assert_eq!(err.to_string(), "the disk went away");
+        // Every line before the error reached the handler, in order, with its place.
+        assert_eq!(seen.0, vec![(0, 1), (10, 2), (19, 3)]);
+    }
 }
